@@ -1,0 +1,174 @@
+"""Datasets for vaelab: load by name or path, select, and manage the downloaded files.
+
+    train = load("mnist").first(1000)           # the article's 1,000 training digits
+    train, val = prepare(DataConfig(classes=[3, 5]))
+
+Named datasets: `mnist`, `fashion-mnist`, `kmnist` (files found locally or
+downloaded and checksummed) and `mnist-sample` (shipped with vaelab, no
+network needed). A path loads a folder of class subfolders or an `.npz`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from vaelab.config import DataConfig
+from vaelab.data import named
+from vaelab.data.dataset import Dataset
+from vaelab.data.folder import load_folder
+from vaelab.data.npz import load_npz
+from vaelab.data.sources import SAMPLE, SAMPLE_FILE, SOURCES, Source, normalize
+from vaelab.errors import DatasetError
+
+__all__ = ["Dataset", "DatasetInfo", "fetch", "list_datasets", "load", "prepare", "verify"]
+
+SAMPLE_PATH = Path(__file__).with_name(SAMPLE_FILE)
+SELECTION_SEED = 0
+PathLike = str | os.PathLike
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What `vaelab data list` shows: a dataset, whom to credit, where its files are."""
+
+    name: str
+    description: str
+    credit: str
+    license: str
+    homepage: str
+    path: Path | None
+
+
+def list_datasets(data_dir: PathLike | None = None) -> list[DatasetInfo]:
+    """Every named dataset, with the folder its files were found in (None if not yet fetched)."""
+    mnist = SOURCES["mnist"]
+    infos = [
+        DatasetInfo(
+            SAMPLE,
+            "10,000-image stratified subset of MNIST shipped with vaelab "
+            "(800 per digit train, 200 per digit test)",
+            mnist.credit,
+            mnist.license,
+            mnist.homepage,
+            SAMPLE_PATH,
+        )
+    ]
+    for source in SOURCES.values():
+        where = named.find(source, data_dir)
+        infos.append(
+            DatasetInfo(
+                source.name,
+                source.description,
+                source.credit,
+                source.license,
+                source.homepage,
+                where,
+            )
+        )
+    return infos
+
+
+def fetch(name: str, data_dir: PathLike | None = None, progress: bool = True) -> Path:
+    """The folder holding `name`'s files, downloading any that are missing."""
+    if normalize(name) == SAMPLE:
+        return SAMPLE_PATH.parent
+    return named.fetch(_source(name), data_dir, progress)
+
+
+def verify(name: str, data_dir: PathLike | None = None) -> list[Path]:
+    """Check every file of `name`, raising `DatasetError` on the first bad one."""
+    if normalize(name) == SAMPLE:
+        for split in ("train", "test"):
+            load_npz(SAMPLE_PATH, split, SAMPLE)
+        return [SAMPLE_PATH]
+    return named.verify(_source(name), data_dir)
+
+
+def load(
+    source: str | os.PathLike,
+    split: str = "train",
+    data_dir: PathLike | None = None,
+    image_size: int | None = None,
+    download: bool = True,
+) -> Dataset:
+    """One split of a named dataset, an image folder or an `.npz`, as uint8 images.
+
+    Names win over paths: use `./mnist` for a folder called `mnist`.
+    """
+    if image_size is not None and image_size < 1:
+        raise DatasetError(f"image size must be a positive number of pixels, got {image_size}")
+    dataset = _load(source, split, data_dir, image_size, download)
+    return dataset.resized(image_size) if image_size else dataset
+
+
+def prepare(config: DataConfig) -> tuple[Dataset, Dataset]:
+    """(train, validation) as `config` describes them.
+
+    Classes are chosen first; a held-out validation fraction is taken before
+    `train_size` trims the training set, so it does not shrink with it.
+    """
+    train = load(config.dataset, "train", config.data_dir, config.image_size)
+    if config.classes is not None:
+        train = train.with_classes(config.classes)
+    if config.validation == "test":
+        validation = load(config.dataset, "test", config.data_dir, config.image_size)
+        if config.classes is not None:
+            validation = validation.with_classes(config.classes)
+    else:
+        train, validation = train.split(_fraction(config.validation), SELECTION_SEED)
+    if config.train_size is not None:
+        train = _subset(train, config.train_size, config.subset)
+    return train, validation
+
+
+def _load(
+    source: str | os.PathLike,
+    split: str,
+    data_dir: PathLike | None,
+    image_size: int | None,
+    download: bool,
+) -> Dataset:
+    key = normalize(source) if isinstance(source, str) else None
+    if key == SAMPLE:
+        return load_npz(SAMPLE_PATH, split, SAMPLE)
+    if key in SOURCES:
+        return named.read(SOURCES[key], split, data_dir, download)
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return load_folder(path, split, image_size)
+    if path.is_file() and path.suffix == ".npz":
+        return load_npz(path, split, path.stem)
+    raise DatasetError(
+        f"unknown dataset {str(source)!r}: not one of {', '.join(_names())} "
+        "nor an existing folder or .npz file"
+    )
+
+
+def _source(name: str) -> Source:
+    key = normalize(name)
+    if key not in SOURCES:
+        raise DatasetError(f"unknown dataset {name!r}; known: {', '.join(_names())}")
+    return SOURCES[key]
+
+
+def _names() -> list[str]:
+    return [SAMPLE, *SOURCES]
+
+
+def _fraction(validation: str | float) -> float:
+    try:
+        return float(validation)
+    except ValueError:
+        raise DatasetError(
+            f"validation must be 'test' or a fraction such as 0.1, got {validation!r}"
+        ) from None
+
+
+def _subset(train: Dataset, size: int, subset: str) -> Dataset:
+    if subset == "first":
+        return train.first(size)
+    if subset == "stratified":
+        return train.stratified(size, SELECTION_SEED)
+    raise DatasetError(f"subset must be 'first' or 'stratified', got {subset!r}")

@@ -1,0 +1,99 @@
+"""Load a folder of images with one subfolder per class.
+
+Layouts: `root/<class>/*.png`, or `root/train/<class>/...` and
+`root/test/<class>/...`. Class folders are sorted (numerically when all names
+are numbers, so `10` follows `9`) and their position is the label.
+Grayscale images give one channel, colour images three; if both appear,
+grayscale ones are widened to RGB.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from vaelab.data.dataset import Dataset
+from vaelab.errors import DatasetError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
+GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
+SPLITS = ("train", "test")
+
+
+def load_folder(root: Path, split: str, image_size: int | None) -> Dataset:
+    """Images of `split` under `root`, each resized to `image_size` when given."""
+    folder, class_names = _layout(root, split)
+    files, labels = [], []
+    for label, name in enumerate(class_names):
+        found = _image_files(folder / name)
+        files += found
+        labels += [label] * len(found)
+    if not files:
+        raise DatasetError(f"{folder}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) found")
+    arrays = _same_channels([_read_image(path, image_size) for path in files])
+    _check_same_size(arrays, files)
+    images = torch.from_numpy(np.stack(arrays))
+    return Dataset(images, torch.tensor(labels, dtype=torch.int64), root.name, class_names)
+
+
+def _layout(root: Path, split: str) -> tuple[Path, list[str]]:
+    """The folder for `split` and the class names shared by all splits."""
+    if split not in SPLITS:
+        raise DatasetError(f"unknown split {split!r}; use one of {list(SPLITS)}")
+    split_dirs = [root / s for s in SPLITS if (root / s).is_dir()]
+    if not split_dirs:
+        if split != "train":
+            raise DatasetError(
+                f"{root} has no test/ folder; use a held-out fraction for validation instead"
+            )
+        split_dirs, folder = [root], root
+    elif not (root / split).is_dir():
+        raise DatasetError(f"{root} has no {split}/ folder")
+    else:
+        folder = root / split
+    names = {p.name for d in split_dirs for p in d.iterdir() if p.is_dir() and p.name[0] != "."}
+    if not names:
+        raise DatasetError(f"{folder}: no class subfolders (expected {folder}/<class>/<image>)")
+    return folder, sorted(names, key=_class_key)
+
+
+def _class_key(name: str) -> tuple[int, int | str]:
+    return (0, int(name)) if name.isdigit() else (1, name)
+
+
+def _image_files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _read_image(path: Path, size: int | None) -> np.ndarray:
+    """One image as uint8 (C, H, W)."""
+    try:
+        with Image.open(path) as image:
+            image = image.convert("L" if image.mode in GRAY_MODES else "RGB")
+            if size:
+                image = image.resize((size, size), Image.Resampling.BILINEAR)
+            array = np.asarray(image)
+    except (OSError, ValueError, Image.DecompressionBombError) as err:
+        raise DatasetError(f"{path}: unreadable image ({err})") from None
+    return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+
+
+def _same_channels(arrays: list[np.ndarray]) -> list[np.ndarray]:
+    if all(a.shape[0] == 1 for a in arrays):
+        return arrays
+    return [np.repeat(a, 3, axis=0) if a.shape[0] == 1 else a for a in arrays]
+
+
+def _check_same_size(arrays: list[np.ndarray], files: list[Path]) -> None:
+    first = arrays[0].shape[1:]
+    for array, path in zip(arrays, files, strict=True):
+        if array.shape[1:] != first:
+            raise DatasetError(
+                f"images differ in size: {files[0]} is {first[1]}x{first[0]}, "
+                f"{path} is {array.shape[2]}x{array.shape[1]}; pass an image size to resize them"
+            )

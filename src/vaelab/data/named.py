@@ -1,0 +1,121 @@
+"""Find, fetch, verify and read the datasets vaelab knows by name.
+
+Every read checks the file's MD5 as it decodes it (the bytes are in memory
+anyway), so a damaged file is reported by name instead of training on noise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from functools import partial
+from pathlib import Path
+
+from vaelab.data import idx
+from vaelab.data.dataset import Dataset
+from vaelab.data.download import download
+from vaelab.data.sources import (
+    DATA_DIR_ENV,
+    FileSpec,
+    Source,
+    download_dir,
+    find_file,
+    mirrors,
+    search_dirs,
+)
+from vaelab.errors import DatasetError
+
+PathLike = str | os.PathLike
+
+
+def find(source: Source, data_dir: PathLike | None) -> Path | None:
+    """The first folder in lookup order that holds all of `source`'s files."""
+    for folder in search_dirs(source, data_dir):
+        if all(find_file(folder, spec) for spec in source.files):
+            return folder
+    return None
+
+
+def fetch(
+    source: Source, data_dir: PathLike | None, progress: bool = True, allow_download: bool = True
+) -> Path:
+    """The folder holding `source`'s files, downloading the missing ones if allowed."""
+    folder = find(source, data_dir)
+    if folder is not None:
+        return folder
+    if not allow_download:
+        raise _not_found(source, data_dir, "downloading is turned off")
+    dest = download_dir(source, data_dir)
+    try:
+        for spec in source.files:
+            if find_file(dest, spec) is None:
+                check = partial(check_file, spec=spec)
+                download(mirrors(source), dest / spec.remote, check, progress)
+    except (DatasetError, OSError) as err:
+        raise _not_found(source, data_dir, str(err)) from None
+    return dest
+
+
+def verify(source: Source, data_dir: PathLike | None) -> list[Path]:
+    """Check every file of `source` (checksum and structure); raise on the first bad one."""
+    folder = find(source, data_dir)
+    if folder is None:
+        raise _not_found(source, data_dir, "nothing was downloaded (verify only checks)")
+    paths = [find_file(folder, spec) for spec in source.files]
+    for path, spec in zip(paths, source.files, strict=True):
+        check_file(path, spec)
+    return paths
+
+
+def read(source: Source, split: str, data_dir: PathLike | None, allow_download: bool) -> Dataset:
+    """One split of `source` as a `Dataset`, fetching the files first when needed."""
+    if split not in source.splits:
+        raise DatasetError(
+            f"{source.name} has no split {split!r}; use one of {list(source.splits)}"
+        )
+    folder = fetch(source, data_dir, allow_download=allow_download)
+    (images_spec, labels_spec) = source.splits[split]
+    images_at, labels_at = find_file(folder, images_spec), find_file(folder, labels_spec)
+    images = read_checked(images_at, images_spec)
+    labels = read_checked(labels_at, labels_spec)
+    x, y = idx.images_and_labels(images, labels, images_at, labels_at)
+    return Dataset(x, y, source.name, list(source.class_names))
+
+
+def check_file(path: Path, spec: FileSpec) -> None:
+    """Raise `DatasetError` unless `path` is a good copy of `spec`."""
+    idx.parse(read_checked(path, spec), path, spec.ndim)
+
+
+def read_checked(path: Path, spec: FileSpec) -> bytes:
+    """The decompressed bytes of `path`, after checking them against `spec`'s MD5."""
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise DatasetError(f"{path}: cannot read ({err.strerror})") from None
+    data = idx.decompress(raw, path)
+    if spec.md5:
+        _compare(path, data, spec.md5, "decompressed content")
+    elif spec.gz_md5 and idx.is_gzip(raw):
+        _compare(path, raw, spec.gz_md5, "gzip file")
+    return data
+
+
+def _compare(path: Path, data: bytes, expected: str, what: str) -> None:
+    actual = hashlib.md5(data, usedforsecurity=False).hexdigest()
+    if actual != expected:
+        raise DatasetError(
+            f"{path}: checksum mismatch (MD5 of the {what} is {actual}, expected {expected}); "
+            "the file is damaged or not the official one: delete it and fetch it again"
+        )
+
+
+def _not_found(source: Source, data_dir: PathLike | None, why: str) -> DatasetError:
+    looked = "\n  ".join(str(d) for d in search_dirs(source, data_dir))
+    files = ", ".join(spec.remote for spec in source.files)
+    return DatasetError(
+        f"{source.name} not found; looked in:\n  {looked}\n{why}\n"
+        f"Provide {files} (gzipped or not) in a `{source.name}/` folder under --data-dir DIR "
+        f"or ${DATA_DIR_ENV}, or run `vaelab data fetch {source.name}` where the network "
+        "is reachable."
+    )
