@@ -24,7 +24,7 @@ TIMEOUT_S = 30
 
 
 def download(
-    bases: list[str], dest: Path, check: Callable[[Path], None], progress: bool = True
+    bases: list[str], dest: Path, check: Callable[[Path], object], progress: bool = True
 ) -> Path:
     """Fetch `dest.name` from the first mirror in `bases` that serves it and passes `check`.
 
@@ -43,7 +43,7 @@ def download(
     raise DatasetError(f"could not download {dest.name}:\n  " + "\n  ".join(failures))
 
 
-def _fetch_checked(url: str, dest: Path, check: Callable[[Path], None], progress: bool) -> None:
+def _fetch_checked(url: str, dest: Path, check: Callable[[Path], object], progress: bool) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
     try:
         with os.fdopen(fd, "wb") as out:

@@ -57,11 +57,11 @@ def parse(data: bytes, where: object, ndim: int) -> np.ndarray:
 
 
 def images_and_labels(
-    images: bytes, labels: bytes, images_at: object, labels_at: object
+    images: np.ndarray, labels: np.ndarray, images_at: object, labels_at: object
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Decode a pair of IDX files into uint8 (N, 1, H, W) images and int64 (N,) labels."""
-    x = parse(images, images_at, 3)
-    y = parse(labels, labels_at, 1)
-    if len(x) != len(y):
-        raise DatasetError(f"{images_at} holds {len(x)} images but {labels_at} {len(y)} labels")
-    return torch.from_numpy(x.copy()).unsqueeze(1), torch.from_numpy(y.astype(np.int64))
+    """Parsed IDX arrays as uint8 (N, 1, H, W) images and int64 (N,) labels."""
+    if len(images) != len(labels):
+        raise DatasetError(
+            f"{images_at} holds {len(images)} images but {labels_at} {len(labels)} labels"
+        )
+    return torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64))

@@ -11,6 +11,8 @@ import os
 from functools import partial
 from pathlib import Path
 
+import numpy as np
+
 from vaelab.data import idx
 from vaelab.data.dataset import Dataset
 from vaelab.data.download import download
@@ -49,7 +51,7 @@ def fetch(
     try:
         for spec in source.files:
             if find_file(dest, spec) is None:
-                check = partial(check_file, spec=spec)
+                check = partial(read_checked, spec=spec)
                 download(mirrors(source), dest / spec.remote, check, progress)
     except (DatasetError, OSError) as err:
         raise _not_found(source, data_dir, str(err)) from None
@@ -63,7 +65,7 @@ def verify(source: Source, data_dir: PathLike | None) -> list[Path]:
         raise _not_found(source, data_dir, "nothing was downloaded (verify only checks)")
     paths = [find_file(folder, spec) for spec in source.files]
     for path, spec in zip(paths, source.files, strict=True):
-        check_file(path, spec)
+        read_checked(path, spec)
     return paths
 
 
@@ -82,23 +84,19 @@ def read(source: Source, split: str, data_dir: PathLike | None, allow_download: 
     return Dataset(x, y, source.name, list(source.class_names))
 
 
-def check_file(path: Path, spec: FileSpec) -> None:
-    """Raise `DatasetError` unless `path` is a good copy of `spec`."""
-    idx.parse(read_checked(path, spec), path, spec.ndim)
-
-
-def read_checked(path: Path, spec: FileSpec) -> bytes:
-    """The decompressed bytes of `path`, after checking them against `spec`'s MD5."""
+def read_checked(path: Path, spec: FileSpec) -> np.ndarray:
+    """The array in `path`, checked for structure (the more telling message) then MD5."""
     try:
         raw = path.read_bytes()
     except OSError as err:
         raise DatasetError(f"{path}: cannot read ({err.strerror})") from None
     data = idx.decompress(raw, path)
+    array = idx.parse(data, path, spec.ndim)
     if spec.md5:
         _compare(path, data, spec.md5, "decompressed content")
     elif spec.gz_md5 and idx.is_gzip(raw):
         _compare(path, raw, spec.gz_md5, "gzip file")
-    return data
+    return array
 
 
 def _compare(path: Path, data: bytes, expected: str, what: str) -> None:

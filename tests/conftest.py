@@ -1,0 +1,95 @@
+"""Shared fixtures: where real MNIST lives, an isolated data environment, tiny IDX datasets."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vaelab.data.sources import SOURCES, FileSpec, Source
+
+# Read at import, before any fixture clears the variable for isolation.
+DATA_DIR = Path(os.environ.get("VAELAB_DATA_DIR", "/work/shared/data"))
+
+
+@pytest.fixture
+def mnist_dir() -> Path:
+    """The folder holding `mnist/` with the official files; skips the test if absent."""
+    if not (DATA_DIR / "mnist").is_dir():
+        pytest.skip(f"full MNIST not found under {DATA_DIR} (set VAELAB_DATA_DIR)")
+    return DATA_DIR
+
+
+@pytest.fixture
+def isolated_data_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No data dir, an empty user cache and an unreachable mirror, so a test never reads
+    the user's files, writes to the shared data dir, or reaches the network. Returns the cache."""
+    monkeypatch.delenv("VAELAB_DATA_DIR", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("VAELAB_MIRRORS", "http://127.0.0.1:9")
+    return tmp_path / "cache" / "vaelab"
+
+
+def idx_bytes(array: np.ndarray, type_code: int = 0x08) -> bytes:
+    """`array` encoded as an IDX file."""
+    header = bytes([0, 0, type_code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+@dataclass
+class TinySet:
+    """A made-up IDX dataset registered as the named dataset `tiny`."""
+
+    raw: dict[str, bytes]  # official file name (no .gz) -> IDX bytes
+    source: Source
+
+    def gz(self, name: str) -> bytes:
+        return gzip.compress(self.raw[name], mtime=0)
+
+    def write(self, folder: Path, names: list[str] | None = None, compress: bool = True) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in names or list(self.raw):
+            path = folder / (name + ".gz" if compress else name)
+            path.write_bytes(self.gz(name) if compress else self.raw[name])
+        return folder
+
+
+def tiny_arrays(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """`n` random 5x5 images with labels cycling over 4 classes."""
+    images = np.random.default_rng(seed).integers(0, 256, (n, 5, 5), dtype=np.uint8)
+    return images, np.arange(n, dtype=np.uint8) % 4
+
+
+@pytest.fixture
+def tiny(monkeypatch: pytest.MonkeyPatch, isolated_data_env: Path) -> TinySet:
+    """24 train and 8 test images known as `tiny`, with decompressed-MD5 checksums."""
+    (x, y), (x_test, y_test) = tiny_arrays(24, 0), tiny_arrays(8, 1)
+    raw = {
+        "train-images-idx3-ubyte": idx_bytes(x),
+        "train-labels-idx1-ubyte": idx_bytes(y),
+        "t10k-images-idx3-ubyte": idx_bytes(x_test),
+        "t10k-labels-idx1-ubyte": idx_bytes(y_test),
+    }
+    spec = {name: FileSpec(name, hashlib.md5(data).hexdigest()) for name, data in raw.items()}
+    source = Source(
+        name="tiny",
+        description="tiny test set",
+        credit="the tests",
+        license="CC0",
+        homepage="http://127.0.0.1/",
+        class_names=("a", "b", "c", "d"),
+        splits={
+            "train": (spec["train-images-idx3-ubyte"], spec["train-labels-idx1-ubyte"]),
+            "test": (spec["t10k-images-idx3-ubyte"], spec["t10k-labels-idx1-ubyte"]),
+        },
+        mirrors=(),
+    )
+    monkeypatch.setitem(SOURCES, "tiny", source)
+    return TinySet(raw, source)
