@@ -166,8 +166,13 @@ def test_offline_error_says_where_it_looked_and_what_to_do(tiny: TinySet, tmp_pa
     with pytest.raises(DatasetError) as err:
         load("tiny", data_dir=tmp_path / "given")
     message = str(err.value)
-    for expected in (str(tmp_path / "given" / "tiny"), "--data-dir", "VAELAB_DATA_DIR",
-                     "vaelab data fetch tiny", "127.0.0.1:9"):  # fmt: skip
+    for expected in (
+        str(tmp_path / "given" / "tiny"),
+        "--data-dir",
+        "VAELAB_DATA_DIR",
+        "vaelab data fetch tiny",
+        "127.0.0.1:9",
+    ):
         assert expected in message
     assert listing(tmp_path / "given" / "tiny") == []
 

@@ -3,7 +3,8 @@
 Keys: `x` and `y` for the training split, `x_test` and `y_test` for the
 test split, and optionally `class_names`. `x` may be (N, H, W),
 (N, H, W, C) or (N, C, H, W) with C of 1 or 3, as uint8 or as floats in
-[0, 1]; `y` holds non-negative integer labels.
+[0, 1] (a last axis of 1 or 3 is read as channels, so (N, 3, H, 3) is
+channels-last); `y` holds non-negative integer labels.
 """
 
 from __future__ import annotations
