@@ -1,0 +1,43 @@
+"""vaelab: learn, see and use autoencoders and variational autoencoders on images.
+
+The public API is imported lazily, so `import vaelab` (and `vaelab --help`)
+stays fast until a function that needs torch is used:
+
+    import vaelab
+    config = vaelab.RunConfig()
+    config.model.name = "vae"
+    run = vaelab.fit(config, "runs/vae")
+    model = run.load_model()
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_API = {
+    "DataConfig": "vaelab.config",
+    "ModelConfig": "vaelab.config",
+    "TrainConfig": "vaelab.config",
+    "RunConfig": "vaelab.config",
+    "VaelabError": "vaelab.errors",
+    "DatasetError": "vaelab.errors",
+    "Dataset": "vaelab.data",
+    "load_dataset": ("vaelab.data", "load"),
+    "build_model": ("vaelab.models", "build"),
+    "Run": "vaelab.run",
+    "train": "vaelab.train",
+    "fit": "vaelab.train",
+    "evaluate": "vaelab.train",
+}
+
+__all__ = sorted(_API)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _API:
+        raise AttributeError(f"module 'vaelab' has no attribute {name!r}")
+    module, attr = _API[name] if isinstance(_API[name], tuple) else (_API[name], name)
+    return getattr(importlib.import_module(module), attr)

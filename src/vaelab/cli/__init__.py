@@ -1,0 +1,42 @@
+"""The `vaelab` command: one subcommand per API function, parsing and messages only.
+
+Heavy imports (torch, matplotlib) happen inside each command's `run`, so
+`vaelab --help` starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from vaelab.cli import data, train
+from vaelab.errors import Interrupted, VaelabError
+
+COMMANDS = [train, data]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vaelab",
+        description="Learn, see and use autoencoders and VAEs on image data.",
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        command.add_to(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args) or 0
+    except Interrupted as err:
+        print(f"vaelab: {err}", file=sys.stderr)
+        return 130
+    except VaelabError as err:
+        print(f"vaelab: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("vaelab: interrupted", file=sys.stderr)
+        return 130

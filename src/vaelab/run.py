@@ -1,0 +1,116 @@
+"""A run is a folder: config, weights, resumable checkpoint, metrics, figures.
+
+    runs/vae/
+      config.json            RunConfig: everything needed to rebuild the run
+      weights.safetensors    the model's current weights
+      checkpoint.safetensors weights + optimiser + RNG state, for --resume
+      metrics.jsonl          one JSON line per finished epoch
+      figures/
+
+Everything is stored as JSON or safetensors: loading a run never unpickles.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from vaelab.config import RunConfig
+from vaelab.errors import RunError
+from vaelab.models import Model, build
+
+CONFIG = "config.json"
+WEIGHTS = "weights.safetensors"
+CHECKPOINT = "checkpoint.safetensors"
+METRICS = "metrics.jsonl"
+
+
+def save_tensors(tensors: dict[str, torch.Tensor], path: Path, meta: dict[str, Any]) -> None:
+    """Write a safetensors file atomically: a crash leaves the old file or the new, never half."""
+    tmp = path.with_name(path.name + ".tmp")
+    contiguous = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    save_file(contiguous, str(tmp), metadata={"vaelab": json.dumps(meta)})
+    os.replace(tmp, path)
+
+
+def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = (f.metadata() or {}).get("vaelab", "{}")
+            names = f.keys()
+            tensors = {key: f.get_tensor(key) for key in names}
+    except FileNotFoundError:
+        raise RunError(f"{path} not found: the run has no saved state yet") from None
+    except (SafetensorError, ValueError, OSError) as err:
+        raise RunError(f"{path} is damaged ({err}); delete it and train again") from None
+    return tensors, json.loads(meta)
+
+
+class Run:
+    """A handle on a run folder. Cheap to create; reads files when asked."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r})"
+
+    @classmethod
+    def create(cls, path: str | os.PathLike[str], config: RunConfig) -> Run:
+        run = cls(path)
+        run.path.mkdir(parents=True, exist_ok=True)
+        run.figures.mkdir(exist_ok=True)
+        config.save(run.path / CONFIG)
+        return run
+
+    @property
+    def figures(self) -> Path:
+        return self.path / "figures"
+
+    @property
+    def config(self) -> RunConfig:
+        if not self.path.is_dir():
+            raise RunError(f"run folder {self.path} does not exist")
+        return RunConfig.load(self.path / CONFIG)
+
+    def load_model(self, device: str | torch.device = "cpu") -> Model:
+        """The trained model, in eval mode."""
+        tensors, _ = load_tensors(self.path / WEIGHTS)
+        model = build(self.config.model, channels=self._channels(tensors))
+        try:
+            model.load_state_dict(tensors)
+        except RuntimeError as err:
+            raise RunError(
+                f"{self.path / WEIGHTS} does not fit {self.config.model}: {err}"
+            ) from None
+        return model.to(device).eval()
+
+    @staticmethod
+    def _channels(weights: dict[str, torch.Tensor]) -> int:
+        first_conv = next(v for k, v in weights.items() if k.endswith("weight") and v.dim() == 4)
+        return first_conv.shape[1]
+
+    def save_weights(self, model: Model, epoch: int) -> None:
+        save_tensors(model.state_dict(), self.path / WEIGHTS, {"epoch": epoch})
+
+    def metrics(self) -> list[dict[str, Any]]:
+        """One dict per finished epoch, in order."""
+        path = self.path / METRICS
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def append_metrics(self, row: dict[str, Any]) -> None:
+        with open(self.path / METRICS, "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+    def truncate_metrics(self, epochs: int) -> None:
+        """Forget metric lines past `epochs` (written after the last checkpoint)."""
+        kept = [row for row in self.metrics() if row["epoch"] <= epochs]
+        (self.path / METRICS).write_text("".join(json.dumps(r) + "\n" for r in kept))

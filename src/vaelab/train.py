@@ -1,0 +1,380 @@
+"""One training loop for every model: metrics, callbacks, checkpoints, resume, clean stops.
+
+The loop relies only on the model's `Output` record, so new models need no
+change here. Each epoch ends with an atomic checkpoint; Ctrl-C finishes the
+current batch, saves a mid-epoch checkpoint and stops; a NaN loss stops before
+the bad step is applied, leaving the last good checkpoint in place.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from vaelab.config import RunConfig, TrainConfig
+from vaelab.errors import Interrupted, RunError, TrainingError, VaelabError
+from vaelab.models import Model, build
+from vaelab.run import CHECKPOINT, Run, load_tensors, save_tensors
+
+EpochCallback = Callable[[int, Model, dict[str, Any]], None]
+"""Called after each epoch with (epoch, model in eval mode, that epoch's metrics)."""
+
+OPTIMIZERS: dict[str, tuple[type[torch.optim.Optimizer], dict[str, Any]]] = {
+    # Keras' defaults, which the article ran with (Keras 2's Adadelta: lr 1.0).
+    "adam": (torch.optim.Adam, {"lr": 1e-3, "eps": 1e-7}),
+    "adadelta": (torch.optim.Adadelta, {"lr": 1.0, "rho": 0.95, "eps": 1e-7}),
+}
+EVAL_BATCH = 1000
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name not in ("cpu", "cuda", "mps"):
+        raise VaelabError(f"unknown device {name!r}; choose auto, cpu, cuda or mps")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise VaelabError("device cuda asked for, but PyTorch sees no CUDA GPU; use --device cpu")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise VaelabError("device mps asked for, but it is not available here; use --device cpu")
+    return torch.device(name)
+
+
+def make_optimizer(model: Model, config: TrainConfig) -> torch.optim.Optimizer:
+    if config.optimizer not in OPTIMIZERS:
+        raise VaelabError(f"unknown optimizer {config.optimizer!r}; choose {', '.join(OPTIMIZERS)}")
+    cls, defaults = OPTIMIZERS[config.optimizer]
+    options = defaults if config.lr is None else {**defaults, "lr": config.lr}
+    return cls(model.parameters(), **options)
+
+
+@torch.inference_mode()
+def evaluate(model: Model, images: Tensor, batch_size: int = EVAL_BATCH, seed: int = 0) -> dict:
+    """Mean loss and its parts over float images, with fixed noise for sampling models."""
+    model.eval()
+    sums: Tensor | None = None
+    names: list[str] = []
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for start in range(0, len(images), batch_size):
+            out = model(images[start : start + batch_size])
+            names = list(out.losses)
+            part_sums = torch.stack([v.double().sum() for v in out.losses.values()])
+            sums = part_sums if sums is None else sums + part_sums
+    if sums is None:
+        raise VaelabError("cannot evaluate on an empty set of images")
+    means = (sums / len(images)).tolist()
+    return {"loss": sum(means), **dict(zip(names, means, strict=True))}
+
+
+@dataclass
+class Position:
+    """Where training stands: finished epochs, plus progress inside the next one."""
+
+    epoch: int = 0
+    step: int = 0
+    sums: list[float] | None = None
+    seconds: float = 0.0
+    order: Tensor | None = None
+    names: list[str] | None = None
+
+
+class CtrlC:
+    """Turns the first Ctrl-C into a request to stop after the current batch.
+
+    A second Ctrl-C interrupts at once, as usual.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> CtrlC:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def save_checkpoint(
+    run: Run,
+    model: Model,
+    optimizer: torch.optim.Optimizer,
+    shuffle: torch.Generator,
+    pos: Position,
+) -> None:
+    tensors = {f"model/{k}": v for k, v in model.state_dict().items()}
+    state = optimizer.state_dict()
+    scalars: dict[str, dict[str, Any]] = {}
+    for index, param_state in state["state"].items():
+        for key, value in param_state.items():
+            if isinstance(value, Tensor):
+                tensors[f"optim/{index}/{key}"] = value
+            else:
+                scalars.setdefault(str(index), {})[key] = value
+    tensors["rng/torch"] = torch.get_rng_state()
+    tensors["rng/shuffle"] = shuffle.get_state()
+    if pos.order is not None:
+        tensors["epoch/order"] = pos.order
+    meta = {
+        "epoch": pos.epoch,
+        "step": pos.step,
+        "sums": pos.sums,
+        "names": pos.names,
+        "seconds": pos.seconds,
+        "param_groups": state["param_groups"],
+        "scalars": scalars,
+    }
+    save_tensors(tensors, run.path / CHECKPOINT, meta)
+
+
+def load_checkpoint(
+    run: Run, model: Model, optimizer: torch.optim.Optimizer, shuffle: torch.Generator
+) -> Position:
+    tensors, meta = load_tensors(run.path / CHECKPOINT)
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model/")})
+    param_state: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        if key.startswith("optim/"):
+            _, index, name = key.split("/", 2)
+            param_state.setdefault(int(index), {})[name] = value
+    for index, values in meta["scalars"].items():
+        param_state.setdefault(int(index), {}).update(values)
+    optimizer.load_state_dict({"state": param_state, "param_groups": meta["param_groups"]})
+    torch.set_rng_state(tensors["rng/torch"])
+    shuffle.set_state(tensors["rng/shuffle"])
+    order = tensors.get("epoch/order")
+    return Position(
+        meta["epoch"], meta["step"], meta["sums"], meta["seconds"], order, meta["names"]
+    )
+
+
+def train(
+    model: Model,
+    data: Any,
+    config: TrainConfig,
+    *,
+    val: Any = None,
+    run: Run | None = None,
+    callbacks: Sequence[EpochCallback] = (),
+    resume: bool = False,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Train `model` on a `vaelab.data.Dataset`; returns one metrics dict per epoch.
+
+    With a `run`, each epoch is checkpointed there and appended to its
+    `metrics.jsonl`, and `resume=True` continues from its checkpoint exactly.
+    """
+    device = resolve_device(config.device)
+    model.to(device)
+    images = data.float().to(device)
+    val_images = val.float().to(device) if val is not None and len(val) else None
+    optimizer = make_optimizer(model, config)
+    torch.manual_seed(config.seed)  # the noise of sampling models
+    shuffle = torch.Generator().manual_seed(config.seed)
+    pos = Position()
+    if run is not None:
+        run.path.mkdir(parents=True, exist_ok=True)
+    if resume and run is not None:
+        pos = load_checkpoint(run, model, optimizer, shuffle)
+        run.truncate_metrics(pos.epoch)
+    history = run.metrics() if run is not None else []
+    n_batches = -(-len(images) // config.batch_size)
+
+    with CtrlC() as ctrl_c:
+        for epoch in range(pos.epoch + 1, config.epochs + 1):
+            if pos.order is None:
+                pos = replace(pos, order=torch.randperm(len(images), generator=shuffle))
+            bar = tqdm(
+                total=n_batches,
+                initial=pos.step,
+                desc=f"epoch {epoch}/{config.epochs}",
+                unit="batch",
+                disable=not progress,
+                dynamic_ncols=True,
+            )
+            with bar:
+                pos = _train_epoch(
+                    model, optimizer, images, config.batch_size, pos, ctrl_c, bar, epoch
+                )
+                if pos.step < n_batches:
+                    _stop(run, model, optimizer, shuffle, pos, epoch, n_batches)
+                row = _epoch_metrics(epoch, pos, len(images), model, val_images, config.seed)
+                bar.set_postfix(
+                    loss=f"{row['train_loss']:.4g}", val=f"{row.get('val_loss', 0):.4g}"
+                )
+            pos = Position(epoch=epoch)
+            if run is not None:
+                save_checkpoint(run, model, optimizer, shuffle, pos)
+                run.save_weights(model, epoch)
+                run.append_metrics(row)
+            history.append(row)
+            for callback in callbacks:
+                callback(epoch, model, row)
+            model.train()
+            if ctrl_c.requested:
+                _stop(run, model, optimizer, shuffle, pos, epoch + 1, n_batches)
+    model.eval()
+    return history
+
+
+def _train_epoch(
+    model: Model,
+    optimizer: torch.optim.Optimizer,
+    images: Tensor,
+    batch_size: int,
+    pos: Position,
+    ctrl_c: CtrlC,
+    bar: tqdm,
+    epoch: int,
+) -> Position:
+    """Run the rest of one epoch from `pos.step`; returns where it stopped."""
+    assert pos.order is not None
+    model.train()
+    sums = None if pos.sums is None else torch.tensor(pos.sums, dtype=torch.float64)
+    started = time.perf_counter()
+    step = pos.step
+    n_batches = -(-len(images) // batch_size)
+    while step < n_batches and not ctrl_c.requested:
+        batch = images[pos.order[step * batch_size : (step + 1) * batch_size].to(images.device)]
+        out = model(batch)
+        loss = out.loss
+        if not torch.isfinite(loss):
+            raise TrainingError(
+                f"the loss became {loss.item()} in epoch {epoch}, batch {step + 1}; training "
+                "stopped before applying it (the last good checkpoint is kept). "
+                "Try a lower --lr or check the input data for NaNs."
+            )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        part_sums = torch.stack([v.detach().double().sum() for v in out.losses.values()]).cpu()
+        sums = part_sums if sums is None else sums + part_sums
+        step += 1
+        bar.update(1)
+        if step % 20 == 0:
+            bar.set_postfix(loss=f"{loss.item():.4g}")
+    seconds = pos.seconds + time.perf_counter() - started
+    names = list(out.losses) if step > pos.step else pos.names
+    return replace(
+        pos, step=step, sums=None if sums is None else sums.tolist(), seconds=seconds, names=names
+    )
+
+
+def _epoch_metrics(
+    epoch: int, pos: Position, n_images: int, model: Model, val_images: Tensor | None, seed: int
+) -> dict[str, Any]:
+    assert pos.sums is not None and pos.names is not None
+    names = pos.names
+    means = [s / n_images for s in pos.sums]
+    row: dict[str, Any] = {"epoch": epoch, "train_loss": sum(means)}
+    row |= {f"train_{name}": value for name, value in zip(names, means, strict=True)}
+    if val_images is not None:
+        row |= {f"val_{k}": v for k, v in evaluate(model, val_images, seed=seed).items()}
+    row["seconds"] = pos.seconds
+    row["images_per_s"] = n_images / pos.seconds if pos.seconds > 0 else None
+    return row
+
+
+def _stop(
+    run: Run | None,
+    model: Model,
+    optimizer: torch.optim.Optimizer,
+    shuffle: torch.Generator,
+    pos: Position,
+    epoch: int,
+    n_batches: int,
+) -> None:
+    if run is None:
+        raise KeyboardInterrupt
+    save_checkpoint(run, model, optimizer, shuffle, pos)
+    raise Interrupted(
+        f"interrupted in epoch {epoch} after {pos.step}/{n_batches} batches; a resumable "
+        f"checkpoint is saved in {run.path}; continue with --resume"
+    )
+
+
+def fit(
+    config: RunConfig,
+    out: str | os.PathLike[str],
+    *,
+    resume: bool = False,
+    callbacks: Sequence[EpochCallback] = (),
+    progress: bool = True,
+) -> Run:
+    """Load the data, build the model and train it into the run folder `out`.
+
+    With `resume=True` the run continues from its checkpoint; only the number
+    of epochs and the device may differ from the saved config.
+    """
+    from vaelab.data import prepare
+
+    run = Run(out)
+    if resume:
+        _check_resumable(run, config)
+    elif (run.path / CHECKPOINT).exists():
+        raise RunError(
+            f"{run.path} already holds a run; continue it with --resume or choose another --out"
+        )
+    run = Run.create(out, config)
+    train_data, val_data = prepare(config.data)
+    torch.manual_seed(config.train.seed)
+    model = build(config.model, channels=train_data.images.shape[1])
+    train(
+        model,
+        train_data,
+        config.train,
+        val=val_data,
+        run=run,
+        callbacks=callbacks,
+        resume=resume,
+        progress=progress,
+    )
+    return run
+
+
+def _check_resumable(run: Run, config: RunConfig) -> None:
+    if not (run.path / CHECKPOINT).exists():
+        raise RunError(f"nothing to resume in {run.path}: it holds no checkpoint")
+    saved = run.config.to_dict()
+    wanted = config.to_dict()
+    for key in ("epochs", "device"):
+        saved["train"].pop(key)
+        wanted["train"].pop(key)
+    if saved != wanted:
+        raise RunError(
+            f"cannot resume {run.path} with different settings; only --epochs and --device "
+            "may change (start a new run with another --out instead)"
+        )
+
+
+def evaluate_run(run: Run, data_dir: str | None = None) -> dict[str, float]:
+    """A run's mean test loss and its parts, on the test split of its classes."""
+    from vaelab.data import prepare
+
+    config = run.config
+    if data_dir is not None:
+        config.data.data_dir = data_dir
+    config.data.validation = "test"
+    _, test = prepare(config.data)
+    return evaluate(run.load_model(), test.float(), seed=config.train.seed)

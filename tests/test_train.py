@@ -1,0 +1,163 @@
+import json
+import os
+import signal
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from vaelab.config import ModelConfig, TrainConfig
+from vaelab.data.dataset import Dataset
+from vaelab.errors import Interrupted, RunError, TrainingError
+from vaelab.models import build
+from vaelab.run import CHECKPOINT, Run
+from vaelab.train import evaluate, train
+
+
+def blobs(n: int = 300, seed: int = 0) -> Dataset:
+    """Two classes of simple images: a bright square top-left or bottom-right, with noise."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % 2
+    images = torch.randint(0, 40, (n, 1, 28, 28), generator=g, dtype=torch.uint8)
+    images[labels == 0, :, 4:14, 4:14] = 250
+    images[labels == 1, :, 14:24, 14:24] = 250
+    return Dataset(images, labels.long(), "blobs", ["tl", "br"])
+
+
+def fresh_model(name: str = "vae", seed: int = 0):
+    torch.manual_seed(seed)
+    return build(ModelConfig(name=name))
+
+
+def weights(model) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def assert_same_weights(a, b):
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def config(**overrides) -> TrainConfig:
+    return TrainConfig(**{"epochs": 2, "batch_size": 64, "seed": 3, "device": "cpu", **overrides})
+
+
+@pytest.mark.parametrize("name,optimizer", [("vae", "adam"), ("ae", "adadelta")])
+def test_training_lowers_the_loss(name, optimizer):
+    data = blobs()
+    model = fresh_model(name)
+    before = evaluate(model, data.float())["loss"]
+    history = train(
+        model, data, config(epochs=3, optimizer=optimizer), val=blobs(seed=1), progress=False
+    )
+    assert [row["epoch"] for row in history] == [1, 2, 3]
+    assert history[-1]["val_loss"] < before * 0.9
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert history[-1]["images_per_s"] > 0
+
+
+def test_metrics_record_every_loss_part(tmp_path):
+    run = Run(tmp_path)
+    train(fresh_model(), blobs(), config(), val=blobs(seed=1), run=run, progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 2
+    for key in (
+        "train_loss",
+        "train_recon",
+        "train_kl",
+        "val_loss",
+        "val_recon",
+        "val_kl",
+        "seconds",
+        "images_per_s",
+    ):
+        assert key in rows[0]
+    assert rows[0]["train_loss"] == pytest.approx(rows[0]["train_recon"] + rows[0]["train_kl"])
+
+
+def test_same_seed_gives_the_same_numbers():
+    a, b = fresh_model(), fresh_model()
+    history_a = train(a, blobs(), config(), progress=False)
+    history_b = train(b, blobs(), config(), progress=False)
+    assert_same_weights(weights(a), weights(b))
+    assert [r["train_loss"] for r in history_a] == [r["train_loss"] for r in history_b]
+
+
+def test_one_epoch_then_resume_one_equals_two_epochs(tmp_path):
+    straight = fresh_model()
+    train(straight, blobs(), config(epochs=2), run=Run(tmp_path / "a"), progress=False)
+
+    run = Run(tmp_path / "b")
+    train(fresh_model(), blobs(), config(epochs=1), run=run, progress=False)
+    resumed = fresh_model(seed=99)  # the checkpoint must restore everything
+    train(resumed, blobs(), config(epochs=2), run=run, resume=True, progress=False)
+
+    assert_same_weights(weights(straight), weights(resumed))
+    assert Run(tmp_path / "a").metrics()[1]["train_loss"] == run.metrics()[1]["train_loss"]
+    saved = load_file(str(run.path / "weights.safetensors"))
+    assert_same_weights(saved, weights(resumed))
+
+
+def interrupt_at(model, batch: int):
+    """Make `model` send this process a SIGINT when it is called for the `batch`-th time."""
+    forward, calls = model.forward, []
+
+    def forward_then_interrupt(x):
+        calls.append(1)
+        if len(calls) == batch:
+            os.kill(os.getpid(), signal.SIGINT)
+        return forward(x)
+
+    model.forward = forward_then_interrupt
+    return model
+
+
+def test_ctrl_c_saves_a_mid_epoch_checkpoint_that_resumes_exactly(tmp_path):
+    straight = fresh_model()
+    train(straight, blobs(), config(epochs=2), progress=False)
+
+    run = Run(tmp_path)
+    wrapped = interrupt_at(fresh_model(), batch=7)  # epoch 2, batch 2 of 5
+    with pytest.raises(Interrupted, match="epoch 2 after 2/5 batches"):
+        train(wrapped, blobs(), config(epochs=2), run=run, progress=False)
+    assert (tmp_path / CHECKPOINT).exists()
+    assert len(run.metrics()) == 1
+
+    resumed = fresh_model(seed=5)
+    train(resumed, blobs(), config(epochs=2), run=run, resume=True, progress=False)
+    assert_same_weights(weights(straight), weights(resumed))
+    assert len(run.metrics()) == 2
+
+
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(tmp_path):
+    run = Run(tmp_path)
+    model = fresh_model()
+    train(model, blobs(), config(epochs=1), run=run, progress=False)
+    good = load_file(str(tmp_path / "weights.safetensors"))
+    with torch.no_grad():
+        model.z_log_var.weight.fill_(float("nan"))
+    with pytest.raises(TrainingError, match="loss became nan in epoch 1, batch 1.*lower --lr"):
+        train(model, blobs(), config(epochs=1), run=run, progress=False)
+    assert_same_weights(good, load_file(str(tmp_path / "weights.safetensors")))
+    assert len(run.metrics()) == 1
+
+
+def test_damaged_checkpoint_is_reported_not_unpickled(tmp_path):
+    run = Run(tmp_path)
+    train(fresh_model(), blobs(), config(epochs=1), run=run, progress=False)
+    (tmp_path / CHECKPOINT).write_bytes(b"\x80\x04garbage")
+    with pytest.raises(RunError, match="damaged"):
+        train(fresh_model(), blobs(), config(epochs=2), run=run, resume=True, progress=False)
+
+
+def test_callbacks_see_each_epoch():
+    seen = []
+    train(
+        fresh_model(),
+        blobs(),
+        config(),
+        progress=False,
+        callbacks=[lambda epoch, model, row: seen.append((epoch, row["train_loss"]))],
+    )
+    assert [epoch for epoch, _ in seen] == [1, 2]
