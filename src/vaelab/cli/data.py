@@ -8,8 +8,11 @@ from vaelab.cli.options import add_data_dir
 
 
 def add_to(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("data", help="list, download or verify datasets",
-                              description="Manage the datasets vaelab knows by name.")
+    p = subparsers.add_parser(
+        "data",
+        help="list, download or verify datasets",
+        description="Manage the datasets vaelab knows by name.",
+    )
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     listing = actions.add_parser("list", help="known datasets and where their files are")
     add_data_dir(listing)

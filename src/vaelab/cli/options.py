@@ -41,5 +41,9 @@ def add_data_dir(parser: argparse.ArgumentParser) -> None:
 
 
 def add_device(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default=None,
-                        help="where to compute (default: auto)")
+    parser.add_argument(
+        "--device",
+        choices=["auto", "cpu", "cuda", "mps"],
+        default=None,
+        help="where to compute (default: auto)",
+    )

@@ -25,6 +25,10 @@ from vaelab.errors import DatasetError
 __all__ = ["Dataset", "DatasetInfo", "fetch", "list_datasets", "load", "prepare", "verify"]
 
 SAMPLE_PATH = Path(__file__).with_name(SAMPLE_FILE)
+SAMPLE_DESCRIPTION = (
+    "10,000-image stratified subset of MNIST shipped with vaelab "
+    "(800 per digit train, 200 per digit test)"
+)
 SELECTION_SEED = 0
 PathLike = str | os.PathLike
 
@@ -44,30 +48,13 @@ class DatasetInfo:
 def list_datasets(data_dir: PathLike | None = None) -> list[DatasetInfo]:
     """Every named dataset, with the folder its files were found in (None if not yet fetched)."""
     mnist = SOURCES["mnist"]
-    infos = [
-        DatasetInfo(
-            SAMPLE,
-            "10,000-image stratified subset of MNIST shipped with vaelab "
-            "(800 per digit train, 200 per digit test)",
-            mnist.credit,
-            mnist.license,
-            mnist.homepage,
-            SAMPLE_PATH,
-        )
+    sample = DatasetInfo(
+        SAMPLE, SAMPLE_DESCRIPTION, mnist.credit, mnist.license, mnist.homepage, SAMPLE_PATH
+    )
+    return [sample] + [
+        DatasetInfo(s.name, s.description, s.credit, s.license, s.homepage, named.find(s, data_dir))
+        for s in SOURCES.values()
     ]
-    for source in SOURCES.values():
-        where = named.find(source, data_dir)
-        infos.append(
-            DatasetInfo(
-                source.name,
-                source.description,
-                source.credit,
-                source.license,
-                source.homepage,
-                where,
-            )
-        )
-    return infos
 
 
 def fetch(name: str, data_dir: PathLike | None = None, progress: bool = True) -> Path:
