@@ -76,7 +76,7 @@ def read(source: Source, split: str, data_dir: PathLike | None, allow_download: 
             f"{source.name} has no split {split!r}; use one of {list(source.splits)}"
         )
     folder = fetch(source, data_dir, allow_download=allow_download)
-    (images_spec, labels_spec) = source.splits[split]
+    images_spec, labels_spec = source.splits[split]
     images_at, labels_at = find_file(folder, images_spec), find_file(folder, labels_spec)
     images = read_checked(images_at, images_spec)
     labels = read_checked(labels_at, labels_spec)
