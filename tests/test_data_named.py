@@ -84,7 +84,7 @@ def test_lookup_order_data_dir_then_env_then_cache_then_system(
     for name in tiny.raw:
         (isolated_data_env / "tiny" / f"{name}.gz").unlink()
     assert fetch("tiny") == system
-    assert {info.name: info.path for info in list_datasets()}["tiny"] == system
+    assert {info.name: info.location for info in list_datasets()}["tiny"] == system
 
 
 def test_incomplete_folder_is_skipped(tiny: TinySet, tmp_path: Path, isolated_data_env: Path):
@@ -197,5 +197,5 @@ def test_list_datasets_credits_every_dataset(isolated_data_env: Path):
     infos = {info.name: info for info in list_datasets()}
     assert {"mnist-sample", "mnist", "fashion-mnist", "kmnist"} <= set(infos)
     assert "LeCun" in infos["mnist"].credit and infos["mnist"].license == "CC BY-SA 3.0"
-    assert infos["mnist-sample"].path.is_file()
-    assert infos["kmnist"].path is None
+    assert infos["mnist-sample"].location.is_file()
+    assert infos["kmnist"].location is None

@@ -42,7 +42,7 @@ class DatasetInfo:
     credit: str
     license: str
     homepage: str
-    path: Path | None
+    location: Path | None
 
 
 def list_datasets(data_dir: PathLike | None = None) -> list[DatasetInfo]:
