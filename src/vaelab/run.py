@@ -81,23 +81,18 @@ class Run:
 
     def load_model(self, device: str | torch.device = "cpu") -> Model:
         """The trained model, in eval mode."""
-        tensors, _ = load_tensors(self.path / WEIGHTS)
-        model = build(self.config.model, channels=self._channels(tensors))
+        tensors, meta = load_tensors(self.path / WEIGHTS)
+        model = build(self.config.model, channels=meta.get("channels", 1))
         try:
             model.load_state_dict(tensors)
         except RuntimeError as err:
-            raise RunError(
-                f"{self.path / WEIGHTS} does not fit {self.config.model}: {err}"
-            ) from None
+            message = f"{self.path / WEIGHTS} does not fit {self.config.model}: {err}"
+            raise RunError(message) from None
         return model.to(device).eval()
 
-    @staticmethod
-    def _channels(weights: dict[str, torch.Tensor]) -> int:
-        first_conv = next(v for k, v in weights.items() if k.endswith("weight") and v.dim() == 4)
-        return first_conv.shape[1]
-
     def save_weights(self, model: Model, epoch: int) -> None:
-        save_tensors(model.state_dict(), self.path / WEIGHTS, {"epoch": epoch})
+        meta = {"epoch": epoch, "channels": model.channels}
+        save_tensors(model.state_dict(), self.path / WEIGHTS, meta)
 
     def metrics(self) -> list[dict[str, Any]]:
         """One dict per finished epoch, in order."""

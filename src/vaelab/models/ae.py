@@ -20,6 +20,7 @@ class AE(Model):
 
     def __init__(self, channels: int = 1) -> None:
         super().__init__()
+        self.channels = channels
         self.encoder = blocks.encoder(channels)
         self.decoder = blocks.decoder(channels)
 

@@ -45,6 +45,7 @@ class Model(nn.Module):
     """
 
     latent_dim: int
+    channels: int = 1
     generative: bool = False
 
     def encode(self, x: Tensor) -> Tensor:

@@ -20,6 +20,7 @@ class VAE(Model):
 
     def __init__(self, latent_dim: int = 2, channels: int = 1) -> None:
         super().__init__()
+        self.channels = channels
         self.latent_dim = latent_dim
         self.encoder = nn.Sequential(blocks.encoder(channels), nn.Flatten())
         self.z_mean = nn.Linear(blocks.CODE_SIZE, latent_dim)
