@@ -1,6 +1,8 @@
 import json
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -106,3 +108,23 @@ def test_trains_on_full_mnist(mnist_dir, tmp_path):
     assert main(args) == 0
     (row,) = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert row["val_loss"] < 200  # an untrained model scores ~543; one epoch reaches ~180
+
+
+def test_ctrl_c_in_the_cli_keeps_a_resumable_run(tmp_path):
+    """A real SIGINT to a real `vaelab train`: clean exit 130, a checkpoint, and --resume works."""
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "vaelab", *train_args(out, "--epochs", "50")]
+    process = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
+    metrics = out / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while not metrics.exists() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "resumable checkpoint" in err and "Traceback" not in err
+    done = len(metrics.read_text().splitlines())
+    assert 1 <= done < 50
+    resume = ["train", "vae", "--out", str(out), "--resume", "--epochs", str(done + 1), "--quiet"]
+    assert main(resume) == 0
+    assert len(metrics.read_text().splitlines()) == done + 1

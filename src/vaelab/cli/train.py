@@ -25,8 +25,21 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
     add_data_dir(p)
     p.add_argument("--classes", type=class_list, help="train on these classes only, e.g. 7")
     p.add_argument(
-        "--train-size", type=positive_int, metavar="N", help="use the first N training images"
+        "--train-size", type=positive_int, metavar="N", help="train on N of the training images"
     )
+    p.add_argument(
+        "--subset",
+        choices=["first", "stratified"],
+        help="which N images: the first in file order, as the article does (default), "
+        "or balanced over the classes",
+    )
+    p.add_argument(
+        "--validation",
+        type=validation_split,
+        metavar="test|FRACTION",
+        help="validate on the test split of the same classes (default) or hold out a fraction",
+    )
+    p.add_argument("--image-size", type=positive_int, metavar="PX", help="resize images to PX x PX")
     p.add_argument("--latent-dim", type=positive_int, metavar="N", help="VAE latent size (2)")
     p.add_argument("--epochs", type=positive_int, metavar="N", help="epochs (10)")
     p.add_argument("--batch-size", type=positive_int, metavar="N", help="batch size (128)")
@@ -55,22 +68,23 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
 
 
 SETTINGS = {
-    "data": {
-        "dataset": "dataset",
-        "data_dir": "data_dir",
-        "classes": "classes",
-        "train_size": "train_size",
-    },
-    "model": {"latent_dim": "latent_dim"},
-    "train": {
-        "epochs": "epochs",
-        "batch_size": "batch_size",
-        "optimizer": "optimizer",
-        "lr": "lr",
-        "seed": "seed",
-        "device": "device",
-    },
+    "data": ["dataset", "data_dir", "classes", "train_size", "subset", "validation", "image_size"],
+    "model": ["latent_dim"],
+    "train": ["epochs", "batch_size", "optimizer", "lr", "seed", "device"],
 }
+"""Config fields each section takes from the command line (options of the same name)."""
+
+
+def validation_split(text: str) -> str | float:
+    if text == "test":
+        return text
+    try:
+        fraction = float(text)
+    except ValueError:
+        fraction = -1.0
+    if not 0 < fraction < 1:
+        raise argparse.ArgumentTypeError(f"expected 'test' or a fraction such as 0.1, got {text!r}")
+    return fraction
 
 
 def run_train(args: argparse.Namespace) -> None:
@@ -81,9 +95,9 @@ def run_train(args: argparse.Namespace) -> None:
     config = Run(args.out).config if args.resume else RunConfig()
     if not args.resume:
         config.model.name = args.model
-    for section, options in SETTINGS.items():
-        for field, option in options.items():
-            value = getattr(args, option)
+    for section, fields in SETTINGS.items():
+        for field in fields:
+            value = getattr(args, field)
             if value is not None:
                 setattr(getattr(config, section), field, value)
     run = fit(config, args.out, resume=args.resume, progress=not args.quiet)
