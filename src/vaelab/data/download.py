@@ -40,7 +40,7 @@ def download(
             return dest
         except (OSError, HTTPException, DatasetError) as err:
             failures.append(f"{url}: {err}")
-    raise DatasetError(f"could not download {dest.name}:\n  " + "\n  ".join(failures))
+    raise DatasetError(f"could not download {dest.name}: " + "; ".join(failures))
 
 
 def _fetch_checked(url: str, dest: Path, check: Callable[[Path], object], progress: bool) -> None:

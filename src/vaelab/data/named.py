@@ -109,10 +109,10 @@ def _compare(path: Path, data: bytes, expected: str, what: str) -> None:
 
 
 def _not_found(source: Source, data_dir: PathLike | None, why: str) -> DatasetError:
-    looked = "\n  ".join(str(d) for d in search_dirs(source, data_dir))
+    looked = ", ".join(str(d) for d in search_dirs(source, data_dir))
     files = ", ".join(spec.remote for spec in source.files)
     return DatasetError(
-        f"{source.name} not found; looked in:\n  {looked}\n{why}\n"
+        f"{source.name} not found (looked in {looked}; {why}). "
         f"Provide {files} (gzipped or not) in a `{source.name}/` folder under --data-dir DIR "
         f"or ${DATA_DIR_ENV}, or run `vaelab data fetch {source.name}` where the network "
         "is reachable."
