@@ -1,0 +1,87 @@
+"""`vaelab continual`: learn digits one after another and measure what the VAE forgets."""
+
+from __future__ import annotations
+
+import argparse
+
+from vaelab.cli.options import add_data_dir, add_device, class_list, positive_int
+
+STRATEGY_CHOICES = ["naive", "cumulative", "replay", "generative-replay", "all"]
+
+
+def add_to(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "continual",
+        help="learn digits one at a time and measure what the VAE forgets",
+        description="Train the article's VAE on the first digit of --order, then continue "
+        "on each next digit; after every stage measure the test loss of every digit and "
+        "the share of each digit among the model's samples. Rerunning into the same --out "
+        "skips finished stages.",
+    )
+    p.add_argument("--dataset", default="mnist", help="mnist or mnist-sample (default: mnist)")
+    add_data_dir(p)
+    p.add_argument(
+        "--order",
+        type=class_list,
+        default=[7, 0, 1, 2, 3, 4, 5, 6, 8, 9],
+        help="digits in the order they are learned (default: 7,0,1,2,3,4,5,6,8,9)",
+    )
+    p.add_argument(
+        "--strategy",
+        choices=STRATEGY_CHOICES,
+        default="naive",
+        help="what the model sees besides the new digit (default: naive); all runs every "
+        "strategy and compares them",
+    )
+    p.add_argument("--epochs-per-stage", type=positive_int, metavar="N", default=1, help="(1)")
+    p.add_argument(
+        "--replay-size",
+        type=positive_int,
+        metavar="N",
+        default=1000,
+        help="real past images kept by the replay strategy, in total (1000)",
+    )
+    p.add_argument("--latent-dim", type=positive_int, metavar="N", default=2, help="(2)")
+    p.add_argument(
+        "--train-size",
+        type=positive_int,
+        metavar="N",
+        help="use only the first N training images of each digit (default: all)",
+    )
+    p.add_argument(
+        "--dream-samples",
+        type=positive_int,
+        metavar="N",
+        default=1000,
+        help="prior samples classified after each stage (1000)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    add_device(p)
+    p.add_argument("--out", required=True, metavar="DIR", help="folder to write")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(run=run_continual)
+
+
+def run_continual(args: argparse.Namespace) -> None:
+    from vaelab.continual import ContinualConfig, run_continual
+    from vaelab.figures.continual import continual_figures
+
+    config = ContinualConfig(
+        dataset=args.dataset,
+        data_dir=args.data_dir,
+        order=args.order,
+        strategy=args.strategy,
+        epochs_per_stage=args.epochs_per_stage,
+        replay_size=args.replay_size,
+        latent_dim=args.latent_dim,
+        dream_samples=args.dream_samples,
+        train_size=args.train_size,
+        seed=args.seed,
+        device=args.device or "auto",
+    )
+    metrics = run_continual(config, args.out, progress=not args.quiet)
+    continual_figures(args.out, metrics)
+    for name in config.strategies:
+        summary = metrics["strategies"][name]
+        print(f"{name}: average forgetting {summary['avg_forgetting']:.2f} nats")
+    print(f"wrote {args.out}")

@@ -1,0 +1,266 @@
+"""The stage loop: one VAE learns one digit after another, measured after every stage.
+
+    out/
+      continual.json                the settings (a rerun must match them)
+      <strategy>/stage_00.safetensors  model state after each stage, with that
+                                       stage's measurements in its metadata
+      matrix.csv, metrics.json      every strategy run into `out` so far
+
+Stage k continues training the same model with `vaelab.train.train` (a fresh
+optimiser, torch seeded with `seed + k`) on the set `stage_training_set`
+returns. A stage's file is written only once it is trained and measured, so
+rerunning skips finished stages and gives the same numbers as one unbroken run.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from vaelab.classifier import DigitClassifier, cached_classifier
+from vaelab.config import ModelConfig, TrainConfig
+from vaelab.continual.metrics import evaluate_stage, summarize
+from vaelab.continual.strategies import (
+    DREAM,
+    STRATEGIES,
+    check_strategy,
+    concat,
+    frozen_copy,
+    stage_training_set,
+)
+from vaelab.data import Dataset, load
+from vaelab.errors import VaelabError
+from vaelab.models import Model, build
+from vaelab.run import load_tensors, save_tensors
+from vaelab.train import train as train_model
+
+DATASETS = ("mnist", "mnist-sample")
+SETTINGS = "continual.json"
+METRICS = "metrics.json"
+MATRIX = "matrix.csv"
+
+
+@dataclass
+class ContinualConfig:
+    """One sequential experiment. `train_size` caps each digit's training images (first N)."""
+
+    dataset: str = "mnist"
+    data_dir: str | None = None
+    order: list[int] = field(default_factory=lambda: [7, 0, 1, 2, 3, 4, 5, 6, 8, 9])
+    strategy: str = "naive"
+    epochs_per_stage: int = 1
+    replay_size: int = 1000
+    latent_dim: int = 2
+    batch_size: int = 128
+    dream_samples: int = 1000
+    train_size: int | None = None
+    seed: int = 0
+    device: str = "auto"
+
+    @property
+    def strategies(self) -> tuple[str, ...]:
+        return STRATEGIES if self.strategy == "all" else (self.strategy,)
+
+    def check(self) -> None:
+        if self.strategy != "all":
+            check_strategy(self.strategy)
+        if self.dataset not in DATASETS:
+            raise VaelabError(
+                f"continual learning reads dreams with an MNIST digit classifier, so --dataset "
+                f"must be {' or '.join(DATASETS)}, not {self.dataset!r}"
+            )
+        if len(self.order) < 2 or len(set(self.order)) != len(self.order):
+            raise VaelabError(
+                f"--order needs two or more different digits, got {self.order}; e.g. 7,0,1,2"
+            )
+        if not set(self.order) <= set(range(10)):
+            raise VaelabError(f"--order holds digits 0-9 only, got {self.order}")
+
+
+def run_continual(
+    config: ContinualConfig,
+    out: str | os.PathLike[str],
+    *,
+    classifier: tuple[DigitClassifier, dict[str, Any]] | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run every strategy of `config` into `out`; returns the contents of `metrics.json`.
+
+    `classifier` (model, record) defaults to the cached MNIST classifier,
+    trained on first use.
+    """
+    config.check()
+    folder = Path(out)
+    _claim(folder, config)
+    train, test = load_digits(config)
+    classifier = classifier or cached_classifier(data_dir=config.data_dir, progress=progress)
+    for strategy in config.strategies:
+        run_strategy(strategy, config, train, test, classifier[0], folder / strategy, progress)
+    metrics = collect(folder, config, classifier[1])
+    write_outputs(folder, metrics)
+    return metrics
+
+
+def load_digits(config: ContinualConfig) -> tuple[Dataset, Dataset]:
+    """Training and test images of the digits in `config.order`."""
+    train = load(config.dataset, "train", config.data_dir).with_classes(config.order)
+    test = load(config.dataset, "test", config.data_dir).with_classes(config.order)
+    if config.train_size is not None:
+        parts = [train.with_classes([d]) for d in config.order]
+        train = concat([p.first(min(config.train_size, len(p))) for p in parts])
+    return train, test
+
+
+def run_strategy(
+    strategy: str,
+    config: ContinualConfig,
+    train: Dataset,
+    test: Dataset,
+    classifier: DigitClassifier,
+    folder: Path,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Train one model through every stage (skipping stages already saved); the stage records."""
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(config.seed)
+    model = build(ModelConfig(name="vae", latent_dim=config.latent_dim), train.images.shape[1])
+    records = []
+    stages = tqdm(config.order, desc=strategy, unit="stage", disable=not progress)
+    for stage, digit in enumerate(stages):
+        stages.set_postfix(digit=digit)
+        path = stage_path(folder, stage)
+        if path.exists():
+            tensors, meta = load_tensors(path)
+            model.load_state_dict(tensors)
+            records.append(meta["record"])
+            continue
+        record = train_stage(model, strategy, config, train, test, classifier, stage, progress)
+        save_tensors(model.state_dict(), path, {"record": record, "channels": model.channels})
+        records.append(record)
+    return records
+
+
+def train_stage(
+    model: Model,
+    strategy: str,
+    config: ContinualConfig,
+    train: Dataset,
+    test: Dataset,
+    classifier: DigitClassifier,
+    stage: int,
+    progress: bool,
+) -> dict[str, Any]:
+    """Train `model` for one stage in place; that stage's record (data mix, time, measurements)."""
+    teacher = frozen_copy(model) if strategy == "generative-replay" and stage > 0 else None
+    data = stage_training_set(
+        strategy,
+        train,
+        config.order,
+        stage,
+        replay_size=config.replay_size,
+        teacher=teacher,
+        seed=config.seed,
+    )
+    schedule = TrainConfig(
+        epochs=config.epochs_per_stage,
+        batch_size=config.batch_size,
+        seed=config.seed + stage,
+        device=config.device,
+    )
+    started = time.perf_counter()
+    history = train_model(model, data, schedule, progress=progress)
+    seconds = time.perf_counter() - started
+    seen = config.order[: stage + 1]
+    return {
+        "stage": stage,
+        "digit": config.order[stage],
+        "seen": seen,
+        "train_images": len(data),
+        "real_images": int((data.labels != DREAM).sum()),
+        "dreamed_images": int((data.labels == DREAM).sum()),
+        "train_loss": history[-1]["train_loss"],
+        "train_seconds": seconds,
+        **evaluate_stage(model, test, config.order, classifier, config.dream_samples, config.seed),
+    }
+
+
+def stage_path(folder: Path, stage: int) -> Path:
+    return folder / f"stage_{stage:02d}.safetensors"
+
+
+def load_stage_models(folder: Path, order: Sequence[int], latent_dim: int) -> list[Model]:
+    """The model after each saved stage of one strategy, in eval mode on the CPU."""
+    models = []
+    for stage in range(len(order)):
+        tensors, meta = load_tensors(stage_path(folder, stage))
+        model = build(ModelConfig(name="vae", latent_dim=latent_dim), meta.get("channels", 1))
+        model.load_state_dict(tensors)
+        models.append(model.eval())
+    return models
+
+
+def _settings(config: ContinualConfig) -> dict[str, Any]:
+    """What every strategy in one out dir must share (not the strategy nor the device)."""
+    settings = asdict(config)
+    for key in ("strategy", "device", "data_dir"):
+        settings.pop(key)
+    return settings
+
+
+def _claim(folder: Path, config: ContinualConfig) -> None:
+    """Record the settings in `folder`, or check they match those recorded there."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / SETTINGS
+    settings = _settings(config)
+    if path.exists():
+        saved = json.loads(path.read_text())
+        if saved != settings:
+            changed = sorted(k for k in settings if saved.get(k) != settings[k])
+            raise VaelabError(
+                f"{folder} holds a continual run with other settings ({', '.join(changed)}); "
+                "rerun with the same settings to resume, or choose another --out"
+            )
+        return
+    path.write_text(json.dumps(settings, indent=2) + "\n")
+
+
+def collect(folder: Path, config: ContinualConfig, classifier: dict[str, Any]) -> dict[str, Any]:
+    """`metrics.json`: the protocol and every strategy finished in `folder`."""
+    strategies = {}
+    for strategy in STRATEGIES:
+        paths = [stage_path(folder / strategy, s) for s in range(len(config.order))]
+        if all(p.exists() for p in paths):
+            records = [load_tensors(p)[1]["record"] for p in paths]
+            strategies[strategy] = summarize(records, config.order)
+    return {"protocol": _settings(config), "classifier": classifier, "strategies": strategies}
+
+
+def write_outputs(folder: Path, metrics: dict[str, Any]) -> None:
+    """`metrics.json` and the long-format `matrix.csv` (one row per strategy, stage, digit)."""
+    (folder / METRICS).write_text(json.dumps(metrics, indent=2) + "\n")
+    with open(folder / MATRIX, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["strategy", "stage", "learned", "digit", "loss", "recon", "dream_share"])
+        for strategy, summary in metrics["strategies"].items():
+            for record in summary["stages"]:
+                for digit in record["loss"]:
+                    writer.writerow(
+                        [
+                            strategy,
+                            record["stage"],
+                            record["digit"],
+                            digit,
+                            f"{record['loss'][digit]:.4f}",
+                            f"{record['recon'][digit]:.4f}",
+                            f"{record['dream_share'][digit]:.4f}",
+                        ]
+                    )
