@@ -31,6 +31,9 @@ _API = {
     "train": "vaelab.train",
     "fit": "vaelab.train",
     "evaluate": "vaelab.train",
+    "ContinualConfig": "vaelab.continual",
+    "run_continual": "vaelab.continual",
+    "stage_training_set": "vaelab.continual",
 }
 
 __all__ = sorted(_API)
