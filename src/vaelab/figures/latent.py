@@ -1,0 +1,112 @@
+"""What the latent figures show, computed without drawing: codes, 2-D views, grids, walks.
+
+Kept apart from matplotlib so the numbers behind a figure can be tested
+directly (a different decoder gives a different manifold) and reused by the
+GIF and report code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from vaelab.errors import VaelabError
+from vaelab.models import Model
+from vaelab.scores import batched
+
+
+@dataclass
+class View:
+    """2-D points for a scatter and how they were obtained (axis names, a title note)."""
+
+    points: np.ndarray
+    axes: tuple[str, str]
+    note: str
+
+
+@torch.inference_mode()
+def codes(model: Model, images: Tensor) -> Tensor:
+    """The deterministic codes (AE bottleneck or VAE z_mean) of float images, (N, D)."""
+    model.eval()
+    device = next(model.parameters()).device
+    return batched(lambda x: model.encode(x.to(device)).cpu(), images)
+
+
+def plane(latent: Tensor) -> View:
+    """The codes themselves when 2-D, otherwise their first two principal components."""
+    if latent.shape[1] == 2:
+        return View(latent.numpy(), ("z[0]", "z[1]"), "")
+    if latent.shape[1] < 2:
+        return View(
+            np.stack([latent[:, 0].numpy(), np.zeros(len(latent))], 1), ("z[0]", ""), "1-D code"
+        )
+    centred = latent - latent.mean(0)
+    _, s, v = torch.linalg.svd(centred, full_matrices=False)
+    share = (s[:2].square().sum() / s.square().sum()).item()
+    note = f"PCA of the {latent.shape[1]}-D code ({share:.0%} of variance)"
+    return View((centred @ v[:2].T).numpy(), ("PC 1", "PC 2"), note)
+
+
+@torch.inference_mode()
+def decode(model: Model, z: Tensor) -> Tensor:
+    """Images (probabilities in [0, 1]) decoded from latent points in one batch."""
+    model.eval()
+    device = next(model.parameters()).device
+    return torch.sigmoid(model.decode(z.to(device))).cpu()
+
+
+def require_prior(model: Model, figure: str, hint: str = "") -> None:
+    """Latent-plane figures only mean something where the code has a known distribution."""
+    if not model.generative:
+        raise VaelabError(
+            f"a {figure} needs a generative model with a prior over its latent space; "
+            f"{type(model).__name__} has a {model.latent_dim}-D code and none. "
+            + (hint or "Plot a VAE run, or use 'scatter' or 'reconstructions' for this one")
+        )
+
+
+def check_dims(model: Model, dims: Sequence[int]) -> tuple[int, int]:
+    if len(dims) != 2 or dims[0] == dims[1]:
+        raise VaelabError(f"choose two different latent dimensions to vary, got {list(dims)}")
+    for d in dims:
+        if not 0 <= d < model.latent_dim:
+            raise VaelabError(
+                f"latent dimension {d} does not exist; this model has 0..{model.latent_dim - 1}"
+            )
+    return dims[0], dims[1]
+
+
+def grid(
+    latent_dim: int, size: int, limit: float, dims: tuple[int, int] = (0, 1)
+) -> tuple[Tensor, np.ndarray]:
+    """`size * size` latent points over [-limit, limit]^2 in `dims` (the rest 0), row-major
+    from the top row (highest z[dims[1]]) down, and the axis values."""
+    if size < 1 or limit <= 0:
+        raise VaelabError(f"a grid needs size >= 1 and a positive range, got {size} and {limit}")
+    values = np.linspace(-limit, limit, size)
+    z = torch.zeros(size, size, latent_dim)
+    axis = torch.tensor(values, dtype=torch.float32)
+    z[:, :, dims[0]] = axis[None, :]
+    z[:, :, dims[1]] = axis.flip(0)[:, None]
+    return z.reshape(-1, latent_dim), values
+
+
+def manifold(
+    model: Model, size: int = 15, limit: float = 3.0, dims: Sequence[int] = (0, 1)
+) -> tuple[Tensor, np.ndarray]:
+    """Decoded images over a regular grid of the latent plane (one decoder call), and the axis."""
+    require_prior(model, "manifold")
+    z, values = grid(model.latent_dim, size, limit, check_dims(model, dims))
+    return decode(model, z), values
+
+
+def line(start: Tensor, end: Tensor, steps: int) -> Tensor:
+    """`steps` evenly spaced points from `start` to `end`, both included."""
+    if steps < 2:
+        raise VaelabError(f"a walk needs at least 2 steps, got {steps}")
+    t = torch.linspace(0, 1, steps)[:, None]
+    return (1 - t) * start[None] + t * end[None]

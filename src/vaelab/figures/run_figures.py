@@ -1,0 +1,188 @@
+"""Every figure kind for a trained run, written into its `figures/` folder by default.
+
+    plot("runs/vae", "manifold", size=20, limit=4)    # -> runs/vae/figures/manifold.png
+    plot("runs/vae", "interpolate", images=(0, 1))    # walk between two test images
+
+Images come from the run's dataset's test split (all classes, so a 7-only
+model's scatter shows where the other digits land too).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from vaelab.data import Dataset, load
+from vaelab.errors import RunError, VaelabError
+from vaelab.figures import gifs, latent, plots
+from vaelab.models import Model
+from vaelab.run import Run
+from vaelab.scores import reconstruct
+
+ARTICLE_START = (-0.7, -3.0)
+ARTICLE_END = (-0.7, 2.0)
+
+
+@dataclass
+class PlotOptions:
+    """Settings of the figure kinds; each kind reads the ones it needs."""
+
+    size: int = 15
+    limit: float = 3.0
+    dims: tuple[int, int] = (0, 1)
+    steps: int = 8
+    start: Sequence[float] | None = None
+    end: Sequence[float] | None = None
+    images: tuple[int, int] | None = None
+    count: int = 10
+    seed: int = 0
+    data_dir: str | None = None
+
+
+def describe(run: Run) -> str:
+    """A short name for titles: model, latent size, dataset and classes."""
+    config = run.config
+    classes = f", digits {','.join(map(str, config.data.classes))}" if config.data.classes else ""
+    latent_size = f" (latent {config.model.latent_dim})" if config.model.name != "ae" else ""
+    return f"{config.model.name.upper()}{latent_size} on {config.data.dataset}{classes}"
+
+
+def test_set(run: Run, data_dir: str | None = None) -> Dataset:
+    """The test split of the run's dataset, every class."""
+    data = run.config.data
+    return load(data.dataset, "test", data_dir or data.data_dir, data.image_size)
+
+
+def one_per_class(data: Dataset, count: int) -> tuple[Tensor, Tensor]:
+    """`count` float images cycling through the classes in order (first of each class first)."""
+    by_class = [(data.labels == c).nonzero()[:, 0] for c in data.classes]
+    picks = [
+        found[k // len(by_class)]
+        for k in range(count)
+        if k // len(by_class) < len(found := by_class[k % len(by_class)])
+    ]
+    index = torch.stack(picks)
+    return data.images[index].float() / 255, data.labels[index]
+
+
+def reconstructions(run: Run, path: Path, options: PlotOptions) -> Path:
+    images, _ = one_per_class(test_set(run, options.data_dir), options.count)
+    model = run.load_model()
+    recons = torch.sigmoid(reconstruct(model, images))
+    return plots.reconstructions(images, recons, path, f"{describe(run)}: test reconstructions")
+
+
+def scatter(run: Run, path: Path, options: PlotOptions) -> Path:
+    test = test_set(run, options.data_dir)
+    view = latent.plane(latent.codes(run.load_model(), test.float()))
+    title = f"{describe(run)}: codes of {len(test):,} test images"
+    return plots.latent_scatter(view, test.labels.numpy(), test.class_names, path, title)
+
+
+def manifold(run: Run, path: Path, options: PlotOptions) -> Path:
+    images, values = latent.manifold(run.load_model(), options.size, options.limit, options.dims)
+    title = f"{describe(run)}: decoded latent grid"
+    return plots.manifold(images, values, path, title, options.dims)
+
+
+def interpolate(run: Run, path: Path, options: PlotOptions) -> Path:
+    model = run.load_model()
+    start, end = endpoints(run, model, options)
+    points = latent.line(start, end, options.steps)
+    steps = [f"step {i + 1}/{options.steps}" for i in range(options.steps)]
+    if options.images is None:
+        where = [f"z = {_point(z)}" for z in points.tolist()]
+    else:
+        first, last = options.images
+        fractions = [i / (options.steps - 1) for i in range(options.steps)]
+        where = [f"{t:.0%} from test #{first} to #{last}" for t in fractions]
+    captions = list(zip(steps, where, strict=True))
+    return gifs.walk(latent.decode(model, points), captions, path)
+
+
+def _point(z: Sequence[float], shown: int = 4) -> str:
+    values = ", ".join(f"{v:.2f}" for v in z[:shown])
+    return f"[{values}, ...]" if len(z) > shown else f"[{values}]"
+
+
+def endpoints(run: Run, model: Model, options: PlotOptions) -> tuple[Tensor, Tensor]:
+    """The walk's ends: codes of two test images, or two latent points (the article's by
+    default for a 2-D VAE)."""
+    if options.images is not None:
+        test = test_set(run, options.data_dir)
+        for i in options.images:
+            if not 0 <= i < len(test):
+                raise VaelabError(f"test image {i} does not exist; choose 0..{len(test) - 1}")
+        z = latent.codes(model, test.float()[list(options.images)])
+        return z[0], z[1]
+    latent.require_prior(
+        model, "walk between latent points", "Walk between two test images instead (--images I J)"
+    )
+    if options.start is None and options.end is None and model.latent_dim == 2:
+        return torch.tensor(ARTICLE_START), torch.tensor(ARTICLE_END)
+    if options.start is None or options.end is None:
+        raise VaelabError(
+            f"give both ends of the walk as {model.latent_dim} numbers each (--from, --to), "
+            "or two test images (--images I J)"
+        )
+    for point in (options.start, options.end):
+        if len(point) != model.latent_dim:
+            raise VaelabError(
+                f"latent point {list(point)} has {len(point)} numbers; "
+                f"this model's latent space has {model.latent_dim}"
+            )
+    return torch.tensor(options.start, dtype=torch.float32), torch.tensor(
+        options.end, dtype=torch.float32
+    )
+
+
+def loss(run: Run, path: Path, options: PlotOptions) -> Path:
+    metrics = run.metrics()
+    if not metrics:
+        raise RunError(f"{run.path} has no finished epoch yet: nothing to plot")
+    return plots.loss_curves(metrics, path, f"{describe(run)}: loss per epoch")
+
+
+def samples(run: Run, path: Path, options: PlotOptions) -> Path:
+    model = run.load_model()
+    latent.require_prior(model, "set of samples")
+    generator = torch.Generator().manual_seed(options.seed)
+    with torch.inference_mode():
+        images = model.sample(options.size**2, generator=generator)
+    title = f"{describe(run)}: {options.size**2} samples from the prior"
+    return plots.samples(images, path, title)
+
+
+KINDS: dict[str, tuple[Callable[[Run, Path, PlotOptions], Path], str]] = {
+    "reconstructions": (reconstructions, "reconstructions.png"),
+    "scatter": (scatter, "scatter.png"),
+    "manifold": (manifold, "manifold.png"),
+    "interpolate": (interpolate, "interpolation.gif"),
+    "loss": (loss, "loss.png"),
+    "samples": (samples, "samples.png"),
+}
+
+
+def plot(
+    run: Run | str | os.PathLike[str],
+    kind: str,
+    out: str | os.PathLike[str] | None = None,
+    **options: object,
+) -> Path:
+    """Draw figure `kind` (see `KINDS`) for `run` into `out` (default: RUN/figures/)."""
+    run = run if isinstance(run, Run) else Run(run)
+    if kind not in KINDS:
+        raise VaelabError(f"unknown figure {kind!r}; choose one of {', '.join(KINDS)}")
+    known = {f.name for f in dataclasses.fields(PlotOptions)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise VaelabError(f"unknown plot option {', '.join(unknown)}; known: {', '.join(known)}")
+    draw, name = KINDS[kind]
+    path = Path(out) if out is not None else run.figures / name
+    return draw(run, path, PlotOptions(**options))  # type: ignore[arg-type]
