@@ -31,6 +31,8 @@ _API = {
     "train": "vaelab.train",
     "fit": "vaelab.train",
     "evaluate": "vaelab.train",
+    "run_demo": ("vaelab.demo", "demo"),
+    "plot": ("vaelab.figures.run_figures", "plot"),
     "ContinualConfig": "vaelab.continual",
     "run_continual": "vaelab.continual",
     "stage_training_set": "vaelab.continual",

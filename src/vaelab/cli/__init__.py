@@ -10,10 +10,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from vaelab.cli import continual, data, train
+from vaelab.cli import continual, data, demo, plot, train
 from vaelab.errors import Interrupted, VaelabError
 
-COMMANDS = [train, data, continual]
+COMMANDS = [demo, train, data, plot, continual]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,94 @@
+"""`vaelab plot RUN KIND`: one figure of a trained run."""
+
+from __future__ import annotations
+
+import argparse
+
+from vaelab.cli.options import add_data_dir, positive_int
+
+KINDS = ("reconstructions", "scatter", "manifold", "interpolate", "loss", "samples")
+
+
+def add_to(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "plot",
+        help="draw a figure of a trained run",
+        description="Draw one figure of a run, by default into RUN/figures/. Latent spaces "
+        "beyond two dimensions are shown by PCA (scatter) or by varying two dimensions with "
+        "the others at 0 (manifold).",
+    )
+    p.add_argument("run_dir", metavar="RUN", help="run folder")
+    p.add_argument("kind", choices=KINDS, metavar="KIND", help=" | ".join(KINDS))
+    p.add_argument("--out", metavar="FILE", help="file to write (default: in RUN/figures/)")
+    p.add_argument("--size", type=positive_int, default=15, metavar="N", help="grid of N x N (15)")
+    p.add_argument(
+        "--range",
+        type=float,
+        default=3.0,
+        dest="limit",
+        metavar="R",
+        help="manifold over z in [-R, R] (3)",
+    )
+    p.add_argument(
+        "--dims",
+        type=int,
+        nargs=2,
+        default=(0, 1),
+        metavar=("I", "J"),
+        help="the two latent dimensions a manifold varies (0 1)",
+    )
+    p.add_argument("--steps", type=positive_int, default=8, metavar="N", help="walk steps (8)")
+    p.add_argument(
+        "--from",
+        type=float,
+        nargs="+",
+        dest="start",
+        metavar="Z",
+        help="walk start, one number per latent dimension (2-D default: -0.7 -3)",
+    )
+    p.add_argument(
+        "--to",
+        type=float,
+        nargs="+",
+        dest="end",
+        metavar="Z",
+        help="walk end (2-D default: -0.7 2)",
+    )
+    p.add_argument(
+        "--images",
+        type=int,
+        nargs=2,
+        metavar=("I", "J"),
+        help="walk between the codes of test images I and J instead",
+    )
+    p.add_argument(
+        "--count",
+        type=positive_int,
+        default=10,
+        metavar="N",
+        help="test images to reconstruct (10, one per class first)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed for samples (0)")
+    add_data_dir(p)
+    p.set_defaults(run=run_plot)
+
+
+def run_plot(args: argparse.Namespace) -> None:
+    from vaelab.figures.run_figures import plot
+
+    path = plot(
+        args.run_dir,
+        args.kind,
+        args.out,
+        size=args.size,
+        limit=args.limit,
+        dims=tuple(args.dims),
+        steps=args.steps,
+        start=args.start,
+        end=args.end,
+        images=tuple(args.images) if args.images else None,
+        count=args.count,
+        seed=args.seed,
+        data_dir=args.data_dir,
+    )
+    print(f"wrote {path}")
