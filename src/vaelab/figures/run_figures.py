@@ -18,12 +18,13 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from vaelab.config import RunConfig
 from vaelab.data import Dataset, load
 from vaelab.errors import RunError, VaelabError
 from vaelab.figures import gifs, latent, plots
 from vaelab.models import Model
 from vaelab.run import Run
-from vaelab.scores import reconstruct
+from vaelab.scores import pixel_errors, recon_bce, reconstruct
 
 ARTICLE_START = (-0.7, -3.0)
 ARTICLE_END = (-0.7, 2.0)
@@ -47,7 +48,10 @@ class PlotOptions:
 
 def describe(run: Run) -> str:
     """A short name for titles: model, latent size, dataset and classes."""
-    config = run.config
+    return describe_config(run.config)
+
+
+def describe_config(config: RunConfig) -> str:
     classes = f", digits {','.join(map(str, config.data.classes))}" if config.data.classes else ""
     latent_size = f" (latent {config.model.latent_dim})" if config.model.name != "ae" else ""
     return f"{config.model.name.upper()}{latent_size} on {config.data.dataset}{classes}"
@@ -157,6 +161,26 @@ def samples(run: Run, path: Path, options: PlotOptions) -> Path:
         images = model.sample(options.size**2, generator=generator)
     title = f"{describe(run)}: {options.size**2} samples from the prior"
     return plots.samples(images, path, title)
+
+
+def anomaly_maps(run: Run, path: Path, options: PlotOptions) -> Path:
+    """One test image per class through the model: input, reconstruction, per-pixel BCE and
+    the image's score (recon-bce, nats)."""
+    test = test_set(run, options.data_dir)
+    images, labels = one_per_class(test, options.count)
+    model = run.load_model()
+    recons = torch.sigmoid(reconstruct(model, images))
+    names = [test.class_names[label] for label in labels.tolist()]
+    title = f"{describe(run)}: where reconstruction fails (score = recon-bce, nats)"
+    return plots.anomaly_maps(
+        images,
+        recons,
+        pixel_errors(model, images),
+        recon_bce(model, images).tolist(),
+        names,
+        path,
+        title,
+    )
 
 
 KINDS: dict[str, tuple[Callable[[Run, Path, PlotOptions], Path], str]] = {
