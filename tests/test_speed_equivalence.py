@@ -1,0 +1,96 @@
+"""The fast formulation computes the article's math: same losses and gradients as the plain one.
+
+Speed must never come from changing the model, so each rewrite is checked
+against its textbook form (float64 where rounding could hide a difference).
+"""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vaelab.config import ModelConfig
+from vaelab.models import build
+from vaelab.models.blocks import UpConv
+from vaelab.train import keep_freed_memory, prepare_for_speed
+
+REFERENCE = Path(__file__).parents[1] / "benchmarks" / "reference.py"
+
+
+def reference_module():
+    spec = importlib.util.spec_from_file_location("reference", REFERENCE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("padding,size", [(1, 4), (0, 8), (1, 14)])
+def test_upconv_equals_upsample_then_conv_forward_and_backward(padding, size):
+    torch.manual_seed(0)
+    fused = UpConv(8, 5, padding=padding).double()
+    plain = nn.Conv2d(8, 5, 3, padding=padding).double()
+    plain.load_state_dict(fused.state_dict())
+    x = torch.randn(3, 8, size, size, dtype=torch.float64, requires_grad=True)
+    y_fused = fused(x)
+    y_plain = plain(F.interpolate(x, scale_factor=2, mode="nearest"))
+    torch.testing.assert_close(y_fused, y_plain, rtol=0, atol=1e-12)
+    grads_fused = torch.autograd.grad(y_fused.square().sum(), [x, *fused.parameters()])
+    grads_plain = torch.autograd.grad(y_plain.square().sum(), [x, *plain.parameters()])
+    for a, b in zip(grads_fused, grads_plain, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-10)
+
+
+def test_pool_then_relu_is_bit_identical_to_relu_then_pool():
+    x = torch.randn(4, 8, 7, 7)
+    x[:, :, :4, :4] = 0.25  # ties inside a pooling window
+    x[:, :, 4:, 4:] = -1.0  # windows that are all negative
+    pool = nn.MaxPool2d(2, ceil_mode=True)
+    a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+    y_fast, y_plain = F.relu(pool(a)), pool(F.relu(b))
+    assert torch.equal(y_fast, y_plain)
+    upstream = torch.randn_like(y_fast)
+    y_fast.backward(upstream)
+    y_plain.backward(upstream)
+    assert torch.equal(a.grad, b.grad)
+
+
+@pytest.mark.parametrize("name", ["ae", "vae"])
+def test_fast_model_loss_and_gradients_equal_the_plain_reference(name):
+    reference = reference_module()
+    torch.manual_seed(0)
+    fast = build(ModelConfig(name=name)).double()
+    plain = reference.REFERENCES[name]().double()
+    reference.copy_weights(fast, plain)
+    x = torch.rand(16, 1, 28, 28, dtype=torch.float64)
+    torch.manual_seed(1)
+    loss_fast = fast(x).loss
+    torch.manual_seed(1)  # the same noise for the VAE's sample
+    loss_plain = plain.loss(x)
+    torch.testing.assert_close(loss_fast, loss_plain, rtol=1e-12, atol=0)
+    loss_fast.backward()
+    loss_plain.backward()
+    for (key, a), b in zip(fast.named_parameters(), plain.parameters(), strict=True):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-9, atol=1e-12, msg=key)
+
+
+@pytest.mark.parametrize("name", ["ae", "vae"])
+def test_channels_last_changes_layout_only(name):
+    torch.manual_seed(0)
+    model = build(ModelConfig(name=name))
+    x = torch.rand(32, 1, 28, 28)
+    torch.manual_seed(1)
+    before = model(x).per_image_loss
+    prepare_for_speed(model, torch.device("cpu"))
+    assert model.decoder[0].weight.is_contiguous(memory_format=torch.channels_last)
+    torch.manual_seed(1)
+    after = model(x).per_image_loss
+    torch.testing.assert_close(after, before, rtol=1e-5, atol=1e-4)
+
+
+def test_keeping_freed_memory_is_safe_to_repeat():
+    keep_freed_memory()
+    keep_freed_memory()
+    assert torch.ones(1 << 20).sum().item() == 1 << 20
