@@ -52,13 +52,17 @@ class PlainVAE(nn.Module):
 
     def loss(self, x: Tensor) -> Tensor:
         """Mean over the batch of 784 * mean pixel BCE + KL."""
+        return self.loss_per_image(x).mean()
+
+    def loss_per_image(self, x: Tensor) -> Tensor:
+        """Negative ELBO of each image, with one sample of z."""
         h = self.encoder(x)
         mu, log_var = self.z_mean(h), self.z_log_var(h)
         z = mu + torch.exp(0.5 * log_var) * torch.randn_like(mu)
         recon = self.decoder(self.expand(z).view(-1, 8, 4, 4))
         bce = F.binary_cross_entropy(recon, x, reduction="none").sum((1, 2, 3))
         kl = -0.5 * torch.sum(1 + log_var - mu**2 - log_var.exp(), dim=1)
-        return (bce + kl).mean()
+        return bce + kl
 
 
 REFERENCES = {"ae": PlainAE, "vae": PlainVAE}
