@@ -279,7 +279,7 @@ def demo(
         "schedule": _describe(schedule),
         "seed": str(seed),
         "device": str(resolve_device(device)),
-        "total wall time": f"{_duration(seconds)} ({torch.get_num_threads()} CPU threads)",
+        "total wall time": f"{_duration(seconds)} (CPU threads: {torch.get_num_threads()})",
         "made": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC with vaelab {__version__}",
     }
     path = state.report.write(out / "report.html")

@@ -201,6 +201,8 @@ def plot(
 ) -> Path:
     """Draw figure `kind` (see `KINDS`) for `run` into `out` (default: RUN/figures/)."""
     run = run if isinstance(run, Run) else Run(run)
+    if not run.path.is_dir():
+        raise RunError(f"run folder {run.path} does not exist")
     if kind not in KINDS:
         raise VaelabError(f"unknown figure {kind!r}; choose one of {', '.join(KINDS)}")
     known = {f.name for f in dataclasses.fields(PlotOptions)}

@@ -1,0 +1,143 @@
+import json
+import re
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from vaelab.cli import main
+from vaelab.demo import FULL, SAMPLE, STAGES, Schedule, demo
+from vaelab.errors import VaelabError
+
+FIGURES = [
+    "ae_training.gif",
+    "ae_reconstructions.png",
+    "vae_latent_scatter.png",
+    "vae_manifold.png",
+    "vae_interpolation.gif",
+    "loss_curves.png",
+    "vae7_manifold.png",
+    "anomaly_maps.png",
+]
+QUICK = Schedule(
+    "mnist-sample",
+    ae_epochs=2,
+    ae_train_size=256,
+    vae_epochs=1,
+    vae_train_size=512,
+    vae7_epochs=2,
+    vae7_train_size=256,
+)
+
+
+def gif_frames(path):
+    with Image.open(path) as gif:
+        frames = []
+        for i in range(gif.n_frames):
+            gif.seek(i)
+            frames.append(np.asarray(gif.convert("L")))
+    return frames
+
+
+@pytest.fixture(scope="module")
+def quick_demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "out"
+    started = time.perf_counter()
+    report = demo(out, schedule=QUICK, progress=False)
+    return report, time.perf_counter() - started
+
+
+def test_demo_writes_every_figure_and_a_report_that_shows_them_in_order(quick_demo):
+    report, _ = quick_demo
+    out = report.parent
+    assert report == out / "report.html"
+    page = report.read_text()
+    positions = []
+    for name in FIGURES:
+        assert (out / name).stat().st_size > 1000, name
+        assert f'href="{name}"' in page, name
+        positions.append(page.index(f'alt="{name}"'))
+    assert positions == sorted(positions)  # the article's order
+    assert page.count("<figure>") == len(FIGURES)
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)
+    assert "<script" not in page and "<link" not in page
+
+
+def test_demo_trains_real_run_folders_with_the_schedule(quick_demo):
+    out = quick_demo[0].parent
+    expected = {
+        "ae": (2, "adadelta", 256, None),
+        "vae": (1, "adam", 512, None),
+        "vae7": (2, "adam", 256, [7]),
+    }
+    for name, (epochs, optimizer, size, classes) in expected.items():
+        run = out / "runs" / name
+        config = json.loads((run / "config.json").read_text())
+        assert config["train"]["epochs"] == epochs and config["train"]["optimizer"] == optimizer
+        assert config["data"]["train_size"] == size and config["data"]["classes"] == classes
+        assert config["data"]["validation"] == "test"
+        assert len((run / "metrics.jsonl").read_text().splitlines()) == epochs
+        assert (run / "weights.safetensors").exists()
+    page = quick_demo[0].read_text()
+    for name in expected:
+        assert f'href="runs/{name}/"' in page
+
+
+def test_report_says_what_produced_the_figures(quick_demo):
+    page = quick_demo[0].read_text()
+    assert "256 training images, validated on 2,000 test images" in page  # the AE
+    assert "256 training images, validated on 200 test images" in page  # the sevens
+    assert page.count("seed 0") == 3
+    assert re.search(r"total wall time</th><td>[0-9.]+ s|total wall time</th><td>\d+ min", page)
+    assert re.search(r"the seven ranks \d+ of 10 from least anomalous", page)
+
+
+def test_training_gif_has_a_changing_frame_per_epoch(quick_demo):
+    frames = gif_frames(quick_demo[0].parent / "ae_training.gif")
+    assert len(frames) == QUICK.ae_epochs
+    assert not np.array_equal(frames[0], frames[1])
+    walk = gif_frames(quick_demo[0].parent / "vae_interpolation.gif")
+    assert len(walk) == 8
+    with Image.open(quick_demo[0].parent / "vae_manifold.png") as manifold:
+        assert min(manifold.size) >= 15 * 28
+
+
+def test_demo_refuses_to_overwrite_a_finished_demo(quick_demo):
+    with pytest.raises(VaelabError, match="already holds a demo"):
+        demo(quick_demo[0].parent, schedule=QUICK, progress=False)
+
+
+def test_schedules_follow_the_article_and_the_time_budget():
+    assert [stage.__name__ for stage in STAGES] == ["autoencoder", "vae", "sevens"]
+    assert (FULL.dataset, FULL.ae_epochs, FULL.ae_train_size, FULL.vae_epochs) == (
+        "mnist",
+        10,
+        1000,
+        100,
+    )
+    assert FULL.vae_train_size is None and FULL.vae7_train_size is None
+    assert (SAMPLE.ae_epochs, SAMPLE.ae_train_size) == (10, 1000)
+    images = (
+        SAMPLE.ae_epochs * SAMPLE.ae_train_size
+        + SAMPLE.vae_epochs * 8000
+        + SAMPLE.vae7_epochs * 800
+    )
+    assert images <= 400_000  # under a minute at ~7,000 images/s, leaving room for figures
+
+
+def test_cli_demo_help_and_missing_full_mnist(isolated_data_env, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--help"])
+    assert exit_info.value.code == 0
+    assert "--full" in capsys.readouterr().out
+    assert main(["demo", "--out", str(tmp_path / "x"), "--full", "--quiet"]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("vaelab: error:") and "mnist" in error and error.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_default_demo_on_the_sample(tmp_path):
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--quiet"]) == 0
+    for name in FIGURES:
+        assert (tmp_path / "demo" / name).exists()

@@ -1,0 +1,203 @@
+import re
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from vaelab.cli import main
+from vaelab.cli.plot import KINDS as CLI_KINDS
+from vaelab.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from vaelab.data import load
+from vaelab.errors import VaelabError
+from vaelab.figures import latent, plots
+from vaelab.figures.gifs import ReconstructionFrames
+from vaelab.figures.report import Figure, Report, Section
+from vaelab.figures.run_figures import KINDS, one_per_class, plot
+from vaelab.models import build
+from vaelab.train import fit, train
+
+
+def tiny_run(path, model, epochs=1, **model_options):
+    config = RunConfig(
+        DataConfig("mnist-sample", train_size=256),
+        ModelConfig(model, **model_options),
+        TrainConfig(epochs, batch_size=64, optimizer="adadelta" if model == "ae" else "adam"),
+    )
+    return fit(config, path, progress=False)
+
+
+@pytest.fixture(scope="module")
+def vae_run(tmp_path_factory):
+    return tiny_run(tmp_path_factory.mktemp("runs") / "vae", "vae", epochs=2)
+
+
+@pytest.fixture(scope="module")
+def ae_run(tmp_path_factory):
+    return tiny_run(tmp_path_factory.mktemp("runs") / "ae", "ae")
+
+
+@pytest.fixture(scope="module")
+def test_images():
+    return load("mnist-sample", "test")
+
+
+def frames_of(path):
+    with Image.open(path) as gif:
+        frames = []
+        for i in range(gif.n_frames):
+            gif.seek(i)
+            frames.append(np.asarray(gif.convert("L")))
+        return frames
+
+
+def test_every_kind_for_a_vae_run_lands_in_its_figures_folder(vae_run):
+    sizes = {}
+    for kind, (_, name) in KINDS.items():
+        path = plot(vae_run, kind)
+        assert path == vae_run.figures / name
+        with Image.open(path) as image:
+            sizes[kind] = image.size
+    assert min(sizes["manifold"]) >= 15 * 28  # every cell at least at full resolution
+    assert sizes["scatter"][0] > 600 and sizes["loss"][0] > 3 * 300  # three loss panels
+    assert sizes["reconstructions"][0] > 10 * 28
+    assert len(frames_of(vae_run.figures / "interpolation.gif")) == 8
+
+
+def test_cli_and_api_offer_the_same_kinds():
+    assert set(CLI_KINDS) == set(KINDS)
+
+
+def test_manifold_is_one_decoder_call_over_the_grid(vae_run):
+    model = vae_run.load_model()
+    calls = []
+    decode = model.decode
+    model.decode = lambda z: calls.append(len(z)) or decode(z)
+    images, values = latent.manifold(model, size=7, limit=2.0)
+    assert calls == [49]
+    assert images.shape == (49, 1, 28, 28) and values.tolist() == pytest.approx(
+        np.linspace(-2, 2, 7).tolist()
+    )
+
+
+def test_the_manifold_depends_on_the_decoder(vae_run):
+    model = vae_run.load_model()
+    first, _ = latent.manifold(model, size=5)
+    again, _ = latent.manifold(model, size=5)
+    assert torch.equal(first, again)
+    with torch.no_grad():
+        model.decoder[-1].bias.add_(1.0)
+    changed, _ = latent.manifold(model, size=5)
+    assert (changed - first).abs().max() > 0.05
+
+
+def test_grid_runs_left_to_right_then_top_to_bottom_in_the_chosen_dims():
+    z, values = latent.grid(latent_dim=4, size=3, limit=1.0, dims=(1, 3))
+    assert z.shape == (9, 4)
+    assert z[0].tolist() == [0, -1, 0, 1]  # top left: lowest z[1], highest z[3]
+    assert z[2].tolist() == [0, 1, 0, 1]
+    assert z[8].tolist() == [0, 1, 0, -1]
+    assert z[:, [0, 2]].abs().sum() == 0
+
+
+def test_latent_spaces_beyond_two_dims_use_pca(test_images):
+    model = build(ModelConfig("vae", latent_dim=5)).eval()
+    view = latent.plane(latent.codes(model, test_images.float()[:300]))
+    assert view.points.shape == (300, 2) and view.axes == ("PC 1", "PC 2")
+    assert "PCA of the 5-D code" in view.note
+    assert np.allclose(view.points.mean(0), 0, atol=1e-4)
+    images, _ = latent.manifold(model, size=3, dims=(2, 4))
+    assert images.shape == (9, 1, 28, 28)
+    with pytest.raises(VaelabError, match="dimension 5 does not exist"):
+        latent.manifold(model, dims=(0, 5))
+
+
+def test_ae_scatter_is_a_pca_and_its_latent_plane_figures_are_refused(ae_run, tmp_path):
+    path = plot(ae_run, "scatter")
+    assert path.exists()
+    for kind in ("manifold", "samples", "interpolate"):
+        with pytest.raises(VaelabError, match="has a 128-D code and none"):
+            plot(ae_run, kind, tmp_path / f"{kind}.png")
+    walk = plot(ae_run, "interpolate", tmp_path / "walk.gif", images=(0, 1), steps=5)
+    assert len(frames_of(walk)) == 5
+
+
+def test_walk_between_test_images_starts_and_ends_at_their_reconstructions(vae_run, tmp_path):
+    path = plot(vae_run, "interpolate", tmp_path / "walk.gif", images=(3, 4), steps=4)
+    frames = frames_of(path)
+    assert len(frames) == 4 and not np.array_equal(frames[0], frames[-1])
+
+
+def test_bad_plot_requests_say_what_to_do(vae_run, tmp_path):
+    with pytest.raises(VaelabError, match="unknown figure 'heatmap'"):
+        plot(vae_run, "heatmap")
+    with pytest.raises(VaelabError, match="unknown plot option colour"):
+        plot(vae_run, "manifold", colour="red")
+    with pytest.raises(VaelabError, match="has 3 numbers; this model's latent space has 2"):
+        plot(vae_run, "interpolate", tmp_path / "w.gif", start=[0, 0, 0], end=[1, 1, 1])
+    with pytest.raises(VaelabError, match="test image 99999 does not exist"):
+        plot(vae_run, "interpolate", tmp_path / "w.gif", images=(0, 99999))
+    with pytest.raises(VaelabError, match="two different latent dimensions"):
+        plot(vae_run, "manifold", tmp_path / "m.png", dims=(1, 1))
+
+
+def test_reconstruction_frames_are_one_per_epoch_and_change(test_images, tmp_path):
+    images, labels = one_per_class(test_images, 10)
+    assert labels.tolist() == list(range(10))
+    torch.manual_seed(0)
+    model = build(ModelConfig("ae"))
+    frames = ReconstructionFrames(images, epochs=3)
+    config = TrainConfig(epochs=3, batch_size=64, optimizer="adadelta")
+    train(model, load("mnist-sample").first(256), config, callbacks=[frames], progress=False)
+    gif = frames.save(tmp_path / "learning.gif")
+    pixels = frames_of(gif)
+    assert len(pixels) == 3
+    assert pixels[0].shape[1] >= 10 * 28 * 3
+    assert not np.array_equal(pixels[0], pixels[1]) and not np.array_equal(pixels[1], pixels[2])
+
+
+def test_anomaly_maps_draw_a_column_per_image(test_images, tmp_path):
+    images, _ = one_per_class(test_images, 4)
+    errors = torch.rand(4, 28, 28)
+    path = plots.anomaly_maps(
+        images, images, errors, [1.0, 2.0, 3.0, 4.0], ["0", "1", "2", "3"], tmp_path / "a.png", "t"
+    )
+    with Image.open(path) as image:
+        width, height = image.size
+    assert width > height > 3 * 28
+
+
+def test_report_embeds_every_figure_and_needs_no_network(vae_run, tmp_path):
+    for kind in ("manifold", "loss", "interpolate"):
+        plot(vae_run, kind, tmp_path / f"{kind}{'.gif' if kind == 'interpolate' else '.png'}")
+    report = Report("A <title>", "Intro.\n\nSecond paragraph.", facts={"seed": "0"})
+    report.add(Section("One", "Text & more.", [Figure("manifold.png", "The grid.")]))
+    report.add(
+        Section(
+            "Two",
+            "",
+            [Figure("loss.png", "Losses."), Figure("interpolate.gif", "A walk.")],
+            links={"runs/vae": "runs/vae/"},
+        )
+    )
+    page = report.write(tmp_path / "report.html").read_text()
+    assert "A &lt;title&gt;" in page and "Text &amp; more." in page
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)
+    for name in ("manifold.png", "loss.png", "interpolate.gif"):
+        assert f'href="{name}"' in page
+    assert page.count("data:image/png;base64,") == 2 and page.count("data:image/gif;base64,") == 1
+    assert page.index("<h2>One</h2>") < page.index("<h2>Two</h2>")
+    report.add(Section("Three", "", [Figure("missing.png", "")]))
+    with pytest.raises(VaelabError, match="missing.png does not exist"):
+        report.write(tmp_path / "report.html")
+
+
+def test_cli_plot_writes_the_figure_or_explains(vae_run, ae_run, tmp_path, capsys):
+    out = tmp_path / "grid.png"
+    args = ["plot", str(vae_run.path), "manifold", "--size", "4", "--range", "2", "--out", str(out)]
+    assert main(args) == 0
+    assert out.exists() and f"wrote {out}" in capsys.readouterr().out
+    assert main(["plot", str(ae_run.path), "samples"]) == 1
+    assert "has a 128-D code and none" in capsys.readouterr().err
+    assert main(["plot", str(tmp_path / "nowhere"), "loss"]) == 1
+    assert "does not exist" in capsys.readouterr().err
