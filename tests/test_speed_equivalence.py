@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from vaelab.config import ModelConfig
-from vaelab.models import build
-from vaelab.models.blocks import UpConv
+from vaelab.models import VAE, build
+from vaelab.models.blocks import UpConv, glorot_init
 from vaelab.train import keep_freed_memory, prepare_for_speed
 
 REFERENCE = Path(__file__).parents[1] / "benchmarks" / "reference.py"
@@ -79,7 +79,8 @@ def test_fast_model_loss_and_gradients_equal_the_plain_reference(name):
 @pytest.mark.parametrize("name", ["ae", "vae"])
 def test_channels_last_changes_layout_only(name):
     torch.manual_seed(0)
-    model = build(ModelConfig(name=name))
+    model = build(ModelConfig(name=name)).to(memory_format=torch.contiguous_format)
+    assert not model.decoder[0].weight.is_contiguous(memory_format=torch.channels_last)
     x = torch.rand(32, 1, 28, 28)
     torch.manual_seed(1)
     before = model(x).per_image_loss
@@ -88,6 +89,17 @@ def test_channels_last_changes_layout_only(name):
     torch.manual_seed(1)
     after = model(x).per_image_loss
     torch.testing.assert_close(after, before, rtol=1e-5, atol=1e-4)
+
+
+def test_built_models_are_channels_last_with_unchanged_initial_weights():
+    torch.manual_seed(0)
+    model = build(ModelConfig(name="vae"))
+    torch.manual_seed(0)
+    plain = VAE()
+    glorot_init(plain)
+    assert model.encoder[0][0].weight.is_contiguous(memory_format=torch.channels_last)
+    for (key, a), b in zip(model.state_dict().items(), plain.state_dict().values(), strict=True):
+        assert torch.equal(a, b), key
 
 
 def test_keeping_freed_memory_is_safe_to_repeat():

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import torch
+
 from vaelab.config import ModelConfig
 from vaelab.errors import VaelabError
 from vaelab.models.ae import AE
@@ -29,7 +31,11 @@ def register(name: str, factory: Callable[[ModelConfig, int], Model]) -> None:
 
 
 def build(config: ModelConfig, channels: int = 1) -> Model:
-    """A freshly initialised model; seed torch first for reproducible weights."""
+    """A freshly initialised model; seed torch first for reproducible weights.
+
+    Its conv weights are stored channels-last, the layout oneDNN's CPU
+    convolutions run fastest on; only strides differ, never values.
+    """
     if config.name not in MODELS:
         raise VaelabError(f"unknown model {config.name!r}; choose one of {', '.join(MODELS)}")
     if config.init not in INITS:
@@ -37,4 +43,4 @@ def build(config: ModelConfig, channels: int = 1) -> Model:
     model = MODELS[config.name](config, channels)
     if config.init == "glorot":
         glorot_init(model)
-    return model
+    return model.to(memory_format=torch.channels_last)
