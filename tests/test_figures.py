@@ -11,7 +11,7 @@ from vaelab.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from vaelab.data import load
 from vaelab.errors import VaelabError
 from vaelab.figures import latent, plots
-from vaelab.figures.gifs import ReconstructionFrames
+from vaelab.figures.gifs import ReconstructionFrames, read_frames
 from vaelab.figures.report import Figure, Report, Section
 from vaelab.figures.run_figures import KINDS, one_per_class, plot
 from vaelab.models import build
@@ -42,15 +42,6 @@ def test_images():
     return load("mnist-sample", "test")
 
 
-def frames_of(path):
-    with Image.open(path) as gif:
-        frames = []
-        for i in range(gif.n_frames):
-            gif.seek(i)
-            frames.append(np.asarray(gif.convert("L")))
-        return frames
-
-
 def test_every_kind_for_a_vae_run_lands_in_its_figures_folder(vae_run):
     sizes = {}
     for kind, (_, name) in KINDS.items():
@@ -61,7 +52,7 @@ def test_every_kind_for_a_vae_run_lands_in_its_figures_folder(vae_run):
     assert min(sizes["manifold"]) >= 15 * 28  # every cell at least at full resolution
     assert sizes["scatter"][0] > 600 and sizes["loss"][0] > 3 * 300  # three loss panels
     assert sizes["reconstructions"][0] > 10 * 28
-    assert len(frames_of(vae_run.figures / "interpolation.gif")) == 8
+    assert len(read_frames(vae_run.figures / "interpolation.gif")) == 8
 
 
 def test_cli_and_api_offer_the_same_kinds():
@@ -119,12 +110,12 @@ def test_ae_scatter_is_a_pca_and_its_latent_plane_figures_are_refused(ae_run, tm
         with pytest.raises(VaelabError, match="has a 128-D code and none"):
             plot(ae_run, kind, tmp_path / f"{kind}.png")
     walk = plot(ae_run, "interpolate", tmp_path / "walk.gif", images=(0, 1), steps=5)
-    assert len(frames_of(walk)) == 5
+    assert len(read_frames(walk)) == 5
 
 
 def test_walk_between_test_images_starts_and_ends_at_their_reconstructions(vae_run, tmp_path):
     path = plot(vae_run, "interpolate", tmp_path / "walk.gif", images=(3, 4), steps=4)
-    frames = frames_of(path)
+    frames = read_frames(path)
     assert len(frames) == 4 and not np.array_equal(frames[0], frames[-1])
 
 
@@ -150,7 +141,7 @@ def test_reconstruction_frames_are_one_per_epoch_and_change(test_images, tmp_pat
     config = TrainConfig(epochs=3, batch_size=64, optimizer="adadelta")
     train(model, load("mnist-sample").first(256), config, callbacks=[frames], progress=False)
     gif = frames.save(tmp_path / "learning.gif")
-    pixels = frames_of(gif)
+    pixels = read_frames(gif)
     assert len(pixels) == 3
     assert pixels[0].shape[1] >= 10 * 28 * 3
     assert not np.array_equal(pixels[0], pixels[1]) and not np.array_equal(pixels[1], pixels[2])

@@ -82,8 +82,13 @@ class Demo:
         """The test split every figure draws its images from."""
         return load(self.schedule.dataset, "test", self.data_dir)
 
-    def data(self, **selection: object) -> DataConfig:
-        return DataConfig(self.schedule.dataset, self.data_dir, **selection)  # type: ignore[arg-type]
+    def config(
+        self, model: str, epochs: int, optimizer: str = "adam", **selection: object
+    ) -> RunConfig:
+        """A run of `model` (latent 2 for a VAE) on the schedule's dataset, `selection` of it."""
+        data = DataConfig(self.schedule.dataset, self.data_dir, **selection)  # type: ignore[arg-type]
+        train = TrainConfig(epochs, optimizer=optimizer, seed=self.seed, device=self.device)
+        return RunConfig(data, ModelConfig(model, latent_dim=2), train)
 
     def fit(self, name: str, config: RunConfig, callbacks: tuple = ()) -> tuple[Run, Section]:
         """Train `config` into `out/runs/<name>`; returns the run and a section of its facts."""
@@ -134,11 +139,7 @@ def autoencoder(demo: Demo) -> Section:
     s = demo.schedule
     images, _ = run_figures.one_per_class(demo.test, 10)
     frames = ReconstructionFrames(images, s.ae_epochs)
-    config = RunConfig(
-        demo.data(train_size=s.ae_train_size),
-        ModelConfig("ae"),
-        TrainConfig(s.ae_epochs, optimizer="adadelta", seed=demo.seed, device=demo.device),
-    )
+    config = demo.config("ae", s.ae_epochs, "adadelta", train_size=s.ae_train_size)
     run, section = demo.fit("ae", config, callbacks=(frames,))
     frames.save(demo.out / "ae_training.gif")
     section.title = "1. An autoencoder learns"
@@ -164,11 +165,7 @@ def autoencoder(demo: Demo) -> Section:
 def vae(demo: Demo) -> Section:
     """Section 2: a VAE with a 2-D latent plane, its map of digits and a walk across it."""
     s = demo.schedule
-    config = RunConfig(
-        demo.data(train_size=s.vae_train_size),
-        ModelConfig("vae", latent_dim=2),
-        TrainConfig(s.vae_epochs, seed=demo.seed, device=demo.device),
-    )
+    config = demo.config("vae", s.vae_epochs, train_size=s.vae_train_size)
     run, section = demo.fit("vae", config)
     start, end = run_figures.ARTICLE_START, run_figures.ARTICLE_END
     section.title = "2. A VAE maps the digits onto a plane"
@@ -202,11 +199,7 @@ def vae(demo: Demo) -> Section:
 def sevens(demo: Demo) -> Section:
     """Section 3: a VAE that has only seen sevens, and what it makes of other digits."""
     s = demo.schedule
-    config = RunConfig(
-        demo.data(classes=[7], train_size=s.vae7_train_size),
-        ModelConfig("vae", latent_dim=2),
-        TrainConfig(s.vae7_epochs, seed=demo.seed, device=demo.device),
-    )
+    config = demo.config("vae", s.vae7_epochs, classes=[7], train_size=s.vae7_train_size)
     run, section = demo.fit("vae7", config)
     section.title = "3. A VAE trained on sevens spots the other digits"
     section.text = (

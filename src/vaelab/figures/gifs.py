@@ -51,6 +51,16 @@ def save_gif(frames: Sequence[Image.Image], path: str | Path, ms_per_frame: int 
     return path
 
 
+def read_frames(path: str | Path) -> list[np.ndarray]:
+    """Every frame of a GIF as a grey uint8 array, to check what an animation shows."""
+    with Image.open(path) as gif:
+        frames = []
+        for index in range(gif.n_frames):
+            gif.seek(index)
+            frames.append(np.asarray(gif.convert("L")))
+    return frames
+
+
 class ReconstructionFrames:
     """A `train()` callback that draws fixed images over their reconstructions each epoch.
 
