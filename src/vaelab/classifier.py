@@ -8,7 +8,9 @@ JSON record of its test accuracy and training protocol:
     ~/.cache/vaelab/classifiers/mnist-cnn.safetensors
     ~/.cache/vaelab/classifiers/mnist-cnn.json
 
-A missing, damaged or differently-trained cache entry is retrained. It is a
+Each training set has its own entry (`mnist-sample-cnn.*` for the bundled
+sample, so offline runs stay offline); a missing, damaged or
+differently-trained entry is retrained. It is a
 plain `nn.Module`, not a vaelab `Model`: it has no latent space to show.
 """
 
@@ -28,8 +30,8 @@ from vaelab.data import Dataset, load
 from vaelab.data.sources import cache_dir
 from vaelab.errors import RunError
 from vaelab.run import load_tensors, save_tensors
+from vaelab.train import prepare_for_speed
 
-NAME = "mnist-cnn"
 BATCH = 1000
 
 
@@ -44,21 +46,21 @@ class Schedule:
 
 
 class DigitClassifier(nn.Module):
-    """Conv32-Pool-Conv64-Pool-Dense128-Dense10 with batch norm: ~99.2% on MNIST in 3 epochs."""
+    """Conv16-Pool-Conv32-Pool-Dense128-Dense10 with batch norm: over 99% on MNIST in 3 epochs."""
 
     def __init__(self, classes: int = 10) -> None:
         super().__init__()
         self.net = nn.Sequential(
-            nn.Conv2d(1, 32, 3, padding=1),
+            nn.Conv2d(1, 16, 3, padding=1),
+            nn.BatchNorm2d(16),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1),
             nn.BatchNorm2d(32),
             nn.ReLU(),
             nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1),
-            nn.BatchNorm2d(64),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
             nn.Flatten(),
-            nn.Linear(64 * 7 * 7, 128),
+            nn.Linear(32 * 7 * 7, 128),
             nn.ReLU(),
             nn.Dropout(0.25),
             nn.Linear(128, classes),
@@ -87,7 +89,7 @@ def train_classifier(
 ) -> DigitClassifier:
     """A classifier fitted to `train` with its own short loop (seeded, deterministic on CPU)."""
     torch.manual_seed(schedule.seed)
-    classifier = DigitClassifier()
+    classifier = prepare_for_speed(DigitClassifier(), torch.device("cpu"))
     images, labels = train.float(), train.labels
     steps_per_epoch = -(-len(images) // schedule.batch_size)
     optimizer = torch.optim.Adam(classifier.parameters(), lr=schedule.lr)
@@ -120,21 +122,16 @@ def cached_classifier(
     """The cached digit classifier and its record (test accuracy, protocol), training it if needed.
 
     `cache` defaults to the user cache; `data` (train, test) to full MNIST, read
-    from `data_dir` or the usual places. An
-    entry that is missing, unreadable, or trained on other data or another
-    schedule is (re)trained and written atomically.
+    from `data_dir` or the usual places. An entry that is missing, unreadable,
+    or trained on other data or another schedule is (re)trained and written
+    atomically.
     """
     folder = Path(cache) if cache is not None else cache_dir()
-    weights = folder / "classifiers" / f"{NAME}.safetensors"
+    if data is None:
+        data = load("mnist", "train", data_dir), load("mnist", "test", data_dir)
+    train, test = data
+    weights = folder / "classifiers" / f"{train.name}-cnn.safetensors"
     record_path = weights.with_suffix(".json")
-    train, test = (
-        data
-        if data is not None
-        else (
-            load("mnist", "train", data_dir),
-            load("mnist", "test", data_dir),
-        )
-    )
     protocol = _protocol(train, test, schedule)
     cached = _load(weights, record_path, protocol)
     if cached is not None:
@@ -142,7 +139,7 @@ def cached_classifier(
     classifier = train_classifier(train, schedule, progress)
     record = {"test_accuracy": accuracy(classifier, test), "protocol": protocol}
     weights.parent.mkdir(parents=True, exist_ok=True)
-    save_tensors(classifier.state_dict(), weights, {"name": NAME})
+    save_tensors(classifier.state_dict(), weights, {"name": weights.stem})
     tmp = record_path.with_name(record_path.name + ".tmp")
     tmp.write_text(json.dumps(record, indent=2) + "\n")
     os.replace(tmp, record_path)
@@ -151,7 +148,7 @@ def cached_classifier(
 
 def _protocol(train: Dataset, test: Dataset, schedule: Schedule) -> dict[str, Any]:
     return {
-        "model": "Conv32-BN-Pool-Conv64-BN-Pool-Dense128-Dropout0.25-Dense10",
+        "model": "Conv16-BN-Pool-Conv32-BN-Pool-Dense128-Dropout0.25-Dense10",
         "train": {"dataset": train.name, "images": len(train)},
         "test": {"dataset": test.name, "images": len(test)},
         "optimizer": "adam, one-cycle learning rate",

@@ -33,7 +33,7 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
         help="what the model sees besides the new digit (default: naive); all runs every "
         "strategy and compares them",
     )
-    p.add_argument("--epochs-per-stage", type=positive_int, metavar="N", default=1, help="(1)")
+    p.add_argument("--epochs-per-stage", type=positive_int, metavar="N", default=2, help="(2)")
     p.add_argument(
         "--replay-size",
         type=positive_int,

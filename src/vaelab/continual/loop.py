@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from vaelab.classifier import DigitClassifier, cached_classifier
 from vaelab.config import ModelConfig, TrainConfig
-from vaelab.continual.metrics import evaluate_stage, summarize
+from vaelab.continual.metrics import dream_shares, evaluate_stage, summarize
 from vaelab.continual.strategies import (
     DREAM,
     STRATEGIES,
@@ -57,7 +57,7 @@ class ContinualConfig:
     data_dir: str | None = None
     order: list[int] = field(default_factory=lambda: [7, 0, 1, 2, 3, 4, 5, 6, 8, 9])
     strategy: str = "naive"
-    epochs_per_stage: int = 1
+    epochs_per_stage: int = 2
     replay_size: int = 1000
     latent_dim: int = 2
     batch_size: int = 128
@@ -95,17 +95,20 @@ def run_continual(
 ) -> dict[str, Any]:
     """Run every strategy of `config` into `out`; returns the contents of `metrics.json`.
 
-    `classifier` (model, record) defaults to the cached MNIST classifier,
-    trained on first use.
+    `classifier` (model, record) defaults to the cached classifier of the
+    dataset (full MNIST, or the bundled sample for `mnist-sample`), trained on
+    first use.
     """
     config.check()
     folder = Path(out)
     _claim(folder, config)
     train, test = load_digits(config)
-    classifier = classifier or cached_classifier(data_dir=config.data_dir, progress=progress)
     for strategy in config.strategies:
-        run_strategy(strategy, config, train, test, classifier[0], folder / strategy, progress)
-    metrics = collect(folder, config, classifier[1])
+        run_strategy(strategy, config, train, test, folder / strategy, progress)
+    if classifier is None:
+        every_digit = (load(config.dataset, split, config.data_dir) for split in ("train", "test"))
+        classifier = cached_classifier(data=tuple(every_digit), progress=progress)
+    metrics = collect(folder, config, classifier)
     write_outputs(folder, metrics)
     return metrics
 
@@ -125,7 +128,6 @@ def run_strategy(
     config: ContinualConfig,
     train: Dataset,
     test: Dataset,
-    classifier: DigitClassifier,
     folder: Path,
     progress: bool = True,
 ) -> list[dict[str, Any]]:
@@ -143,7 +145,7 @@ def run_strategy(
             model.load_state_dict(tensors)
             records.append(meta["record"])
             continue
-        record = train_stage(model, strategy, config, train, test, classifier, stage, progress)
+        record = train_stage(model, strategy, config, train, test, stage, progress)
         save_tensors(model.state_dict(), path, {"record": record, "channels": model.channels})
         records.append(record)
     return records
@@ -155,7 +157,6 @@ def train_stage(
     config: ContinualConfig,
     train: Dataset,
     test: Dataset,
-    classifier: DigitClassifier,
     stage: int,
     progress: bool,
 ) -> dict[str, Any]:
@@ -189,7 +190,7 @@ def train_stage(
         "dreamed_images": int((data.labels == DREAM).sum()),
         "train_loss": history[-1]["train_loss"],
         "train_seconds": seconds,
-        **evaluate_stage(model, test, config.order, classifier, config.dream_samples, config.seed),
+        **evaluate_stage(model, test, config.order, config.seed),
     }
 
 
@@ -233,15 +234,24 @@ def _claim(folder: Path, config: ContinualConfig) -> None:
     path.write_text(json.dumps(settings, indent=2) + "\n")
 
 
-def collect(folder: Path, config: ContinualConfig, classifier: dict[str, Any]) -> dict[str, Any]:
-    """`metrics.json`: the protocol and every strategy finished in `folder`."""
+def collect(
+    folder: Path, config: ContinualConfig, classifier: tuple[DigitClassifier, dict[str, Any]]
+) -> dict[str, Any]:
+    """`metrics.json`: the protocol and every strategy finished in `folder`, with the share
+    of each digit among each stage model's dreams."""
     strategies = {}
     for strategy in STRATEGIES:
         paths = [stage_path(folder / strategy, s) for s in range(len(config.order))]
-        if all(p.exists() for p in paths):
-            records = [load_tensors(p)[1]["record"] for p in paths]
-            strategies[strategy] = summarize(records, config.order)
-    return {"protocol": _settings(config), "classifier": classifier, "strategies": strategies}
+        if not all(p.exists() for p in paths):
+            continue
+        records = [load_tensors(p)[1]["record"] for p in paths]
+        models = load_stage_models(folder / strategy, config.order, config.latent_dim)
+        for record, model in zip(records, models, strict=True):
+            record["dream_share"] = dream_shares(
+                model, classifier[0], config.order, config.dream_samples, config.seed
+            )
+        strategies[strategy] = summarize(records, config.order)
+    return {"protocol": _settings(config), "classifier": classifier[1], "strategies": strategies}
 
 
 def write_outputs(folder: Path, metrics: dict[str, Any]) -> None:

@@ -3,7 +3,9 @@
 After every stage the model is measured on the test images of *every* digit
 (mean negative ELBO and its reconstruction part: one row of the stages x
 digits matrix) and on what it now generates: samples from its prior, named
-by the digit classifier, give each digit's share of its dreams.
+by the digit classifier, give each digit's share of its dreams. Dreams are
+read from the saved stage models when results are collected, so training
+never waits for the classifier.
 
 Forgetting of a digit = its loss at the end minus its loss just after the
 stage that learned it (positive: forgotten). The average runs over every
@@ -24,21 +26,15 @@ from vaelab.train import evaluate
 
 
 def evaluate_stage(
-    model: Model,
-    test: Dataset,
-    digits: Sequence[int],
-    classifier: DigitClassifier,
-    dream_samples: int,
-    seed: int,
+    model: Model, test: Dataset, digits: Sequence[int], seed: int
 ) -> dict[str, dict[str, float]]:
-    """Per digit (keys are digit strings): test `loss`, `recon`, and `dream_share`."""
+    """Per digit (keys are digit strings): mean test `loss` (negative ELBO) and `recon`."""
     model.cpu().eval()
-    row: dict[str, dict[str, float]] = {"loss": {}, "recon": {}, "dream_share": {}}
+    row: dict[str, dict[str, float]] = {"loss": {}, "recon": {}}
     for digit in digits:
         scores = evaluate(model, test.with_classes([digit]).float(), seed=seed)
         row["loss"][str(digit)] = scores["loss"]
         row["recon"][str(digit)] = scores["recon"]
-    row["dream_share"] = dream_shares(model, classifier, digits, dream_samples, seed)
     return row
 
 

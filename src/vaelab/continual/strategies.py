@@ -5,8 +5,10 @@
     replay             the new digit + a fixed buffer of `replay_size` real past images,
                        balanced over the past digits
     generative-replay  the new digit + `n_new * k_past` images dreamed by a frozen copy
-                       of the model as it was before the stage (so each digit gets an
-                       equal share), with no past data at all
+                       of the model as it was before the stage, with no past data at
+                       all: the past gets the share it would have in a cumulative set
+                       (as many dreams per past digit as there are new images, if the
+                       teacher dreams its digits evenly)
 
 `stage_training_set` is a pure function of its arguments, so the mix is
 checked directly. Dreams are the teacher's decoded probabilities quantised

@@ -11,27 +11,32 @@ With two or more strategies, in `out/`: comparison.png, comparison.csv, report.h
 from __future__ import annotations
 
 import csv
-import html
-import io
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
 
+from vaelab.figures import latent  # noqa: E402
+from vaelab.figures.gifs import frame, save_gif  # noqa: E402
+from vaelab.figures.images import tile  # noqa: E402
+from vaelab.figures.plots import DIGITS, save  # noqa: E402
+from vaelab.figures.report import Figure, Report, Section  # noqa: E402
 from vaelab.models import Model  # noqa: E402
 
-DIGIT_COLORS = plt.get_cmap("tab10")
+if TYPE_CHECKING:
+    from vaelab.demo import Demo
+
+DIGIT_COLORS = plt.get_cmap(DIGITS)
+STRATEGY_COLORS = plt.get_cmap("Set2")
 OTHER_COLOR = "0.8"
 GRID = 15
-GRID_SPAN = 3.0
+GRID_LIMIT = 3.0
 FRAME_MS = 900
 
 
@@ -81,7 +86,7 @@ def forgetting_heatmap(summary: dict, order: Sequence[int], path: Path, title: s
     ax.set_ylabel("after stage (digit learned)")
     ax.set_title(f"{title}: test loss (neg. ELBO, nats)\nboxed: just learned", fontsize=10)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def digit_curves(summary: dict, order: Sequence[int], path: Path, title: str) -> Path:
@@ -99,7 +104,7 @@ def digit_curves(summary: dict, order: Sequence[int], path: Path, title: str) ->
     ax.set_title(f"{title}: each digit's test loss (dotted: not learned yet)", fontsize=10)
     ax.legend(title="digit", ncol=2, fontsize=8, bbox_to_anchor=(1.01, 1), loc="upper left")
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def dream_composition(summary: dict, order: Sequence[int], path: Path, title: str) -> Path:
@@ -111,7 +116,7 @@ def dream_composition(summary: dict, order: Sequence[int], path: Path, title: st
     ax.set_ylabel("share of generated images")
     ax.set_title(f"{title}: what the model dreams (samples named by a CNN)", fontsize=10)
     ax.legend(title="digit", ncol=2, fontsize=8, bbox_to_anchor=(1.01, 1), loc="upper left")
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def _stacked_shares(ax: Any, shares: Sequence[dict[str, float]], order: Sequence[int]) -> None:
@@ -125,31 +130,15 @@ def _stacked_shares(ax: Any, shares: Sequence[dict[str, float]], order: Sequence
     ax.set_ylim(0, 1)
 
 
-@torch.inference_mode()
-def latent_grid(model: Model, n: int = GRID, span: float = GRID_SPAN) -> np.ndarray:
-    """The decoded images over an n x n grid of the first two latent axes (others 0)."""
-    axis = torch.linspace(-span, span, n)
-    z = torch.zeros(n * n, model.latent_dim)
-    z[:, 0] = axis.repeat(n)
-    z[:, 1] = axis.flip(0).repeat_interleave(n)
-    images = torch.sigmoid(model.decode(z))[:, 0].numpy()
-    size = images.shape[-1]
-    return images.reshape(n, n, size, size).transpose(0, 2, 1, 3).reshape(n * size, n * size)
-
-
 def memory_manifold(models: Sequence[Model], order: Sequence[int], path: Path, title: str) -> Path:
-    """A GIF: the latent grid after each stage, with the digits learned so far."""
+    """A GIF: the decoded latent grid after each stage, with the digits learned so far."""
     frames = []
     for stage, model in enumerate(models):
-        fig, ax = plt.subplots(figsize=(4.4, 4.8))
-        ax.imshow(latent_grid(model), cmap="gray", vmin=0, vmax=1)
-        ax.set_axis_off()
+        images, _ = latent.manifold(model, GRID, GRID_LIMIT)
         learned = ", ".join(str(d) for d in order[: stage + 1])
-        ax.set_title(f"{title}, after stage {stage}\nlearned: {learned}", fontsize=10)
-        frames.append(_to_image(fig))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frames[0].save(path, save_all=True, append_images=frames[1:], duration=FRAME_MS, loop=0)
-    return path
+        lines = [f"{title}, after stage {stage}", f"learned: {learned}"]
+        frames.append(frame(tile(images, GRID), lines, scale=1))
+    return save_gif(frames, path, FRAME_MS)
 
 
 def comparison_plot(metrics: dict, path: Path) -> Path:
@@ -158,7 +147,7 @@ def comparison_plot(metrics: dict, path: Path) -> Path:
     names = list(metrics["strategies"])
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.3), gridspec_kw={"width_ratios": [1, 1.6, 1.2]})
     averages = [metrics["strategies"][n]["avg_forgetting"] for n in names]
-    axes[0].bar(names, averages, color=plt.get_cmap("Set2")(range(len(names))))
+    axes[0].bar(names, averages, color=STRATEGY_COLORS(range(len(names))))
     for i, value in enumerate(averages):
         axes[0].text(i, value, f"{value:.1f}", ha="center", va="bottom", fontsize=8)
     axes[0].set_ylabel("average forgetting (nats)")
@@ -170,7 +159,7 @@ def comparison_plot(metrics: dict, path: Path) -> Path:
             range(len(order) - 1),
             [per_digit[str(d)] for d in order[:-1]],
             "-o",
-            color=plt.get_cmap("Set2")(i),
+            color=STRATEGY_COLORS(i),
             label=name,
             ms=4,
         )
@@ -186,7 +175,7 @@ def comparison_plot(metrics: dict, path: Path) -> Path:
     axes[2].set_ylabel("share of generated images")
     axes[2].set_title("what each model dreams at the end", fontsize=10)
     axes[2].legend(title="digit", ncol=2, fontsize=7, bbox_to_anchor=(1.01, 1), loc="upper left")
-    return _save(fig, path)
+    return save(fig, path)
 
 
 COLUMNS = [
@@ -228,57 +217,119 @@ def comparison_table(metrics: dict, path: Path) -> Path:
     return path
 
 
-def report(metrics: dict, path: Path) -> Path:
-    """A single HTML page: the protocol, the comparison table and every figure."""
-    protocol = metrics["protocol"]
-    head = "".join(f"<th>{html.escape(label)}</th>" for _, label in COLUMNS)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(row[key]))}</td>" for key, _ in COLUMNS) + "</tr>"
-        for row in comparison_rows(metrics)
-    )
-    sections = "".join(
-        f"<h2>{html.escape(name)}</h2>"
-        + "".join(
-            f'<img src="{name}/{file}" alt="{name} {file}">'
-            for file in (
-                "forgetting_heatmap.png",
-                "digit_curves.png",
-                "dream_composition.png",
-                "memory_manifold.gif",
-            )
-        )
-        for name in metrics["strategies"]
-    )
+FIGURES = {
+    "forgetting_heatmap.png": "Test loss (negative ELBO, nats) of every digit (columns) after "
+    "every stage (rows); boxed: the stage that learned the digit.",
+    "digit_curves.png": "Each digit's test loss across the stages, dotted before it is learned.",
+    "dream_composition.png": "What the model generates after each stage: prior samples named "
+    "by the digit classifier.",
+    "memory_manifold.gif": "The decoded latent grid (z in [-3, 3]^2) after each stage.",
+}
+
+
+def describe_protocol(metrics: dict) -> str:
+    """One paragraph: what was trained, how forgetting and dreams are measured."""
+    p = metrics["protocol"]
     accuracy = metrics["classifier"].get("test_accuracy", float("nan"))
-    page = f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>vaelab: does the VAE remember?</title>
-<style>body{{font-family:sans-serif;max-width:1100px;margin:auto}}img{{max-width:100%}}
-table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px}}</style></head>
-<body><h1>Does the VAE remember?</h1>
-<p>The article's VAE learns the digits {html.escape(str(protocol["order"]))} one stage at a time
-on {html.escape(protocol["dataset"])} ({protocol["epochs_per_stage"]} epoch(s) per stage, latent
-size {protocol["latent_dim"]}, seed {protocol["seed"]}). Forgetting of a digit: its test loss at
-the end minus its test loss just after it was learned, averaged over all digits but the last.
-Dreams: {protocol["dream_samples"]} prior samples named by a CNN with test accuracy
-{accuracy:.4f}.</p>
-<table><tr>{head}</tr>{body}</table>
-<img src="comparison.png" alt="comparison">{sections}</body></html>
-"""
-    path.write_text(page)
-    return path
+    size = "all" if p["train_size"] is None else f"the first {p['train_size']:,}"
+    return (
+        f"The article's VAE (latent size {p['latent_dim']}) learns the digits "
+        f"{', '.join(map(str, p['order']))} one stage at a time on {p['dataset']}: {size} "
+        f"training images of each new digit, {p['epochs_per_stage']} epoch(s) per stage, "
+        f"batch {p['batch_size']}, Adam, seed {p['seed']}. After every stage it is measured on "
+        "the test images of every digit. Forgetting of a digit is its test loss at the end "
+        "minus its test loss just after the stage that learned it, averaged over every digit "
+        f"but the last. Dreams: {p['dream_samples']} prior samples named by a CNN with test "
+        f"accuracy {accuracy:.2%}."
+    )
 
 
-def _to_image(fig: Any) -> Image.Image:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
-    plt.close(fig)
-    buffer.seek(0)
-    return Image.open(buffer).convert("RGB")
+def strategy_facts(metrics: dict) -> dict[str, str]:
+    """One line per strategy: the comparison table as report facts."""
+    return {
+        row["strategy"]: f"average forgetting {row['avg_forgetting']:.1f} nats "
+        f"(reconstruction {row['avg_recon_forgetting']:.1f}); final mean test loss "
+        f"{row['final_mean_loss']:.1f}; first digit's share of the final dreams "
+        f"{row['first_digit_final_share']:.0%}; {row['train_images']:,} images trained on "
+        f"in {row['train_seconds']:.0f} s"
+        for row in comparison_rows(metrics)
+    }
 
 
-def _save(fig: Any, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return path
+def report(metrics: dict, path: Path) -> Path:
+    """The HTML report: the comparison first, then every strategy's figures."""
+    page = Report("vaelab continual: does the VAE remember?", describe_protocol(metrics))
+    page.add(
+        Section(
+            "Strategies side by side",
+            "What the model sees besides the new digit: nothing (naive), every digit so far "
+            "(cumulative), a fixed buffer of real past images (replay), or images dreamed by "
+            "a frozen copy of itself from before the stage (generative replay).",
+            [Figure("comparison.png", "Average and per-digit forgetting, and the final dreams.")],
+            facts=strategy_facts(metrics),
+        )
+    )
+    for name in metrics["strategies"]:
+        figures = [Figure(f"{name}/{file}", caption) for file, caption in FIGURES.items()]
+        page.add(Section(name, "", figures, links={name: f"{name}/"}))
+    return page.write(path)
+
+
+DEMO_SAMPLE = {"order": [7, 0, 1, 2, 3], "epochs_per_stage": 4, "batch_size": 32}
+"""The demo on the bundled sample: 800 images a digit, so smaller batches give each stage
+100 steps, and five digits keep it to about 64,000 images in all. Each digit gets as many
+training images as the demo's 7-only VAE (`Schedule.vae7_train_size`)."""
+
+
+def demo_section(demo: Demo) -> Section:
+    """The demo's last section: the article's cliffhanger, naive versus generative replay."""
+    from vaelab.continual import ContinualConfig, run_continual
+
+    sample = demo.schedule.dataset == "mnist-sample"
+    config = ContinualConfig(
+        dataset=demo.schedule.dataset,
+        data_dir=demo.data_dir,
+        seed=demo.seed,
+        device=demo.device,
+        train_size=demo.schedule.vae7_train_size,
+        **(DEMO_SAMPLE if sample else {}),
+    )
+    out = demo.out / "continual"
+    metrics: dict[str, Any] = {}
+    for strategy in ("naive", "generative-replay"):
+        demo.say(f"continual learning, {strategy}: digits {config.order} one at a time")
+        config.strategy = strategy
+        metrics = run_continual(config, out, progress=demo.progress)
+    continual_figures(out, metrics)
+    naive, dreaming = (metrics["strategies"][s] for s in ("naive", "generative-replay"))
+    first = str(config.order[0])
+    ratio = dreaming["avg_forgetting"] / naive["avg_forgetting"]
+    return Section(
+        "4. Does the VAE remember?",
+        f"The article stops at this question. Here the same VAE learns the digits "
+        f"{', '.join(map(str, config.order))} one stage at a time. Trained on each new digit "
+        f"alone (naive), it forgets: the test loss of the earlier digits rises by "
+        f"{naive['avg_forgetting']:.1f} nats on average, and the first digit makes up "
+        f"{naive['final_dream_share'][first]:.0%} of its final dreams. With generative replay "
+        "it also rehearses images dreamed by a frozen copy of itself from before each stage, "
+        f"with no past data at all: average forgetting {dreaming['avg_forgetting']:.1f} nats "
+        f"({ratio:.2f} times naive's), and the first digit makes up "
+        f"{dreaming['final_dream_share'][first]:.0%} of its final dreams."
+        "\n\n" + describe_protocol(metrics),
+        [
+            Figure("continual/comparison.png", "Forgetting and final dreams, side by side."),
+            Figure(
+                "continual/naive/dream_composition.png", "What the naive model dreams per stage."
+            ),
+            Figure(
+                "continual/generative-replay/dream_composition.png",
+                "What the model trained with generative replay dreams per stage.",
+            ),
+            Figure(
+                "continual/naive/memory_manifold.gif",
+                "The naive model's latent grid after each stage: old digits fade.",
+            ),
+        ],
+        facts=strategy_facts(metrics),
+        links={"continual": "continual/"},
+    )

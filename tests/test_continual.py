@@ -1,0 +1,276 @@
+import csv
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+from vaelab.classifier import Schedule, cached_classifier
+from vaelab.config import ModelConfig, TrainConfig
+from vaelab.continual import (
+    DREAM,
+    ContinualConfig,
+    average_forgetting,
+    forgetting,
+    frozen_copy,
+    load_stage_models,
+    run_continual,
+    stage_training_set,
+)
+from vaelab.continual.strategies import concat
+from vaelab.data import load
+from vaelab.errors import VaelabError
+from vaelab.models import build
+from vaelab.train import train
+
+ORDER = [7, 0, 1]
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """30 real training images of each digit in ORDER."""
+    full = load("mnist-sample", "train")
+    return concat([full.with_classes([d]).first(30) for d in ORDER])
+
+
+@pytest.fixture(scope="module")
+def classifier(tmp_path_factory):
+    sample = load("mnist-sample", "train").stratified(500, seed=0), load("mnist-sample", "test")
+    cache = tmp_path_factory.mktemp("cache")
+    return cached_classifier(cache, data=sample, schedule=Schedule(epochs=1), progress=False)
+
+
+def vae(seed=0):
+    torch.manual_seed(seed)
+    return build(ModelConfig(name="vae"))
+
+
+def mix(data):
+    """{label: count} of a training set."""
+    labels, counts = data.labels.unique(return_counts=True)
+    return dict(zip(labels.tolist(), counts.tolist(), strict=True))
+
+
+@pytest.mark.parametrize("strategy", ["naive", "cumulative", "replay", "generative-replay"])
+def test_stage_0_is_the_first_digit_alone(digits, strategy):
+    data = stage_training_set(strategy, digits, ORDER, 0, replay_size=10, teacher=vae())
+    assert mix(data) == {7: 30}
+
+
+def test_naive_sees_only_the_new_digit(digits):
+    data = stage_training_set("naive", digits, ORDER, 2)
+    assert mix(data) == {1: 30}
+    assert torch.equal(data.images, digits.with_classes([1]).images)
+
+
+def test_cumulative_sees_every_digit_so_far(digits):
+    assert mix(stage_training_set("cumulative", digits, ORDER, 1)) == {7: 30, 0: 30}
+    assert mix(stage_training_set("cumulative", digits, ORDER, 2)) == {7: 30, 0: 30, 1: 30}
+
+
+def test_replay_adds_a_fixed_balanced_buffer_of_real_images(digits):
+    stage1 = stage_training_set("replay", digits, ORDER, 1, replay_size=11, seed=3)
+    stage2 = stage_training_set("replay", digits, ORDER, 2, replay_size=11, seed=3)
+    assert mix(stage1) == {7: 11, 0: 30}
+    assert mix(stage2) == {7: 6, 0: 5, 1: 30}
+    real_sevens = {bytes(x.numpy()) for x in digits.with_classes([7]).images}
+    kept_then = {bytes(x.numpy()) for x in stage1.with_classes([7]).images}
+    kept_now = {bytes(x.numpy()) for x in stage2.with_classes([7]).images}
+    assert kept_now < kept_then <= real_sevens  # the buffer only lets go of images
+    other_seed = stage_training_set("replay", digits, ORDER, 2, replay_size=11, seed=4)
+    assert not torch.equal(other_seed.images, stage2.images)
+    with pytest.raises(VaelabError, match="replay-size"):
+        stage_training_set("replay", digits, ORDER, 2, replay_size=1)
+
+
+def test_generative_replay_adds_dreams_of_the_teacher_and_no_past_data(digits):
+    teacher = frozen_copy(vae())
+    data = stage_training_set("generative-replay", digits, ORDER, 2, teacher=teacher, seed=5)
+    assert mix(data) == {DREAM: 60, 1: 30}  # n_new * k_past dreams: 30 per past digit
+    dreamed = data.images[data.labels == DREAM]
+    expected = teacher.sample(60, torch.Generator().manual_seed(5 * 1000 + 2))
+    assert torch.equal(dreamed, expected.mul(255).round().to(torch.uint8))
+    assert torch.equal(data.images[data.labels == 1], digits.with_classes([1]).images)
+    with pytest.raises(VaelabError, match="teacher"):
+        stage_training_set("generative-replay", digits, ORDER, 1)
+
+
+def test_generative_replay_uses_the_frozen_model_not_the_live_one(digits):
+    model = vae()
+    teacher = frozen_copy(model)
+    assert all(not p.requires_grad for p in teacher.parameters())
+    before = stage_training_set("generative-replay", digits, ORDER, 1, teacher=teacher)
+    train(model, digits, TrainConfig(epochs=1, batch_size=16, device="cpu"), progress=False)
+    after = stage_training_set("generative-replay", digits, ORDER, 1, teacher=teacher)
+    assert torch.equal(before.images, after.images)
+    from_live = stage_training_set("generative-replay", digits, ORDER, 1, teacher=model)
+    assert not torch.equal(before.images, from_live.images)  # training did change the model
+
+
+def test_unknown_strategy_and_stage_are_reported(digits):
+    with pytest.raises(VaelabError, match="unknown strategy"):
+        stage_training_set("rehearsal", digits, ORDER, 1)
+    with pytest.raises(VaelabError, match="outside"):
+        stage_training_set("naive", digits, ORDER, 3)
+
+
+def test_forgetting_is_the_loss_at_the_end_minus_just_after_learning():
+    stages = [
+        {"loss": {"7": 100.0, "0": 300.0}},
+        {"loss": {"7": 160.0, "0": 120.0}},
+        {"loss": {"7": 190.0, "0": 150.0, "1": 0.0}},
+    ]
+    per_digit = forgetting(stages, [7, 0, 1])
+    assert per_digit["7"] == 90.0 and per_digit["0"] == 30.0 and per_digit["1"] == 0.0
+    assert average_forgetting(per_digit, [7, 0, 1]) == 60.0
+
+
+def tiny_config(**overrides):
+    settings = {
+        "dataset": "mnist-sample",
+        "order": [7, 0],
+        "epochs_per_stage": 1,
+        "train_size": 64,
+        "replay_size": 16,
+        "dream_samples": 100,
+        "batch_size": 32,
+        "device": "cpu",
+    }
+    return ContinualConfig(**{**settings, **overrides})
+
+
+def test_a_tiny_run_writes_the_matrix_and_forgetting(tmp_path, classifier):
+    config = tiny_config(order=[7, 0, 1], strategy="generative-replay")
+    metrics = run_continual(config, tmp_path, classifier=classifier, progress=False)
+    summary = metrics["strategies"]["generative-replay"]
+    assert list(metrics["strategies"]) == ["generative-replay"]
+    assert metrics["classifier"] == classifier[1]
+    stages = summary["stages"]
+    assert [s["digit"] for s in stages] == [7, 0, 1]
+    assert [s["train_images"] for s in stages] == [64, 128, 192]
+    assert [s["dreamed_images"] for s in stages] == [0, 64, 128]
+
+    with open(tmp_path / "matrix.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 9  # stages x digits
+    loss = {(int(r["stage"]), int(r["digit"])): float(r["loss"]) for r in rows}
+    for stage, digit in enumerate([7, 0]):
+        expected = loss[(2, digit)] - loss[(stage, digit)]
+        assert summary["forgetting"][str(digit)] == pytest.approx(expected, abs=1e-3)
+    assert summary["forgetting"]["1"] == 0
+    mean = (summary["forgetting"]["7"] + summary["forgetting"]["0"]) / 2
+    assert summary["avg_forgetting"] == pytest.approx(mean)
+    for stage in stages:
+        assert set(stage["loss"]) == {"7", "0", "1"}
+        assert all(0 < stage["recon"][d] < stage["loss"][d] for d in stage["loss"])
+        assert 0 <= sum(stage["dream_share"].values()) <= 1
+    on_disk = json.loads((tmp_path / "metrics.json").read_text())
+    assert on_disk["strategies"]["generative-replay"]["avg_forgetting"] == summary["avg_forgetting"]
+
+
+def test_rerunning_skips_finished_stages_and_repeats_the_numbers(tmp_path, classifier):
+    config = tiny_config(strategy="naive")
+    first = run_continual(config, tmp_path, classifier=classifier, progress=False)
+    stage0, stage1 = (
+        tmp_path / "naive" / "stage_00.safetensors",
+        tmp_path / "naive" / "stage_01.safetensors",
+    )
+    stamp = stage0.stat().st_mtime_ns
+    weights = load_stage_models(tmp_path / "naive", [7, 0], 2)[1].state_dict()
+    stage1.unlink()
+    again = run_continual(config, tmp_path, classifier=classifier, progress=False)
+    assert stage0.stat().st_mtime_ns == stamp
+    for before, after in zip(
+        first["strategies"]["naive"]["stages"], again["strategies"]["naive"]["stages"], strict=True
+    ):
+        assert {k: v for k, v in before.items() if k != "train_seconds"} == {
+            k: v for k, v in after.items() if k != "train_seconds"
+        }
+    rebuilt = load_stage_models(tmp_path / "naive", [7, 0], 2)[1].state_dict()
+    for key in weights:
+        assert torch.equal(weights[key], rebuilt[key]), key
+
+
+def test_other_settings_in_the_same_folder_are_refused(tmp_path, classifier):
+    run_continual(tiny_config(), tmp_path, classifier=classifier, progress=False)
+    with pytest.raises(VaelabError, match="epochs_per_stage"):
+        run_continual(tiny_config(epochs_per_stage=2), tmp_path, classifier=classifier)
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        ({"dataset": "fashion-mnist"}, "MNIST digit classifier"),
+        ({"order": [7, 7]}, "different digits"),
+        ({"order": [7]}, "two or more"),
+        ({"order": [7, 12]}, "0-9"),
+        ({"strategy": "forget"}, "unknown strategy"),
+    ],
+)
+def test_bad_settings_are_reported(tmp_path, overrides, message):
+    with pytest.raises(VaelabError, match=message):
+        run_continual(tiny_config(**overrides), tmp_path, classifier=None)
+
+
+def test_figures_and_report_of_a_tiny_run(tmp_path, classifier):
+    from vaelab.figures.continual import continual_figures
+
+    for strategy in ("naive", "replay"):
+        metrics = run_continual(
+            tiny_config(strategy=strategy), tmp_path, classifier=classifier, progress=False
+        )
+    assert list(metrics["strategies"]) == ["naive", "replay"]
+    written = continual_figures(tmp_path, metrics)
+    names = {p.relative_to(tmp_path).as_posix() for p in written}
+    for strategy in ("naive", "replay"):
+        for file in ("forgetting_heatmap.png", "digit_curves.png", "dream_composition.png"):
+            assert f"{strategy}/{file}" in names
+    with Image.open(tmp_path / "naive" / "memory_manifold.gif") as gif:
+        assert gif.n_frames == 2  # one decoded latent grid per stage
+    with open(tmp_path / "comparison.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["strategy"] for r in rows] == ["naive", "replay"]
+    assert float(rows[0]["avg_forgetting"]) == pytest.approx(
+        metrics["strategies"]["naive"]["avg_forgetting"], abs=0.01
+    )
+    page = (tmp_path / "report.html").read_text()
+    assert "comparison.png" in page and "replay/memory_manifold.gif" in page
+
+
+def test_the_command_reports_bad_settings_on_one_line(tmp_path, capsys):
+    from vaelab.cli import main
+
+    assert main(["continual", "--dataset", "fashion-mnist", "--out", str(tmp_path)]) == 1
+    assert "MNIST digit classifier" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["continual", "--strategy", "bogus", "--out", str(tmp_path)])
+
+
+@pytest.mark.slow
+def test_the_command_runs_every_strategy_end_to_end(tmp_path, isolated_data_env, capsys):
+    from vaelab.cli import main
+
+    out = tmp_path / "out"
+    args = ["continual", "--dataset", "mnist-sample", "--order", "7,0", "--strategy", "all"]
+    args += ["--train-size", "64", "--epochs-per-stage", "1", "--replay-size", "16"]
+    assert main([*args, "--quiet", "--out", str(out)]) == 0
+    assert "generative-replay: average forgetting" in capsys.readouterr().out
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert list(metrics["strategies"]) == ["naive", "cumulative", "replay", "generative-replay"]
+    assert metrics["classifier"]["protocol"]["train"]["dataset"] == "mnist-sample"
+    assert (isolated_data_env / "classifiers" / "mnist-sample-cnn.safetensors").exists()
+    assert (out / "report.html").exists() and (out / "comparison.png").exists()
+
+
+@pytest.mark.slow
+def test_the_demo_section_compares_naive_and_generative_replay(tmp_path, isolated_data_env):
+    from vaelab.demo import Demo, Schedule
+    from vaelab.figures.continual import demo_section
+
+    schedule = Schedule("mnist-sample", vae7_train_size=64)
+    section = demo_section(Demo(tmp_path, schedule, progress=False, device="cpu"))
+    assert section.title == "4. Does the VAE remember?"
+    assert "times naive's" in section.text
+    assert set(section.facts) == {"naive", "generative-replay"}
+    for figure in section.figures:
+        assert (tmp_path / figure.file).exists(), figure.file
