@@ -129,3 +129,14 @@ def test_default_demo_on_the_sample(tmp_path):
     assert main(["demo", "--out", str(tmp_path / "demo"), "--quiet"]) == 0
     for name in FIGURES:
         assert (tmp_path / "demo" / name).exists()
+
+
+@pytest.mark.slow
+def test_demo_on_full_mnist_with_a_short_schedule(mnist_dir, tmp_path):
+    short = Schedule(
+        "mnist", ae_epochs=1, vae_epochs=1, vae_train_size=256, vae7_epochs=1, vae7_train_size=256
+    )
+    report = demo(tmp_path / "full", data_dir=str(mnist_dir), schedule=short, progress=False)
+    page = report.read_text()
+    assert "1,000 training images, validated on 10,000 test images" in page  # the article's AE
+    assert "validated on 1,028 test images" in page  # MNIST's test sevens

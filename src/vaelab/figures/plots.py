@@ -28,6 +28,7 @@ DPI = 110
 DIGITS = "tab10"
 IMAGES = "gray"
 ERRORS = "inferno"
+PART_NAMES = {"recon": "reconstruction", "kl": "KL"}
 
 
 def save(fig: Figure, path: str | Path) -> Path:
@@ -54,7 +55,7 @@ def _show(ax: Any, pixels: np.ndarray, **options: Any) -> Any:
 def reconstructions(originals: Tensor, recons: Tensor, path: str | Path, title: str) -> Path:
     """Two rows: the inputs above, their reconstructions below."""
     n = len(originals)
-    fig, axes = plt.subplots(2, 1, figsize=(max(4.0, 0.75 * n), 2.2), layout="constrained")
+    fig, axes = plt.subplots(2, 1, figsize=(max(4.0, 0.75 * n), 2.0), layout="constrained")
     for ax, images, name in zip(
         axes, (originals, recons), ("input", "reconstruction"), strict=True
     ):
@@ -124,7 +125,7 @@ def loss_curves(metrics: Sequence[dict[str, Any]], path: str | Path, title: str)
             values = [row.get(f"{split}_{name}") for row in metrics]
             if any(v is not None for v in values):
                 ax.plot(epochs, values, style, marker=marker, markersize=3, label=split)
-        ax.set_title("total loss" if name == "loss" else f"{name} part")
+        ax.set_title("total loss" if name == "loss" else f"{PART_NAMES.get(name, name)} part")
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("nats per image" if len(names) > 1 else "loss")
