@@ -169,24 +169,25 @@ def test_a_tiny_run_writes_the_matrix_and_forgetting(tmp_path, classifier):
 
 
 def test_rerunning_skips_finished_stages_and_repeats_the_numbers(tmp_path, classifier):
-    config = tiny_config(strategy="naive")
+    """Stage 1 resumed from stage 0's file dreams and trains exactly as in one unbroken run."""
+    config = tiny_config(strategy="generative-replay")
     first = run_continual(config, tmp_path, classifier=classifier, progress=False)
-    stage0, stage1 = (
-        tmp_path / "naive" / "stage_00.safetensors",
-        tmp_path / "naive" / "stage_01.safetensors",
-    )
+    folder = tmp_path / "generative-replay"
+    stage0, stage1 = folder / "stage_00.safetensors", folder / "stage_01.safetensors"
     stamp = stage0.stat().st_mtime_ns
-    weights = load_stage_models(tmp_path / "naive", [7, 0], 2)[1].state_dict()
+    weights = load_stage_models(folder, [7, 0], 2)[1].state_dict()
     stage1.unlink()
     again = run_continual(config, tmp_path, classifier=classifier, progress=False)
     assert stage0.stat().st_mtime_ns == stamp
     for before, after in zip(
-        first["strategies"]["naive"]["stages"], again["strategies"]["naive"]["stages"], strict=True
+        first["strategies"]["generative-replay"]["stages"],
+        again["strategies"]["generative-replay"]["stages"],
+        strict=True,
     ):
         assert {k: v for k, v in before.items() if k != "train_seconds"} == {
             k: v for k, v in after.items() if k != "train_seconds"
         }
-    rebuilt = load_stage_models(tmp_path / "naive", [7, 0], 2)[1].state_dict()
+    rebuilt = load_stage_models(folder, [7, 0], 2)[1].state_dict()
     for key in weights:
         assert torch.equal(weights[key], rebuilt[key]), key
 

@@ -64,6 +64,7 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
 
 def run_continual(args: argparse.Namespace) -> None:
     from vaelab.continual import ContinualConfig, run_continual
+    from vaelab.errors import Interrupted
     from vaelab.figures.continual import continual_figures
 
     config = ContinualConfig(
@@ -79,7 +80,13 @@ def run_continual(args: argparse.Namespace) -> None:
         seed=args.seed,
         device=args.device or "auto",
     )
-    metrics = run_continual(config, args.out, progress=not args.quiet)
+    try:
+        metrics = run_continual(config, args.out, progress=not args.quiet)
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"interrupted; the finished stages are saved in {args.out}: "
+            "rerun the same command to continue"
+        ) from None
     continual_figures(args.out, metrics)
     for name in config.strategies:
         summary = metrics["strategies"][name]

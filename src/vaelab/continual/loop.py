@@ -106,8 +106,11 @@ def run_continual(
     for strategy in config.strategies:
         run_strategy(strategy, config, train, test, folder / strategy, progress)
     if classifier is None:
-        every_digit = (load(config.dataset, split, config.data_dir) for split in ("train", "test"))
-        classifier = cached_classifier(data=tuple(every_digit), progress=progress)
+        every_digit = (
+            load(config.dataset, "train", config.data_dir),
+            load(config.dataset, "test", config.data_dir),
+        )
+        classifier = cached_classifier(data=every_digit, progress=progress)
     metrics = collect(folder, config, classifier)
     write_outputs(folder, metrics)
     return metrics
