@@ -33,7 +33,9 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
         help="what the model sees besides the new digit (default: naive); all runs every "
         "strategy and compares them",
     )
-    p.add_argument("--epochs-per-stage", type=positive_int, metavar="N", default=2, help="(2)")
+    p.add_argument(
+        "--epochs-per-stage", type=positive_int, metavar="N", default=2, help="epochs per stage (2)"
+    )
     p.add_argument(
         "--replay-size",
         type=positive_int,
@@ -41,7 +43,9 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
         default=1000,
         help="real past images kept by the replay strategy, in total (1000)",
     )
-    p.add_argument("--latent-dim", type=positive_int, metavar="N", default=2, help="(2)")
+    p.add_argument(
+        "--latent-dim", type=positive_int, metavar="N", default=2, help="VAE latent size (2)"
+    )
     p.add_argument(
         "--train-size",
         type=positive_int,

@@ -178,17 +178,6 @@ def comparison_plot(metrics: dict, path: Path) -> Path:
     return save(fig, path)
 
 
-COLUMNS = [
-    ("strategy", "strategy"),
-    ("avg_forgetting", "average forgetting (nats)"),
-    ("avg_recon_forgetting", "average recon. forgetting (nats)"),
-    ("final_mean_loss", "final mean test loss (nats)"),
-    ("first_digit_final_share", "first digit's final dream share"),
-    ("train_images", "images trained on"),
-    ("train_seconds", "training seconds"),
-]
-
-
 def comparison_rows(metrics: dict) -> list[dict[str, Any]]:
     """One row per strategy: forgetting, final loss, the first digit's dreams, cost."""
     first = str(metrics["protocol"]["order"][0])
@@ -210,10 +199,11 @@ def comparison_rows(metrics: dict) -> list[dict[str, Any]]:
 
 
 def comparison_table(metrics: dict, path: Path) -> Path:
+    rows = comparison_rows(metrics)
     with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, [key for key, _ in COLUMNS])
+        writer = csv.DictWriter(f, list(rows[0]))
         writer.writeheader()
-        writer.writerows(comparison_rows(metrics))
+        writer.writerows(rows)
     return path
 
 
