@@ -36,6 +36,12 @@ _API = {
     "ContinualConfig": "vaelab.continual",
     "run_continual": "vaelab.continual",
     "stage_training_set": "vaelab.continual",
+    "AnomalyDetector": "vaelab.anomaly",
+    "analyze_run": "vaelab.anomaly",
+    "anomaly_metrics": "vaelab.anomaly",
+    "score": ("vaelab.scores", "score"),
+    "OneClassConfig": "vaelab.bench",
+    "run_oneclass": "vaelab.bench",
 }
 
 __all__ = sorted(_API)

@@ -4,10 +4,25 @@ Every score is a function `(model, images) -> (N,)` over float images in
 [0, 1], computed in batches under `torch.inference_mode`. Reconstruction
 scores decode the deterministic code (the AE's bottleneck, the VAE's
 posterior mean), so they are the same on every call.
+
+The VAE's probabilistic scores are in nats, per image:
+
+- `elbo`: the negative ELBO, `E_q[-log p(x|z)] + KL(q(z|x) || p(z))`, the
+  reconstruction term averaged over K posterior samples, the KL exact;
+- `iwae`: the negative importance-weighted bound with K samples,
+  `-log (1/K) sum_k p(x|z_k) p(z_k) / q(z_k|x)`; it is never below the
+  expected negative ELBO and tends to `-log p(x)` as K grows (Burda et al.
+  2016), so it is the tighter estimate of the image's negative log-likelihood;
+- `latent`: `-log N(z_mean; 0, I)`, how unlikely the posterior mean is
+  under the prior.
+
+Sampled scores draw their noise from a generator seeded with `seed`, so a
+score is reproducible for the same images, seed and batch size.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -16,8 +31,11 @@ from torch import Tensor
 
 from vaelab.errors import VaelabError
 from vaelab.models import Model
+from vaelab.models.losses import bernoulli_nll, gaussian_kl
 
 BATCH = 1000
+SAMPLES = 10
+LOG_2PI = math.log(2 * math.pi)
 
 
 def batched(fn: Callable[[Tensor], Tensor], images: Tensor, batch_size: int = BATCH) -> Tensor:
@@ -54,10 +72,97 @@ def recon_mse(model: Model, images: Tensor) -> Tensor:
     return pixel_errors(model, images, "mse").flatten(1).sum(1)
 
 
+def require_posterior(model: Model, name: str) -> None:
+    """Raise a clear error if `model` has no q(z|x) for the score `name`."""
+    if not hasattr(model, "posterior"):
+        raise VaelabError(
+            f"score {name!r} needs a model with a posterior q(z|x) (a VAE); "
+            f"{type(model).__name__} has none: use recon-bce or recon-mse"
+        )
+
+
+def _posterior_samples(
+    model: Model, x: Tensor, samples: int, generator: torch.Generator
+) -> tuple[Tensor, Tensor, list[Tensor]]:
+    """(mu, logvar, [eps_k]) for a batch: K standard normal draws shaped like mu."""
+    mu, logvar = model.posterior(x)
+    noise = [
+        torch.randn(mu.shape, generator=generator, device=generator.device).to(mu.device)
+        for _ in range(samples)
+    ]
+    return mu, logvar, noise
+
+
+def _check_samples(samples: int) -> None:
+    if samples < 1:
+        raise VaelabError(f"the number of posterior samples must be at least 1, got {samples}")
+
+
+@torch.inference_mode()
+def elbo(model: Model, images: Tensor, samples: int = SAMPLES, seed: int = 0) -> Tensor:
+    """Negative ELBO in nats: reconstruction NLL averaged over `samples` draws of q(z|x),
+    plus the exact KL to the prior (the VAE's training loss, with less noise)."""
+    require_posterior(model, "elbo")
+    _check_samples(samples)
+    model.eval()
+    generator = torch.Generator().manual_seed(seed)
+
+    def negative_elbo(x: Tensor) -> Tensor:
+        mu, logvar, noise = _posterior_samples(model, x, samples, generator)
+        std = torch.exp(0.5 * logvar)
+        recon = torch.stack([bernoulli_nll(model.decode(mu + std * eps), x) for eps in noise])
+        return recon.mean(0) + gaussian_kl(mu, logvar)
+
+    return batched(negative_elbo, images)
+
+
+def log_normal(z: Tensor, mean: Tensor, log_var: Tensor) -> Tensor:
+    """log N(z; mean, diag(exp(log_var))), summed over the latent axis."""
+    return -0.5 * (LOG_2PI + log_var + (z - mean).square() / log_var.exp()).sum(-1)
+
+
+@torch.inference_mode()
+def iwae(model: Model, images: Tensor, samples: int = SAMPLES, seed: int = 0) -> Tensor:
+    """Negative importance-weighted bound in nats with `samples` draws (K): an estimate of
+    -log p(x) that tightens as K grows; K=1 is a single-sample negative ELBO."""
+    require_posterior(model, "iwae")
+    _check_samples(samples)
+    model.eval()
+    generator = torch.Generator().manual_seed(seed)
+
+    def negative_bound(x: Tensor) -> Tensor:
+        mu, logvar, noise = _posterior_samples(model, x, samples, generator)
+        std = torch.exp(0.5 * logvar)
+        zero = torch.zeros_like(mu)
+        log_weights = []
+        for eps in noise:
+            z = mu + std * eps
+            log_joint = log_normal(z, zero, zero) - bernoulli_nll(model.decode(z), x)
+            log_weights.append(log_joint - log_normal(z, mu, logvar))
+        return math.log(samples) - torch.logsumexp(torch.stack(log_weights), dim=0)
+
+    return batched(negative_bound, images)
+
+
+@torch.inference_mode()
+def latent(model: Model, images: Tensor) -> Tensor:
+    """-log N(z_mean; 0, I) in nats: how far the posterior mean lies from the prior's bulk."""
+    require_posterior(model, "latent")
+    model.eval()
+    return batched(lambda x: 0.5 * (LOG_2PI + model.encode(x).square()).sum(1), images)
+
+
 SCORES: dict[str, Callable[..., Tensor]] = {
     "recon-bce": recon_bce,
     "recon-mse": recon_mse,
+    "elbo": elbo,
+    "iwae": iwae,
+    "latent": latent,
 }
+POSTERIOR_SCORES = ("elbo", "iwae", "latent")
+"""Scores that need a posterior q(z|x): a VAE, not an AE."""
+SAMPLED = ("elbo", "iwae")
+"""Scores that draw posterior samples and take `samples` and `seed`."""
 
 
 def score(model: Model, images: Tensor, name: str = "recon-bce", **options: object) -> Tensor:

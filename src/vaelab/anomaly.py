@@ -1,0 +1,379 @@
+"""Anomaly detection with a trained model: metrics, a run's test-set report, a detector.
+
+Scores come from `vaelab.scores` (higher = more anomalous). The metrics treat
+"anomalous" as the positive class, as the one-class literature does:
+
+- AUROC: the chance a random anomaly scores above a random normal image;
+- AUPR: average precision with anomalies as positives (depends on their share);
+- FPR at 95% TPR: the share of normal images flagged when 95% of anomalies are.
+
+    report = analyze_run(Run("runs/vae7"), score="elbo", out="runs/vae7/anomaly")
+    detector = AnomalyDetector(latent_dim=16, epochs=30).fit(normal_images)
+    detector.predict(new_images)  # 1 = anomaly, 0 = normal
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
+from torch import Tensor
+
+from vaelab import scores as score_functions
+from vaelab.config import ModelConfig, RunConfig, TrainConfig
+from vaelab.errors import VaelabError
+from vaelab.models import Model, build
+from vaelab.run import Run
+from vaelab.scores import POSTERIOR_SCORES, SAMPLED, require_posterior
+
+TPR_LEVEL = 0.95
+DETECTOR_FILE = "detector.json"
+
+
+def anomaly_metrics(is_anomaly: np.ndarray, score: np.ndarray) -> dict[str, float]:
+    """AUROC, AUPR and FPR at 95% TPR, anomalies being the positive class."""
+    is_anomaly = np.asarray(is_anomaly, dtype=bool)
+    score = np.asarray(score, dtype=np.float64)
+    if is_anomaly.all() or not is_anomaly.any():
+        raise VaelabError(
+            "anomaly metrics need both normal and anomalous images; "
+            f"got {int(is_anomaly.sum())} anomalous of {len(is_anomaly)}"
+        )
+    if not np.isfinite(score).all():
+        raise VaelabError("some anomaly scores are not finite; the model may have diverged")
+    fpr, tpr, _ = roc_curve(is_anomaly, score)
+    return {
+        "auroc": float(roc_auc_score(is_anomaly, score)),
+        "aupr": float(average_precision_score(is_anomaly, score)),
+        "fpr_at_95_tpr": float(fpr[np.searchsorted(tpr, TPR_LEVEL)]),
+    }
+
+
+def metrics_by_class(
+    labels: np.ndarray, score: np.ndarray, normal: Sequence[int]
+) -> dict[str, Any]:
+    """Metrics for all anomalies together and for each anomalous class against the normal ones."""
+    labels = np.asarray(labels)
+    is_normal = np.isin(labels, list(normal))
+    result: dict[str, Any] = {"overall": anomaly_metrics(~is_normal, score), "per_class": {}}
+    for label in np.unique(labels[~is_normal]):
+        chosen = is_normal | (labels == label)
+        result["per_class"][int(label)] = anomaly_metrics(~is_normal[chosen], score[chosen])
+    return result
+
+
+def compute_score(
+    model: Model, images: Tensor, name: str, samples: int = score_functions.SAMPLES, seed: int = 0
+) -> Tensor:
+    """`vaelab.scores.score` on the model's device, with the sampling options passed only to
+    the scores that sample; returns a CPU tensor."""
+    options = {"samples": samples, "seed": seed} if name in SAMPLED else {}
+    device = next(model.parameters()).device
+    return score_functions.score(model, images.to(device), name, **options).cpu()
+
+
+@dataclass
+class Report:
+    """What `analyze_run` measured: settings, metrics, and the per-image scores."""
+
+    normal: list[int]
+    score: str
+    samples: int
+    metrics: dict[str, Any]
+    labels: np.ndarray
+    scores: np.ndarray
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "normal_classes": self.normal,
+            "score": self.score,
+            "samples": self.samples if self.score in SAMPLED else None,
+            "n_normal": int(np.isin(self.labels, self.normal).sum()),
+            "n_anomalous": int((~np.isin(self.labels, self.normal)).sum()),
+            **self.metrics,
+        }
+
+
+def analyze_run(
+    run: Run,
+    *,
+    normal: Sequence[int] | None = None,
+    score: str = "elbo",
+    samples: int = score_functions.SAMPLES,
+    out: str | os.PathLike[str] | None = None,
+    data_dir: str | None = None,
+    figures: bool = True,
+) -> Report:
+    """Score a run's whole test set: its trained classes (or `normal`) against the rest.
+
+    With `out`, writes `scores.csv` (index, label, score), `metrics.json` and,
+    with `figures`, `roc.png`, `score_histograms.png` and `anomaly_maps.png`.
+    """
+    from vaelab.data import load
+
+    config = run.config
+    test = load(
+        config.data.dataset, "test", data_dir or config.data.data_dir, config.data.image_size
+    )
+    normal = _normal_classes(normal, config.data.classes, test.classes)
+    model = run.load_model()
+    images = test.float()
+    values = compute_score(model, images, score, samples, seed=config.train.seed).numpy()
+    labels = test.labels.numpy()
+    report = Report(
+        normal, score, samples, metrics_by_class(labels, values, normal), labels, values
+    )
+    if out is not None:
+        write_report(report, Path(out))
+        if figures:
+            from vaelab.figures.anomaly import plot_report
+
+            plot_report(report, model, images, test.class_names, Path(out))
+    return report
+
+
+def _normal_classes(
+    normal: Sequence[int] | None, trained: Sequence[int] | None, available: list[int]
+) -> list[int]:
+    chosen = list(normal) if normal else list(trained or [])
+    if not chosen:
+        raise VaelabError(
+            "the run was trained on every class, so no test class is anomalous; "
+            "name the normal classes with --normal (e.g. --normal 7)"
+        )
+    missing = sorted(set(chosen) - set(available))
+    if missing:
+        raise VaelabError(f"normal class {missing} is not in the test set; it has {available}")
+    if set(chosen) >= set(available):
+        raise VaelabError(f"every test class is normal ({chosen}); leave at least one out")
+    return sorted(chosen)
+
+
+def write_report(report: Report, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "scores.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["index", "label", "score"])
+        for index, (label, value) in enumerate(zip(report.labels, report.scores, strict=True)):
+            writer.writerow([index, int(label), f"{value:.6g}"])
+    (out / "metrics.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+
+
+def as_images(x: Any, shape: tuple[int, ...] | None = None) -> Tensor:
+    """Validate user images and return float32 (N, C, H, W) in [0, 1].
+
+    Takes NumPy arrays or tensors shaped (N, H, W), (N, C, H, W) or (N, H*W)
+    (square images), uint8 in 0-255 or float in [0, 1]. `shape` is the
+    (C, H, W) a fitted model expects.
+    """
+    if isinstance(x, np.ndarray):
+        if x.dtype == object:
+            raise VaelabError("images must be a numeric array, got an object array")
+        x = torch.from_numpy(np.ascontiguousarray(x))
+    if not isinstance(x, Tensor):
+        raise VaelabError(f"images must be a NumPy array or a torch tensor, got {type(x).__name__}")
+    if x.ndim == 0 or x.numel() == 0:
+        raise VaelabError("no images given: the array is empty")
+    x = _as_float(x)
+    x = _as_nchw(x, shape)
+    if shape is not None and tuple(x.shape[1:]) != tuple(shape):
+        raise VaelabError(
+            f"images are {tuple(x.shape[1:])} (C, H, W) but the detector was fitted on {shape}"
+        )
+    return x
+
+
+def _as_float(x: Tensor) -> Tensor:
+    if x.dtype == torch.uint8:
+        return x.float().div(255)
+    if not x.is_floating_point():
+        raise VaelabError(
+            f"images must be uint8 (0-255) or float (0-1), got {x.dtype}; "
+            "convert with .astype('uint8') or divide by 255"
+        )
+    x = x.float()
+    if torch.isnan(x).any():
+        raise VaelabError(f"images contain {int(torch.isnan(x).sum())} NaN values")
+    low, high = x.min().item(), x.max().item()
+    if low < 0 or high > 1:
+        raise VaelabError(
+            f"float images must lie in [0, 1], these range over [{low:.4g}, {high:.4g}]; "
+            "divide 0-255 data by 255 or pass it as uint8"
+        )
+    return x
+
+
+def _as_nchw(x: Tensor, shape: tuple[int, ...] | None) -> Tensor:
+    if x.ndim == 4:
+        return x
+    if x.ndim == 3:
+        return x.unsqueeze(1)
+    if x.ndim == 2:
+        side = round(x.shape[1] ** 0.5)
+        if shape is not None and x.shape[1] == int(np.prod(shape)):
+            return x.reshape(-1, *shape)
+        if side * side == x.shape[1]:
+            return x.reshape(-1, 1, side, side)
+    raise VaelabError(
+        f"images must be shaped (N, H, W), (N, C, H, W) or (N, H*W) for square images, "
+        f"got {tuple(x.shape)}"
+    )
+
+
+class FloatImages:
+    """Float images as the trainer takes a dataset: `float()` and `len()`."""
+
+    def __init__(self, images: Tensor) -> None:
+        self.images = images
+
+    def float(self) -> Tensor:
+        return self.images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+class AnomalyDetector(BaseEstimator):
+    """An autoencoder or VAE trained on normal images that scores new images for anomalies.
+
+    Follows scikit-learn's estimator conventions (`fit` returns the detector,
+    fitted attributes end in `_`, `get_params`/`set_params`), with one
+    difference to note: `score_samples` returns *higher = more anomalous*,
+    whereas scikit-learn's own outlier detectors return higher = more normal.
+    `predict` returns 1 for an anomaly and 0 for a normal image (not
+    scikit-learn's -1/+1).
+
+    `fit` holds out `holdout` of the normal images, trains on the rest with
+    `vaelab.train.train`, and sets `threshold_` so that a share `fpr` of the
+    held-out normal images scores above it.
+
+    Images: NumPy arrays or tensors shaped (N, 28, 28), (N, 1, 28, 28) or
+    (N, 784) (any square size or channel count works the same way), uint8
+    in 0-255 or float in [0, 1].
+    """
+
+    def __init__(
+        self,
+        model: str = "vae",
+        score: str = "elbo",
+        latent_dim: int = 16,
+        epochs: int = 30,
+        batch_size: int = 128,
+        samples: int = score_functions.SAMPLES,
+        fpr: float = 0.05,
+        holdout: float = 0.1,
+        seed: int = 0,
+        device: str = "auto",
+        progress: bool = False,
+    ) -> None:
+        self.model = model
+        self.score = score
+        self.latent_dim = latent_dim
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.samples = samples
+        self.fpr = fpr
+        self.holdout = holdout
+        self.seed = seed
+        self.device = device
+        self.progress = progress
+
+    def _run_config(self) -> RunConfig:
+        config = RunConfig()
+        config.data.dataset = "arrays given to AnomalyDetector.fit"
+        config.model = ModelConfig(self.model, self.latent_dim)
+        config.train = TrainConfig(self.epochs, self.batch_size, seed=self.seed, device=self.device)
+        return config
+
+    def _check_params(self) -> None:
+        if self.score not in score_functions.SCORES:
+            names = ", ".join(score_functions.SCORES)
+            raise VaelabError(f"unknown score {self.score!r}; choose one of {names}")
+        if not 0 < self.fpr < 1:
+            raise VaelabError(f"fpr must be between 0 and 1, got {self.fpr}")
+        if not 0 < self.holdout < 1:
+            raise VaelabError(f"holdout must be between 0 and 1, got {self.holdout}")
+
+    def fit(self, X: Any, y: None = None) -> AnomalyDetector:
+        """Train on normal images `X` only; `y` is ignored (scikit-learn convention)."""
+        from vaelab.train import train
+
+        self._check_params()
+        images = as_images(X)
+        generator = torch.Generator().manual_seed(self.seed)
+        order = torch.randperm(len(images), generator=generator)
+        n_held = round(self.holdout * len(images))
+        if n_held < 1 or n_held >= len(images):
+            raise VaelabError(
+                f"cannot hold out {self.holdout} of {len(images)} images for the threshold; "
+                "give more normal images"
+            )
+        held, kept = images[order[:n_held]], images[order[n_held:]]
+        config = self._run_config()
+        torch.manual_seed(self.seed)
+        self.model_ = build(config.model, channels=images.shape[1])
+        if self.score in POSTERIOR_SCORES:
+            require_posterior(self.model_, self.score)
+        self.history_ = train(
+            self.model_, FloatImages(kept), config.train, val=FloatImages(held),
+            progress=self.progress,
+        )  # fmt: skip
+        self.image_shape_ = tuple(images.shape[1:])
+        self.threshold_ = float(np.quantile(self.score_samples(held), 1 - self.fpr))
+        return self
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "model_"):
+            raise VaelabError("this AnomalyDetector is not fitted yet; call fit(normal_images)")
+
+    def score_samples(self, X: Any) -> np.ndarray:
+        """Anomaly score per image: higher = more anomalous (the opposite of scikit-learn's
+        outlier detectors). For `elbo` and `iwae` these are nats, -log p(x) estimates."""
+        self._check_fitted()
+        images = as_images(X, self.image_shape_)
+        values = compute_score(self.model_, images, self.score, self.samples, self.seed)
+        return values.numpy().astype(np.float64)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """1 where the score exceeds `threshold_` (an anomaly), 0 elsewhere (normal)."""
+        return (self.score_samples(X) > self.threshold_).astype(np.int64)
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write a run folder (config.json, weights.safetensors) plus detector.json."""
+        self._check_fitted()
+        run = Run.create(path, self._run_config())
+        run.save_weights(self.model_, self.epochs)
+        state = {
+            "params": self.get_params(),
+            "threshold": self.threshold_,
+            "image_shape": list(self.image_shape_),
+            "history": self.history_,
+        }
+        (run.path / DETECTOR_FILE).write_text(json.dumps(state, indent=2) + "\n")
+        return run.path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> AnomalyDetector:
+        """A detector saved by `save`, ready to score (nothing is unpickled)."""
+        file = Path(path) / DETECTOR_FILE
+        try:
+            state = json.loads(file.read_text())
+        except FileNotFoundError:
+            raise VaelabError(f"{file} not found: is {path} a saved AnomalyDetector?") from None
+        except json.JSONDecodeError as err:
+            raise VaelabError(f"{file} is damaged ({err}); save the detector again") from None
+        detector = cls(**state["params"])
+        detector.model_ = Run(path).load_model()
+        detector.threshold_ = float(state["threshold"])
+        detector.image_shape_ = tuple(state["image_shape"])
+        detector.history_ = state["history"]
+        return detector

@@ -1,0 +1,162 @@
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from vaelab.anomaly import AnomalyDetector, anomaly_metrics, as_images, metrics_by_class
+from vaelab.cli import main
+from vaelab.data import load
+from vaelab.errors import VaelabError
+
+
+def test_metrics_on_a_case_worked_by_hand():
+    is_anomaly = np.array([0, 0, 0, 0, 1, 1, 1, 1], dtype=bool)
+    score = np.array([0, 1, 2, 3, 2.5, 4, 5, 6])
+    metrics = anomaly_metrics(is_anomaly, score)
+    # 2.5 beats 3 of the 4 normal scores, the others beat all: 15 of 16 pairs
+    assert metrics["auroc"] == pytest.approx(15 / 16)
+    # ranked: A A A N A ...: precision 1, 1, 1 then 4/5 at the last anomaly
+    assert metrics["aupr"] == pytest.approx(0.25 * (1 + 1 + 1 + 0.8))
+    # catching 95% of 4 anomalies means catching all 4: threshold 2.5 lets normal 3 through
+    assert metrics["fpr_at_95_tpr"] == pytest.approx(0.25)
+
+
+def test_metrics_of_perfect_and_reversed_scores():
+    is_anomaly = np.array([0, 0, 1, 1], dtype=bool)
+    assert anomaly_metrics(is_anomaly, np.array([0, 1, 2, 3]))["auroc"] == 1
+    assert anomaly_metrics(is_anomaly, np.array([0, 1, 2, 3]))["fpr_at_95_tpr"] == 0
+    assert anomaly_metrics(is_anomaly, np.array([3, 2, 1, 0]))["auroc"] == 0
+
+
+def test_metrics_need_both_kinds_and_finite_scores():
+    with pytest.raises(VaelabError, match="both normal and anomalous"):
+        anomaly_metrics(np.zeros(4, dtype=bool), np.arange(4.0))
+    with pytest.raises(VaelabError, match="not finite"):
+        anomaly_metrics(np.array([0, 1], dtype=bool), np.array([0.0, np.nan]))
+
+
+def test_metrics_by_class_compare_each_anomalous_class_with_the_normal_ones():
+    labels = np.array([7, 7, 1, 1, 3, 3])
+    score = np.array([0.0, 1.0, 5.0, 6.0, 0.5, 0.7])
+    result = metrics_by_class(labels, score, [7])
+    assert sorted(result["per_class"]) == [1, 3]
+    assert result["per_class"][1]["auroc"] == 1
+    assert result["per_class"][3]["auroc"] == pytest.approx(0.5)
+    assert result["overall"]["auroc"] == pytest.approx(0.75)
+
+
+@pytest.mark.parametrize(
+    ("x", "shape"),
+    [
+        (np.zeros((3, 28, 28), np.uint8), (3, 1, 28, 28)),
+        (np.zeros((3, 1, 28, 28), np.float32), (3, 1, 28, 28)),
+        (np.zeros((3, 784), np.float64), (3, 1, 28, 28)),
+        (torch.zeros(3, 28, 28, dtype=torch.uint8), (3, 1, 28, 28)),
+    ],
+)
+def test_images_in_every_accepted_form(x, shape):
+    images = as_images(x)
+    assert images.shape == shape and images.dtype == torch.float32
+
+
+def test_uint8_images_are_scaled_to_unit_range():
+    assert as_images(np.full((1, 28, 28), 255, np.uint8)).max() == 1
+
+
+@pytest.mark.parametrize(
+    ("x", "message"),
+    [
+        (np.zeros((0, 28, 28), np.uint8), "empty"),
+        (np.full((2, 28, 28), np.nan, np.float32), "NaN"),
+        (np.full((2, 28, 28), 255.0), r"\[0, 1\].*divide"),
+        (np.zeros((2, 28, 28), np.int32), "uint8 .* or float"),
+        (np.zeros((2, 5, 28, 28, 1), np.uint8), "shaped"),
+        (np.zeros((2, 783), np.uint8), "shaped"),
+        ([[0.0] * 784], "NumPy array or a torch tensor"),
+    ],
+)
+def test_bad_images_are_rejected_clearly(x, message):
+    with pytest.raises(VaelabError, match=message):
+        as_images(x)
+
+
+@pytest.fixture(scope="module")
+def sevens():
+    train = load("mnist-sample", "train").with_classes([7]).first(300)
+    return train.images[:, 0].numpy()
+
+
+@pytest.fixture(scope="module")
+def detector(sevens):
+    torch.manual_seed(0)
+    return AnomalyDetector(latent_dim=4, epochs=2, samples=2, device="cpu").fit(sevens)
+
+
+def test_detector_scores_other_digits_higher(detector):
+    test = load("mnist-sample", "test")
+    x = test.images.numpy()
+    is_anomaly = test.labels.numpy() != 7
+    assert anomaly_metrics(is_anomaly, detector.score_samples(x))["auroc"] > 0.55
+    flags = detector.predict(x)
+    assert set(np.unique(flags)) <= {0, 1}
+    assert flags[is_anomaly].mean() > flags[~is_anomaly].mean()
+
+
+def test_detector_threshold_flags_the_chosen_share_of_held_out_normals(detector, sevens):
+    assert detector.threshold_ > 0
+    assert detector.get_params()["fpr"] == 0.05
+    assert len(detector.history_) == 2
+
+
+def test_detector_save_load_round_trip_gives_identical_scores(detector, sevens, tmp_path):
+    path = detector.save(tmp_path / "detector")
+    assert (path / "weights.safetensors").exists() and (path / "detector.json").exists()
+    loaded = AnomalyDetector.load(path)
+    np.testing.assert_array_equal(loaded.score_samples(sevens), detector.score_samples(sevens))
+    assert loaded.threshold_ == detector.threshold_
+    assert loaded.get_params() == detector.get_params()
+
+
+def test_detector_rejects_images_of_another_size(detector):
+    with pytest.raises(VaelabError, match=r"fitted on \(1, 28, 28\)"):
+        detector.score_samples(np.zeros((2, 3, 28, 28), np.uint8))
+
+
+def test_detector_misuse_is_clear(tmp_path, sevens):
+    with pytest.raises(VaelabError, match="not fitted"):
+        AnomalyDetector().score_samples(sevens)
+    with pytest.raises(VaelabError, match="needs a model with a posterior"):
+        AnomalyDetector(model="ae", score="elbo").fit(sevens)
+    with pytest.raises(VaelabError, match="unknown score"):
+        AnomalyDetector(score="nll").fit(sevens)
+    with pytest.raises(VaelabError, match="not found"):
+        AnomalyDetector.load(tmp_path)
+
+
+def test_cli_anomaly_end_to_end(tmp_path, capsys):
+    run = tmp_path / "run"
+    train = ["train", "vae", "--dataset", "mnist-sample", "--classes", "7", "--train-size", "200"]
+    assert main([*train, "--epochs", "1", "--out", str(run), "--quiet"]) == 0
+    out = tmp_path / "anomaly"
+    assert main(["anomaly", str(run), "--samples", "2", "--out", str(out)]) == 0
+    assert "AUROC" in capsys.readouterr().out
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["normal_classes"] == [7] and metrics["score"] == "elbo"
+    assert sorted(map(int, metrics["per_class"])) == [0, 1, 2, 3, 4, 5, 6, 8, 9]
+    assert 0 <= metrics["overall"]["auroc"] <= 1
+    rows = list(csv.DictReader((out / "scores.csv").read_text().splitlines()))
+    assert len(rows) == 2000 and set(rows[0]) == {"index", "label", "score"}
+    for name in ("roc.png", "score_histograms.png", "anomaly_maps.png"):
+        assert (out / name).stat().st_size > 10_000
+
+
+def test_cli_anomaly_errors(tmp_path, capsys):
+    run = tmp_path / "run"
+    train = ["train", "ae", "--dataset", "mnist-sample", "--train-size", "64", "--epochs", "1"]
+    assert main([*train, "--out", str(run), "--quiet"]) == 0
+    assert main(["anomaly", str(run)]) == 1
+    assert "--normal" in capsys.readouterr().err
+    assert main(["anomaly", str(run), "--normal", "3"]) == 1
+    assert "needs a model with a posterior" in capsys.readouterr().err

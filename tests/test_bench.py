@@ -1,0 +1,74 @@
+import json
+
+import pytest
+
+from vaelab.bench import OneClassConfig, markdown_table, published_rows, run_oneclass
+from vaelab.cli import main
+from vaelab.errors import VaelabError
+
+
+def test_published_means_match_their_digits():
+    rows = published_rows("mnist")
+    assert {row["method"].split(" (")[0] for row in rows} >= {"Deep SVDD", "OCGAN", "GEOM"}
+    for row in rows:
+        assert sorted(row["auroc"], key=int) == [str(c) for c in range(10)]
+        assert sum(row["auroc"].values()) / 10 == pytest.approx(row["mean"], abs=0.05)
+        assert row["citation"]
+
+
+def test_markdown_table_puts_rows_side_by_side():
+    rows = [{"method": "m", "auroc": {"3": 91.25, "1": 99.0}, "mean": 95.1}]
+    assert markdown_table(rows, [3, 1]).splitlines() == [
+        "| method | 1 | 3 | mean |",
+        "|---|---|---|---|",
+        "| m | 99.0 | 91.2 | 95.1 |",
+    ]
+
+
+def bench_args(out, *extra):
+    return [
+        "bench", "oneclass", "--dataset", "mnist-sample", "--classes", "3", "--seeds", "1",
+        "--epochs", "1", "--train-size", "200", "--latent-dim", "4", "--out", str(out),
+        "--quiet", *extra,
+    ]  # fmt: skip
+
+
+def test_benchmark_end_to_end_and_resume(tmp_path, capsys):
+    out = tmp_path / "bench"
+    assert main(bench_args(out)) == 0
+    assert "mean AUROC" in capsys.readouterr().out
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["per_class_auroc"]) == {"3"}
+    assert 0.5 < results["per_class_auroc"]["3"] <= 1
+    assert results["mean_auroc"] == results["per_class_auroc"]["3"]
+    assert results["settings"]["epochs"] == 1 and results["settings"]["score"] == "recon-mse"
+    assert "| vaelab vae (latent 4, 1 epochs, recon-mse) |" in (out / "table.md").read_text()
+
+    weights = out / "runs" / "class3-seed0" / "weights.safetensors"
+    stamp = weights.stat().st_mtime_ns
+    assert main(bench_args(out)) == 0
+    assert weights.stat().st_mtime_ns == stamp  # not retrained
+    again = json.loads((out / "results.json").read_text())
+    assert again["runs"] == results["runs"]
+
+    assert main(bench_args(out, "--score", "recon-bce")) == 0  # rescored, not retrained
+    assert weights.stat().st_mtime_ns == stamp
+    assert (out / "runs" / "class3-seed0" / "result-recon-bce.json").exists()
+
+
+def test_benchmark_refuses_to_mix_protocols(tmp_path):
+    config = OneClassConfig(dataset="mnist-sample", classes=[3], seeds=1, epochs=1, train_size=64)
+    run_oneclass(config, tmp_path, progress=False)
+    config.latent_dim = 8
+    with pytest.raises(VaelabError, match="latent_dim differ"):
+        run_oneclass(config, tmp_path, progress=False)
+
+
+@pytest.mark.slow
+def test_benchmark_in_parallel_processes(tmp_path):
+    config = OneClassConfig(
+        dataset="mnist-sample", classes=[1, 7], seeds=1, epochs=1, train_size=64, latent_dim=4
+    )
+    results = run_oneclass(config, tmp_path, jobs=2, progress=False)
+    assert set(results["per_class_auroc"]) == {"1", "7"}
+    assert results["settings"]["jobs"] == 2
