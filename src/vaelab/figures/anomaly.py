@@ -26,7 +26,7 @@ from vaelab.scores import pixel_errors, reconstruct  # noqa: E402
 if TYPE_CHECKING:
     from vaelab.anomaly import Report
 
-NORMAL_COLOUR = "0.35"
+NORMAL_COLOUR = "black"
 BINS = 60
 
 
@@ -86,10 +86,10 @@ def score_histograms(report: Report, names: Sequence[str], path: Path) -> Path:
     bins = np.linspace(low, high, BINS)
     colours = plt.get_cmap("tab10")
     for ax, label in zip(axes.flat, anomalous, strict=False):
-        ax.hist(np.clip(report.scores[is_normal], low, high), bins, density=True,
-                color=NORMAL_COLOUR, alpha=0.6, label="normal")  # fmt: skip
         ax.hist(np.clip(report.scores[report.labels == label], low, high), bins, density=True,
-                color=colours(label % 10), alpha=0.6, label=names[label])  # fmt: skip
+                color=colours(label % 10), alpha=0.7, label=names[label])  # fmt: skip
+        ax.hist(np.clip(report.scores[is_normal], low, high), bins, density=True,
+                histtype="step", color=NORMAL_COLOUR, lw=1.3, label="normal")  # fmt: skip
         auroc = report.metrics["per_class"][label]["auroc"]
         ax.set_title(f"{names[label]} (AUROC {auroc:.3f})", fontsize=9)
         ax.legend(fontsize=7, frameon=False)
@@ -99,7 +99,8 @@ def score_histograms(report: Report, names: Sequence[str], path: Path) -> Path:
     for ax in axes[-1]:
         ax.set_xlabel(f"{report.score} score")
     fig.suptitle(
-        f"Score distributions, {_normal_text(report, names)} (grey) vs each anomalous class "
+        f"Score distributions, {_normal_text(report, names)} (black outline) vs each anomalous "
+        "class "
         "(higher = more anomalous; clipped to the 0.5-99.5 percentiles)",
         fontsize=10,
     )
