@@ -133,6 +133,8 @@ def test_detector_misuse_is_clear(tmp_path, sevens):
         AnomalyDetector(score="nll").fit(sevens)
     with pytest.raises(VaelabError, match="not found"):
         AnomalyDetector.load(tmp_path)
+    with pytest.raises(VaelabError, match="take 28x28 images"):
+        AnomalyDetector(epochs=1).fit(np.zeros((20, 32, 32), np.uint8))
 
 
 def test_cli_anomaly_end_to_end(tmp_path, capsys):

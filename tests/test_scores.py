@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from vaelab import scores
+from vaelab.cli.anomaly import SCORE_NAMES
 from vaelab.config import ModelConfig
 from vaelab.data import load
 from vaelab.errors import VaelabError
@@ -130,3 +131,7 @@ def test_bad_score_options_are_clear(vae, images):
         scores.score(vae, images, "nll")
     with pytest.raises(VaelabError, match="at least 1"):
         scores.iwae(vae, images, samples=0)
+
+
+def test_the_cli_offers_every_score():
+    assert sorted(SCORE_NAMES) == sorted(scores.SCORES)

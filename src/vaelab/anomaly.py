@@ -229,6 +229,20 @@ def _as_nchw(x: Tensor, shape: tuple[int, ...] | None) -> Tensor:
     )
 
 
+@torch.no_grad()
+def _check_fits(model: Model, image: Tensor) -> None:
+    """Fail before training if the model cannot reconstruct images of this size."""
+    try:
+        shape = model.decode(model.encode(image)).shape
+    except RuntimeError:
+        shape = None
+    if shape != image.shape:
+        raise VaelabError(
+            f"the {type(model).__name__} model cannot reconstruct {tuple(image.shape[1:])} "
+            "(C, H, W) images; the article's models take 28x28 images: resize them first"
+        )
+
+
 class FloatImages:
     """Float images as the trainer takes a dataset: `float()` and `len()`."""
 
@@ -257,8 +271,8 @@ class AnomalyDetector(BaseEstimator):
     held-out normal images scores above it.
 
     Images: NumPy arrays or tensors shaped (N, 28, 28), (N, 1, 28, 28) or
-    (N, 784) (any square size or channel count works the same way), uint8
-    in 0-255 or float in [0, 1].
+    (N, 784) (or (N, C, 28, 28) with C channels), uint8 in 0-255 or float
+    in [0, 1].
     """
 
     def __init__(
@@ -323,6 +337,7 @@ class AnomalyDetector(BaseEstimator):
         self.model_ = build(config.model, channels=images.shape[1])
         if self.score in POSTERIOR_SCORES:
             require_posterior(self.model_, self.score)
+        _check_fits(self.model_, images[:1])
         self.history_ = train(
             self.model_, FloatImages(kept), config.train, val=FloatImages(held),
             progress=self.progress,

@@ -52,7 +52,7 @@ class OneClassConfig:
     samples: int = 10
     train_size: int | None = None
     data_dir: str | None = None
-    device: str = "cpu"
+    device: str = "auto"
 
     def run_config(self, normal: int, seed: int) -> Any:
         """The `RunConfig` of one (class, seed) training."""

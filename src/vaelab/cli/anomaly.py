@@ -7,6 +7,7 @@ import argparse
 from vaelab.cli.options import add_data_dir, class_list, positive_int
 
 SCORE_NAMES = ["elbo", "iwae", "recon-bce", "recon-mse", "latent"]
+"""The keys of `vaelab.scores.SCORES`, listed here so that `--help` does not import torch."""
 
 
 def add_score_options(parser: argparse.ArgumentParser, default: str) -> None:

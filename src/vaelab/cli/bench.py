@@ -67,7 +67,7 @@ def run_oneclass(args: argparse.Namespace) -> None:
         samples=args.samples,
         train_size=args.train_size,
         data_dir=args.data_dir,
-        device=args.device or "cpu",
+        device=args.device or DEFAULTS.device,
     )
     out = args.out or f"bench/oneclass-{args.dataset}"
     results = run_oneclass(config, out, jobs=args.jobs, progress=not args.quiet)
