@@ -265,11 +265,10 @@ def test_the_command_runs_every_strategy_end_to_end(tmp_path, isolated_data_env,
 
 @pytest.mark.slow
 def test_the_demo_section_compares_naive_and_generative_replay(tmp_path, isolated_data_env):
-    from vaelab.demo import Demo, Schedule
-    from vaelab.figures.continual import demo_section
+    from vaelab.demo import Demo, Schedule, remembers
 
-    schedule = Schedule("mnist-sample", vae7_train_size=64)
-    section = demo_section(Demo(tmp_path, schedule, progress=False, device="cpu"))
+    schedule = Schedule("mnist-sample", continual_train_size=64)
+    section = remembers(Demo(tmp_path, schedule, progress=False, device="cpu"))
     assert section.title == "4. Does the VAE remember?"
     assert "times naive's" in section.text
     assert set(section.facts) == {"naive", "generative-replay"}

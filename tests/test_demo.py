@@ -19,6 +19,10 @@ FIGURES = [
     "loss_curves.png",
     "vae7_manifold.png",
     "anomaly_maps.png",
+    "continual/comparison.png",
+    "continual/naive/dream_composition.png",
+    "continual/generative-replay/dream_composition.png",
+    "continual/naive/memory_manifold.gif",
 ]
 QUICK = Schedule(
     "mnist-sample",
@@ -28,12 +32,17 @@ QUICK = Schedule(
     vae_train_size=512,
     vae7_epochs=2,
     vae7_train_size=256,
+    continual_order=(7, 0, 1),
+    continual_epochs=1,
+    continual_train_size=64,
 )
 
 
 @pytest.fixture(scope="module")
 def quick_demo(tmp_path_factory):
-    return demo(tmp_path_factory.mktemp("demo") / "out", schedule=QUICK, progress=False)
+    with pytest.MonkeyPatch.context() as patch:  # the dream classifier goes to a fresh cache
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+        return demo(tmp_path_factory.mktemp("demo") / "out", schedule=QUICK, progress=False)
 
 
 def test_demo_writes_every_figure_and_a_report_that_shows_them_in_order(quick_demo):
@@ -76,7 +85,7 @@ def test_report_says_what_produced_the_figures(quick_demo):
     page = quick_demo.read_text()
     assert "256 training images, validated on 2,000 test images" in page  # the AE
     assert "256 training images, validated on 200 test images" in page  # the sevens
-    assert page.count("seed 0") == 3
+    assert page.count("seed 0") == 4  # three runs and the continual protocol
     assert re.search(r"total wall time</th><td>[0-9.]+ s|total wall time</th><td>\d+ min", page)
     assert re.search(r"the seven ranks \d+ of 10 from least anomalous", page)
 
@@ -97,7 +106,7 @@ def test_demo_refuses_to_overwrite_a_finished_demo(quick_demo):
 
 
 def test_schedules_follow_the_article_and_the_time_budget():
-    assert [stage.__name__ for stage in STAGES] == ["autoencoder", "vae", "sevens"]
+    assert [stage.__name__ for stage in STAGES] == ["autoencoder", "vae", "sevens", "remembers"]
     assert (FULL.dataset, FULL.ae_epochs, FULL.ae_train_size, FULL.vae_epochs) == (
         "mnist",
         10,

@@ -50,7 +50,12 @@ Drawing = Callable[[Run, Path, run_figures.PlotOptions], Path]
 
 @dataclass(frozen=True)
 class Schedule:
-    """How much data and how many epochs each of the demo's models gets."""
+    """How much data and how many epochs each of the demo's models gets.
+
+    The continual section learns digits one at a time on the bundled sample in
+    either mode: 800 images a digit, so batches of 32 give each stage 100 steps,
+    and five digits keep it to about 64,000 training images in all.
+    """
 
     dataset: str
     ae_epochs: int = 10
@@ -59,6 +64,11 @@ class Schedule:
     vae_train_size: int | None = None
     vae7_epochs: int = 100
     vae7_train_size: int | None = None
+    continual_dataset: str = "mnist-sample"
+    continual_order: tuple[int, ...] = (7, 0, 1, 2, 3)
+    continual_epochs: int = 4
+    continual_batch_size: int = 32
+    continual_train_size: int | None = None
 
 
 SAMPLE = Schedule("mnist-sample", vae_epochs=30, vae7_epochs=100)
@@ -235,7 +245,64 @@ def _ranking(demo: Demo, run: Run) -> str:
     )
 
 
-STAGES: list[Stage] = [autoencoder, vae, sevens]
+def remembers(demo: Demo) -> Section:
+    """The article's closing question: naive sequential training versus generative replay."""
+    from vaelab.continual import ContinualConfig, run_continual
+    from vaelab.figures.continual import continual_figures, describe_protocol, strategy_facts
+
+    schedule = demo.schedule
+    config = ContinualConfig(
+        dataset=schedule.continual_dataset,
+        data_dir=demo.data_dir,
+        order=list(schedule.continual_order),
+        epochs_per_stage=schedule.continual_epochs,
+        batch_size=schedule.continual_batch_size,
+        train_size=schedule.continual_train_size,
+        seed=demo.seed,
+        device=demo.device,
+    )
+    out = demo.out / "continual"
+    metrics: dict = {}
+    for strategy in ("naive", "generative-replay"):
+        demo.say(f"continual learning, {strategy}: digits {config.order} one at a time")
+        config.strategy = strategy
+        metrics = run_continual(config, out, progress=demo.progress)
+    continual_figures(out, metrics)
+    naive, dreaming = (metrics["strategies"][s] for s in ("naive", "generative-replay"))
+    first = str(config.order[0])
+    ratio = dreaming["avg_forgetting"] / naive["avg_forgetting"]
+    return Section(
+        "4. Does the VAE remember?",
+        f"The article stops at this question. Here the same VAE learns the digits "
+        f"{', '.join(map(str, config.order))} one stage at a time. Trained on each new digit "
+        f"alone (naive), it forgets: the test loss of the earlier digits rises by "
+        f"{naive['avg_forgetting']:.1f} nats on average, and the first digit makes up "
+        f"{naive['final_dream_share'][first]:.0%} of its final dreams. With generative replay "
+        "it also rehearses images dreamed by a frozen copy of itself from before each stage, "
+        f"with no past data at all: average forgetting {dreaming['avg_forgetting']:.1f} nats "
+        f"({ratio:.2f} times naive's), and the first digit makes up "
+        f"{dreaming['final_dream_share'][first]:.0%} of its final dreams."
+        "\n\n" + describe_protocol(metrics),
+        [
+            Figure("continual/comparison.png", "Forgetting and final dreams, side by side."),
+            Figure(
+                "continual/naive/dream_composition.png", "What the naive model dreams per stage."
+            ),
+            Figure(
+                "continual/generative-replay/dream_composition.png",
+                "What the model trained with generative replay dreams per stage.",
+            ),
+            Figure(
+                "continual/naive/memory_manifold.gif",
+                "The naive model's latent grid after each stage: old digits fade.",
+            ),
+        ],
+        facts=strategy_facts(metrics),
+        links={"continual": "continual/"},
+    )
+
+
+STAGES: list[Stage] = [autoencoder, vae, sevens, remembers]
 
 
 def demo(

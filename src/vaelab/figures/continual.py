@@ -14,7 +14,7 @@ import csv
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import matplotlib
 
@@ -28,9 +28,6 @@ from vaelab.figures.images import tile  # noqa: E402
 from vaelab.figures.plots import DIGITS, save  # noqa: E402
 from vaelab.figures.report import Figure, Report, Section  # noqa: E402
 from vaelab.models import Model  # noqa: E402
-
-if TYPE_CHECKING:
-    from vaelab.demo import Demo
 
 DIGIT_COLORS = plt.get_cmap(DIGITS)
 STRATEGY_COLORS = plt.get_cmap("Set2")
@@ -263,63 +260,3 @@ def report(metrics: dict, path: Path) -> Path:
         figures = [Figure(f"{name}/{file}", caption) for file, caption in FIGURES.items()]
         page.add(Section(name, "", figures, links={name: f"{name}/"}))
     return page.write(path)
-
-
-DEMO_SAMPLE = {"order": [7, 0, 1, 2, 3], "epochs_per_stage": 4, "batch_size": 32}
-"""The demo on the bundled sample: 800 images a digit, so smaller batches give each stage
-100 steps, and five digits keep it to about 64,000 images in all. Each digit gets as many
-training images as the demo's 7-only VAE (`Schedule.vae7_train_size`)."""
-
-
-def demo_section(demo: Demo) -> Section:
-    """The demo's last section: the article's cliffhanger, naive versus generative replay."""
-    from vaelab.continual import ContinualConfig, run_continual
-
-    sample = demo.schedule.dataset == "mnist-sample"
-    config = ContinualConfig(
-        dataset=demo.schedule.dataset,
-        data_dir=demo.data_dir,
-        seed=demo.seed,
-        device=demo.device,
-        train_size=demo.schedule.vae7_train_size,
-        **(DEMO_SAMPLE if sample else {}),
-    )
-    out = demo.out / "continual"
-    metrics: dict[str, Any] = {}
-    for strategy in ("naive", "generative-replay"):
-        demo.say(f"continual learning, {strategy}: digits {config.order} one at a time")
-        config.strategy = strategy
-        metrics = run_continual(config, out, progress=demo.progress)
-    continual_figures(out, metrics)
-    naive, dreaming = (metrics["strategies"][s] for s in ("naive", "generative-replay"))
-    first = str(config.order[0])
-    ratio = dreaming["avg_forgetting"] / naive["avg_forgetting"]
-    return Section(
-        "4. Does the VAE remember?",
-        f"The article stops at this question. Here the same VAE learns the digits "
-        f"{', '.join(map(str, config.order))} one stage at a time. Trained on each new digit "
-        f"alone (naive), it forgets: the test loss of the earlier digits rises by "
-        f"{naive['avg_forgetting']:.1f} nats on average, and the first digit makes up "
-        f"{naive['final_dream_share'][first]:.0%} of its final dreams. With generative replay "
-        "it also rehearses images dreamed by a frozen copy of itself from before each stage, "
-        f"with no past data at all: average forgetting {dreaming['avg_forgetting']:.1f} nats "
-        f"({ratio:.2f} times naive's), and the first digit makes up "
-        f"{dreaming['final_dream_share'][first]:.0%} of its final dreams."
-        "\n\n" + describe_protocol(metrics),
-        [
-            Figure("continual/comparison.png", "Forgetting and final dreams, side by side."),
-            Figure(
-                "continual/naive/dream_composition.png", "What the naive model dreams per stage."
-            ),
-            Figure(
-                "continual/generative-replay/dream_composition.png",
-                "What the model trained with generative replay dreams per stage.",
-            ),
-            Figure(
-                "continual/naive/memory_manifold.gif",
-                "The naive model's latent grid after each stage: old digits fade.",
-            ),
-        ],
-        facts=strategy_facts(metrics),
-        links={"continual": "continual/"},
-    )
