@@ -28,7 +28,6 @@ _API = {
     "load_dataset": ("vaelab.data", "load"),
     "build_model": ("vaelab.models", "build"),
     "Run": "vaelab.run",
-    "train": "vaelab.train",
     "fit": "vaelab.train",
     "evaluate": "vaelab.train",
     "run_demo": ("vaelab.demo", "demo"),
