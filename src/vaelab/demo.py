@@ -328,8 +328,10 @@ def demo(
         "vaelab demo: the article, reproduced",
         "A small convolutional autoencoder watched while it learns, a VAE whose 2-D latent "
         "plane is mapped and walked, and a VAE trained on sevens alone that spots the other "
-        "digits. Every figure is a file beside this page; every model is a run folder under "
-        "runs/ (config, weights, per-epoch metrics) that `vaelab plot` can draw again.",
+        "digits; then the article's open question: does a VAE that learns one digit at a time "
+        "remember the earlier ones? Every figure is a file beside this page; every model is a "
+        "run folder under runs/ (config, weights, per-epoch metrics) that `vaelab plot` can "
+        "draw again.",
     )
     for stage in STAGES:
         state.report.add(stage(state))
@@ -339,7 +341,7 @@ def demo(
         "schedule": _describe(schedule),
         "seed": str(seed),
         "device": str(resolve_device(device)),
-        "total wall time": f"{_duration(seconds)} (CPU threads: {torch.get_num_threads()})",
+        "total wall time": f"{_duration(seconds)} ({torch.get_num_threads()} CPU threads)",
         "made": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC with vaelab {__version__}",
     }
     path = state.report.write(out / "report.html")
