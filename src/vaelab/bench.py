@@ -19,16 +19,15 @@ import dataclasses
 import json
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 from statistics import fmean, pstdev
-from typing import Any
-
-from tqdm.auto import tqdm
+from typing import TYPE_CHECKING, Any
 
 from vaelab.errors import VaelabError
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 PUBLISHED = Path(__file__).with_name("published") / "oneclass.json"
 SETTINGS_FILE = "settings.json"
@@ -128,6 +127,11 @@ def run_oneclass(
     Up to `jobs` trainings run at once in spawned processes, each with
     `cores // jobs` torch threads.
     """
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from multiprocessing import get_context
+
+    from tqdm.auto import tqdm
+
     out = Path(out)
     _check_settings(config, out)
     tasks = [(c, seed) for c in config.classes for seed in range(config.seeds)]
