@@ -8,7 +8,7 @@ from safetensors.torch import load_file
 
 from vaelab.config import ModelConfig, TrainConfig
 from vaelab.data.dataset import Dataset
-from vaelab.errors import Interrupted, RunError, TrainingError
+from vaelab.errors import Interrupted, RunError, TrainingError, VaelabError
 from vaelab.models import build
 from vaelab.run import CHECKPOINT, Run
 from vaelab.train import evaluate, train
@@ -161,3 +161,9 @@ def test_callbacks_see_each_epoch():
         callbacks=[lambda epoch, model, row: seen.append((epoch, row["train_loss"]))],
     )
     assert [epoch for epoch, _ in seen] == [1, 2]
+
+
+def test_images_the_model_cannot_reconstruct_are_refused_before_training():
+    big = Dataset(torch.zeros(8, 1, 32, 32, dtype=torch.uint8), torch.zeros(8).long(), "big", ["a"])
+    with pytest.raises(VaelabError, match=r"shape \(1, 32, 32\).*--image-size 28"):
+        train(fresh_model(), big, config(), progress=False)

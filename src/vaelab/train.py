@@ -204,6 +204,23 @@ def load_checkpoint(
     )
 
 
+@torch.inference_mode()
+def check_fits(model: Model, images: Tensor) -> None:
+    """Fail early, and clearly, when the model cannot reconstruct images of this shape."""
+    if len(images) == 0:
+        raise VaelabError("there are no training images: check the class and size selection")
+    shape = tuple(images.shape[1:])
+    try:
+        fits = tuple(model.decode(model.encode(images[:1])).shape[1:]) == shape
+    except RuntimeError:
+        fits = False
+    if not fits:
+        raise VaelabError(
+            f"{type(model).__name__} cannot reconstruct images of shape {shape} (channels, "
+            "height, width); the article's models take 28x28 images: use --image-size 28"
+        )
+
+
 def train(
     model: Model,
     data: Any,
@@ -223,6 +240,7 @@ def train(
     device = resolve_device(config.device)
     prepare_for_speed(model, device)
     images = data.float().to(device)
+    check_fits(model, images)
     val_images = val.float().to(device) if val is not None and len(val) else None
     optimizer = make_optimizer(model, config)
     torch.manual_seed(config.seed)  # the noise of sampling models
