@@ -91,7 +91,9 @@ def sevens():
 @pytest.fixture(scope="module")
 def detector(sevens):
     torch.manual_seed(0)
-    return AnomalyDetector(latent_dim=4, epochs=2, samples=2, device="cpu").fit(sevens)
+    # two epochs only: the ELBO already separates; squared error needs a trained decoder
+    detector = AnomalyDetector(score="elbo", latent_dim=4, epochs=2, samples=2, device="cpu")
+    return detector.fit(sevens)
 
 
 def test_detector_scores_other_digits_higher(detector):
@@ -145,7 +147,7 @@ def test_cli_anomaly_end_to_end(tmp_path, capsys):
     assert main(["anomaly", str(run), "--samples", "2", "--out", str(out)]) == 0
     assert "AUROC" in capsys.readouterr().out
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["normal_classes"] == [7] and metrics["score"] == "elbo"
+    assert metrics["normal_classes"] == [7] and metrics["score"] == "recon-mse"
     assert sorted(map(int, metrics["per_class"])) == [0, 1, 2, 3, 4, 5, 6, 8, 9]
     assert 0 <= metrics["overall"]["auroc"] <= 1
     rows = list(csv.DictReader((out / "scores.csv").read_text().splitlines()))
@@ -160,5 +162,6 @@ def test_cli_anomaly_errors(tmp_path, capsys):
     assert main([*train, "--out", str(run), "--quiet"]) == 0
     assert main(["anomaly", str(run)]) == 1
     assert "--normal" in capsys.readouterr().err
-    assert main(["anomaly", str(run), "--normal", "3"]) == 1
+    assert main(["anomaly", str(run), "--normal", "3", "--out", str(tmp_path / "ae")]) == 0
+    assert main(["anomaly", str(run), "--normal", "3", "--score", "elbo"]) == 1
     assert "needs a model with a posterior" in capsys.readouterr().err

@@ -29,7 +29,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 from torch import Tensor
 
 from vaelab import scores as score_functions
-from vaelab.config import ModelConfig, RunConfig, TrainConfig
+from vaelab.config import DEFAULT_SCORE, ModelConfig, RunConfig, TrainConfig
 from vaelab.errors import VaelabError
 from vaelab.models import Model, build
 from vaelab.run import Run
@@ -107,7 +107,7 @@ def analyze_run(
     run: Run,
     *,
     normal: Sequence[int] | None = None,
-    score: str = "elbo",
+    score: str = DEFAULT_SCORE,
     samples: int = score_functions.SAMPLES,
     out: str | os.PathLike[str] | None = None,
     data_dir: str | None = None,
@@ -278,7 +278,7 @@ class AnomalyDetector(BaseEstimator):
     def __init__(
         self,
         model: str = "vae",
-        score: str = "elbo",
+        score: str = DEFAULT_SCORE,
         latent_dim: int = 16,
         epochs: int = 30,
         batch_size: int = 128,

@@ -24,6 +24,7 @@ from pathlib import Path
 from statistics import fmean, pstdev
 from typing import TYPE_CHECKING, Any
 
+from vaelab.config import DEFAULT_SCORE
 from vaelab.errors import VaelabError
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ class OneClassConfig:
     latent_dim: int = 16
     epochs: int = 30
     batch_size: int = 128
-    score: str = "recon-mse"
+    score: str = DEFAULT_SCORE
     samples: int = 10
     train_size: int | None = None
     data_dir: str | None = None

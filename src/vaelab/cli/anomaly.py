@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from vaelab.cli.options import add_data_dir, class_list, positive_int
+from vaelab.config import DEFAULT_SCORE
 
 SCORE_NAMES = ["elbo", "iwae", "recon-bce", "recon-mse", "latent"]
 """The keys of `vaelab.scores.SCORES`, listed here so that `--help` does not import torch."""
@@ -38,7 +39,7 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("run_dir", metavar="RUN", help="run folder")
     p.add_argument("--normal", type=class_list, help="normal classes (default: the run's)")
-    add_score_options(p, "elbo")
+    add_score_options(p, DEFAULT_SCORE)
     p.add_argument("--out", metavar="DIR", help="output folder (default: RUN/anomaly)")
     add_data_dir(p)
     p.set_defaults(run=run_anomaly)
