@@ -21,7 +21,6 @@ import torch
 
 from vaelab.continual import ContinualConfig, run_continual
 from vaelab.continual.loop import load_digits, run_strategy
-from vaelab.figures.continual import continual_figures
 
 
 def train_one(config: ContinualConfig, out: Path) -> str:
@@ -50,7 +49,6 @@ def main() -> None:
     metrics = {}
     for config in configs:  # every stage is saved: this only collects and measures dreams
         metrics = run_continual(config, args.out, progress=False)
-    continual_figures(args.out, metrics)
     for name, summary in metrics["strategies"].items():
         print(f"{name}: average forgetting {summary['avg_forgetting']:.2f} nats")
 

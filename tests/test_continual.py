@@ -148,6 +148,7 @@ def test_a_tiny_run_writes_the_matrix_and_forgetting(tmp_path, classifier):
     stages = summary["stages"]
     assert [s["digit"] for s in stages] == [7, 0, 1]
     assert [s["train_images"] for s in stages] == [64, 128, 192]
+    assert (tmp_path / "generative-replay" / "forgetting_heatmap.png").exists()  # figures too
     assert [s["dreamed_images"] for s in stages] == [0, 64, 128]
 
     with open(tmp_path / "matrix.csv") as f:

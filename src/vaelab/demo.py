@@ -248,7 +248,7 @@ def _ranking(demo: Demo, run: Run) -> str:
 def remembers(demo: Demo) -> Section:
     """The article's closing question: naive sequential training versus generative replay."""
     from vaelab.continual import ContinualConfig, run_continual
-    from vaelab.figures.continual import continual_figures, describe_protocol, strategy_facts
+    from vaelab.figures.continual import describe_protocol, strategy_facts
 
     schedule = demo.schedule
     config = ContinualConfig(
@@ -267,7 +267,6 @@ def remembers(demo: Demo) -> Section:
         demo.say(f"continual learning, {strategy}: digits {config.order} one at a time")
         config.strategy = strategy
         metrics = run_continual(config, out, progress=demo.progress)
-    continual_figures(out, metrics)
     naive, dreaming = (metrics["strategies"][s] for s in ("naive", "generative-replay"))
     first = str(config.order[0])
     ratio = dreaming["avg_forgetting"] / naive["avg_forgetting"]

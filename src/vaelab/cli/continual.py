@@ -69,7 +69,6 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
 def run_continual(args: argparse.Namespace) -> None:
     from vaelab.continual import ContinualConfig, run_continual
     from vaelab.errors import Interrupted
-    from vaelab.figures.continual import continual_figures
 
     config = ContinualConfig(
         dataset=args.dataset,
@@ -91,7 +90,6 @@ def run_continual(args: argparse.Namespace) -> None:
             f"interrupted; the finished stages are saved in {args.out}: "
             "rerun the same command to continue"
         ) from None
-    continual_figures(args.out, metrics)
     for name in config.strategies:
         summary = metrics["strategies"][name]
         print(f"{name}: average forgetting {summary['avg_forgetting']:.2f} nats")

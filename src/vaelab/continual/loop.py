@@ -93,7 +93,8 @@ def run_continual(
     classifier: tuple[DigitClassifier, dict[str, Any]] | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Run every strategy of `config` into `out`; returns the contents of `metrics.json`.
+    """Run every strategy of `config` into `out`, with its figures and, for two or more
+    strategies in `out`, the comparison report; returns the contents of `metrics.json`.
 
     `classifier` (model, record) defaults to the cached classifier of the
     dataset (full MNIST, or the bundled sample for `mnist-sample`), trained on
@@ -113,6 +114,9 @@ def run_continual(
         classifier = cached_classifier(data=every_digit, progress=progress)
     metrics = collect(folder, config, classifier)
     write_outputs(folder, metrics)
+    from vaelab.figures.continual import continual_figures  # matplotlib only when drawing
+
+    continual_figures(folder, metrics)
     return metrics
 
 
