@@ -1,6 +1,7 @@
-"""The article, end to end: three trained runs, every figure, and one HTML report.
+"""The article, end to end: three trained runs, every figure, the article's closing
+question (continual learning on the sample), and one HTML report.
 
-    demo("vaelab-demo")              # bundled MNIST sample, shortened schedules, ~1-3 minutes
+    demo("vaelab-demo")              # bundled MNIST sample, shortened schedules
     demo("vaelab-demo", full=True)   # full MNIST, the article's schedules
 
 The pipeline is a list of stages (`STAGES`); each trains what it needs as a
@@ -8,8 +9,8 @@ real run folder under `out/runs/`, draws its figures into `out/` and returns
 a report `Section`. A new experiment joins the demo by appending a stage.
 
 Default schedule (bundled sample: 8,000 training and 2,000 test digits),
-sized in images processed, about 350,000 in all (under a minute at the
-VAE's ~7,000 images/s on two uncontended cores):
+sized in images processed, about 330,000 for the three runs; the whole demo,
+the continual section included, took 2 min 11 s on two quiet CPU cores:
 
     AE       first 1,000 images, 10 epochs, Adadelta        (as the article)    10,000
     VAE      all 8,000 images, 30 epochs, Adam, latent 2                       240,000

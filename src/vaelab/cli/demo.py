@@ -10,7 +10,7 @@ from vaelab.cli.options import add_data_dir, add_device
 def add_to(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "demo",
-        help="reproduce the article: three models, every figure, an HTML report",
+        help="reproduce the article: every model, figure and GIF, an HTML report",
         description="Train the article's autoencoder, its 2-D VAE and a VAE on sevens alone, "
         "draw every figure and write DIR/report.html. By default on the bundled MNIST sample "
         "with shortened schedules (a few minutes on a laptop CPU); --full uses full MNIST and "
