@@ -1,7 +1,8 @@
 """Does the VAE remember? The default continual protocol on full MNIST, strategies in parallel.
 
     python benchmarks/continual_mnist.py --out runs/continual-mnist \
-        [--strategies naive,generative-replay,cumulative] [--data-dir DIR] [--epochs-per-stage N]
+        [--strategies naive,generative-replay,cumulative] [--data-dir DIR] \
+        [--first-stage-epochs N] [--epochs-per-stage N]
 
 Each strategy trains in its own process with one thread (small convolutions
 use two cores better as two processes than as two threads), then the
@@ -35,10 +36,16 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--strategies", default="naive,generative-replay,cumulative")
     parser.add_argument("--data-dir")
+    parser.add_argument(
+        "--first-stage-epochs", type=int, default=ContinualConfig.first_stage_epochs
+    )
     parser.add_argument("--epochs-per-stage", type=int, default=ContinualConfig.epochs_per_stage)
     args = parser.parse_args()
     base = ContinualConfig(
-        dataset="mnist", data_dir=args.data_dir, epochs_per_stage=args.epochs_per_stage
+        dataset="mnist",
+        data_dir=args.data_dir,
+        first_stage_epochs=args.first_stage_epochs,
+        epochs_per_stage=args.epochs_per_stage,
     )
     configs = [replace(base, strategy=name) for name in args.strategies.split(",")]
     for config in configs:

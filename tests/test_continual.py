@@ -129,6 +129,7 @@ def tiny_config(**overrides):
     settings = {
         "dataset": "mnist-sample",
         "order": [7, 0],
+        "first_stage_epochs": 1,
         "epochs_per_stage": 1,
         "train_size": 64,
         "replay_size": 16,
@@ -140,13 +141,14 @@ def tiny_config(**overrides):
 
 
 def test_a_tiny_run_writes_the_matrix_and_forgetting(tmp_path, classifier):
-    config = tiny_config(order=[7, 0, 1], strategy="generative-replay")
+    config = tiny_config(order=[7, 0, 1], strategy="generative-replay", first_stage_epochs=2)
     metrics = run_continual(config, tmp_path, classifier=classifier, progress=False)
     summary = metrics["strategies"]["generative-replay"]
     assert list(metrics["strategies"]) == ["generative-replay"]
     assert metrics["classifier"] == classifier[1]
     stages = summary["stages"]
     assert [s["digit"] for s in stages] == [7, 0, 1]
+    assert [s["epochs"] for s in stages] == [2, 1, 1]  # the first digit gets its own schedule
     assert [s["train_images"] for s in stages] == [64, 128, 192]
     assert (tmp_path / "generative-replay" / "forgetting_heatmap.png").exists()  # figures too
     assert [s["dreamed_images"] for s in stages] == [0, 64, 128]
@@ -254,7 +256,8 @@ def test_the_command_runs_every_strategy_end_to_end(tmp_path, isolated_data_env,
 
     out = tmp_path / "out"
     args = ["continual", "--dataset", "mnist-sample", "--order", "7,0", "--strategy", "all"]
-    args += ["--train-size", "64", "--epochs-per-stage", "1", "--replay-size", "16"]
+    args += ["--train-size", "64", "--first-stage-epochs", "1", "--epochs-per-stage", "1"]
+    args += ["--replay-size", "16"]
     assert main([*args, "--quiet", "--out", str(out)]) == 0
     assert "generative-replay: average forgetting" in capsys.readouterr().out
     metrics = json.loads((out / "metrics.json").read_text())

@@ -67,6 +67,7 @@ class Schedule:
     vae7_train_size: int | None = None
     continual_dataset: str = "mnist-sample"
     continual_order: tuple[int, ...] = (7, 0, 1, 2, 3)
+    continual_first_epochs: int = 20
     continual_epochs: int = 4
     continual_batch_size: int = 32
     continual_train_size: int | None = None
@@ -256,6 +257,7 @@ def remembers(demo: Demo) -> Section:
         dataset=schedule.continual_dataset,
         data_dir=demo.data_dir,
         order=list(schedule.continual_order),
+        first_stage_epochs=schedule.continual_first_epochs,
         epochs_per_stage=schedule.continual_epochs,
         batch_size=schedule.continual_batch_size,
         train_size=schedule.continual_train_size,

@@ -34,7 +34,18 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
         "strategy and compares them",
     )
     p.add_argument(
-        "--epochs-per-stage", type=positive_int, metavar="N", default=2, help="epochs per stage (2)"
+        "--first-stage-epochs",
+        type=positive_int,
+        metavar="N",
+        default=20,
+        help="epochs on the first digit, the article's 7-model (20)",
+    )
+    p.add_argument(
+        "--epochs-per-stage",
+        type=positive_int,
+        metavar="N",
+        default=2,
+        help="epochs on each later digit (2)",
     )
     p.add_argument(
         "--replay-size",
@@ -75,6 +86,7 @@ def run_continual(args: argparse.Namespace) -> None:
         data_dir=args.data_dir,
         order=args.order,
         strategy=args.strategy,
+        first_stage_epochs=args.first_stage_epochs,
         epochs_per_stage=args.epochs_per_stage,
         replay_size=args.replay_size,
         latent_dim=args.latent_dim,

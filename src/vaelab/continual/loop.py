@@ -51,12 +51,18 @@ MATRIX = "matrix.csv"
 
 @dataclass
 class ContinualConfig:
-    """One sequential experiment. `train_size` caps each digit's training images (first N)."""
+    """One sequential experiment. `train_size` caps each digit's training images (first N).
+
+    Stage 0 is the article's 7-model and trains for `first_stage_epochs`: a
+    first digit learned only half-way has little to forget, and its model
+    dreams few recognisable digits, so forgetting could not be seen.
+    """
 
     dataset: str = "mnist"
     data_dir: str | None = None
     order: list[int] = field(default_factory=lambda: [7, 0, 1, 2, 3, 4, 5, 6, 8, 9])
     strategy: str = "naive"
+    first_stage_epochs: int = 20
     epochs_per_stage: int = 2
     replay_size: int = 1000
     latent_dim: int = 2
@@ -179,7 +185,7 @@ def train_stage(
         seed=config.seed,
     )
     schedule = TrainConfig(
-        epochs=config.epochs_per_stage,
+        epochs=config.first_stage_epochs if stage == 0 else config.epochs_per_stage,
         batch_size=config.batch_size,
         seed=config.seed + stage,
         device=config.device,
@@ -192,6 +198,7 @@ def train_stage(
         "stage": stage,
         "digit": config.order[stage],
         "seen": seen,
+        "epochs": schedule.epochs,
         "train_images": len(data),
         "real_images": int((data.labels != DREAM).sum()),
         "dreamed_images": int((data.labels == DREAM).sum()),

@@ -222,7 +222,8 @@ def describe_protocol(metrics: dict) -> str:
     return (
         f"The article's VAE (latent size {p['latent_dim']}) learns the digits "
         f"{', '.join(map(str, p['order']))} one stage at a time on {p['dataset']}: {size} "
-        f"training images of each new digit, {p['epochs_per_stage']} epoch(s) per stage, "
+        f"training images of each new digit, {p['first_stage_epochs']} epoch(s) on the first "
+        f"digit and {p['epochs_per_stage']} on each later one, "
         f"batch {p['batch_size']}, Adam, seed {p['seed']}. After every stage it is measured on "
         "the test images of every digit. Forgetting of a digit is its test loss at the end "
         "minus its test loss just after the stage that learned it, averaged over every digit "
