@@ -77,6 +77,11 @@ def copy_weights(source: nn.Module, target: nn.Module) -> None:
             b.copy_(a)
 
 
+def plain_adam(model: nn.Module) -> torch.optim.Optimizer:
+    """Adam with vaelab's default settings (Keras' eps), constructed as a user would."""
+    return torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
+
+
 def train_epoch(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,

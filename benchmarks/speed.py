@@ -40,12 +40,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import contextlib
 
-from reference import REFERENCES, copy_weights, train_epoch  # noqa: E402
+from reference import REFERENCES, copy_weights, plain_adam, train_epoch  # noqa: E402
 
 from vaelab.config import ModelConfig, TrainConfig  # noqa: E402
 from vaelab.data import load  # noqa: E402
 from vaelab.models import build  # noqa: E402
-from vaelab.train import evaluate, make_optimizer, train  # noqa: E402
+from vaelab.train import evaluate, train  # noqa: E402
 
 LOSS_TOLERANCE = 1e-5  # relative; float32 sums of 784 terms in another order
 ARTICLE_SCHEDULE = {  # (model, epochs, training images, validation images per epoch)
@@ -90,7 +90,7 @@ def interleaved_training(name: str, images, epochs: int, batch_size: int) -> dic
     plain = REFERENCES[name]()
     copy_weights(model, plain)
     config = TrainConfig(epochs=epochs, batch_size=batch_size, seed=0, device="cpu")
-    plain_optimizer = make_optimizer(plain, config)
+    plain_optimizer = plain_adam(plain)
     shuffle = torch.Generator().manual_seed(0)
     floats = images.float()
     plain_rows = []

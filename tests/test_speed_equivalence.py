@@ -14,7 +14,7 @@ from torch import nn
 
 from vaelab.config import ModelConfig
 from vaelab.models import VAE, build
-from vaelab.models.blocks import UpConv, glorot_init
+from vaelab.models.blocks import InputConv, UpConv, glorot_init, patches
 from vaelab.train import keep_freed_memory, prepare_for_speed
 
 REFERENCE = Path(__file__).parents[1] / "benchmarks" / "reference.py"
@@ -27,10 +27,11 @@ def reference_module():
     return module
 
 
+@pytest.mark.parametrize("method", ["upsample", "phases", "transposed"])
 @pytest.mark.parametrize("padding,size", [(1, 4), (0, 8), (1, 14)])
-def test_upconv_equals_upsample_then_conv_forward_and_backward(padding, size):
+def test_upconv_equals_upsample_then_conv_forward_and_backward(method, padding, size):
     torch.manual_seed(0)
-    fused = UpConv(8, 5, padding=padding).double()
+    fused = UpConv(8, 5, padding=padding, method=method).double()
     plain = nn.Conv2d(8, 5, 3, padding=padding).double()
     plain.load_state_dict(fused.state_dict())
     x = torch.randn(3, 8, size, size, dtype=torch.float64, requires_grad=True)
@@ -41,6 +42,36 @@ def test_upconv_equals_upsample_then_conv_forward_and_backward(padding, size):
     grads_plain = torch.autograd.grad(y_plain.square().sum(), [x, *plain.parameters()])
     for a, b in zip(grads_fused, grads_plain, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-10)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_input_conv_equals_conv2d_forward_and_backward(channels):
+    torch.manual_seed(0)
+    fast = InputConv(channels, 16).double()
+    plain = nn.Conv2d(channels, 16, 3, padding=1).double()
+    plain.load_state_dict(fast.state_dict())
+    x = torch.rand(4, channels, 28, 28, dtype=torch.float64)
+    for needs_input_grad in (False, True):
+        a, b = (x.clone().requires_grad_(needs_input_grad) for _ in range(2))
+        y_fast, y_plain = fast(a), plain(b)
+        torch.testing.assert_close(y_fast, y_plain, rtol=0, atol=1e-12)
+        wrt_fast = [*fast.parameters()] + ([a] if needs_input_grad else [])
+        wrt_plain = [*plain.parameters()] + ([b] if needs_input_grad else [])
+        grads_fast = torch.autograd.grad(y_fast.square().sum(), wrt_fast)
+        grads_plain = torch.autograd.grad(y_plain.square().sum(), wrt_plain)
+        for g_fast, g_plain in zip(grads_fast, grads_plain, strict=True):
+            torch.testing.assert_close(g_fast, g_plain, rtol=1e-12, atol=1e-10)
+
+
+@pytest.mark.parametrize("padding", [0, 1])
+def test_patches_are_unfold(padding):
+    x = torch.randn(2, 3, 9, 7)
+    assert torch.equal(patches(x, padding), F.unfold(x, 3, padding=padding))
+
+
+def test_upconv_refuses_an_unknown_method():
+    with pytest.raises(ValueError, match="unknown UpConv method"):
+        UpConv(8, 8, method="magic")
 
 
 def test_pool_then_relu_is_bit_identical_to_relu_then_pool():
