@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from vaelab.config import ModelConfig
 from vaelab.errors import VaelabError
 from vaelab.models import AE, MODELS, VAE, build, register
-from vaelab.models.blocks import UpConv
+from vaelab.models.blocks import Pool, UpConv
 
 
 def n_params(model: torch.nn.Module) -> int:
@@ -34,7 +34,7 @@ def test_encoder_downsamples_28_14_7_4_and_decoder_goes_back():
     sizes = []
     for layer in model.encoder:
         x = layer(x)
-        if isinstance(layer, torch.nn.MaxPool2d):
+        if isinstance(layer, Pool):
             sizes.append(x.shape[-1])
     assert sizes == [14, 7, 4]
     for layer in model.decoder:

@@ -14,7 +14,7 @@ from torch import nn
 
 from vaelab.config import ModelConfig
 from vaelab.models import VAE, build
-from vaelab.models.blocks import InputConv, UpConv, glorot_init, patches
+from vaelab.models.blocks import InputConv, Pool, UpConv, glorot_init, patches
 from vaelab.train import keep_freed_memory, prepare_for_speed
 
 REFERENCE = Path(__file__).parents[1] / "benchmarks" / "reference.py"
@@ -61,6 +61,18 @@ def test_input_conv_equals_conv2d_forward_and_backward(channels):
         grads_plain = torch.autograd.grad(y_plain.square().sum(), wrt_plain)
         for g_fast, g_plain in zip(grads_fast, grads_plain, strict=True):
             torch.testing.assert_close(g_fast, g_plain, rtol=1e-12, atol=1e-10)
+
+
+@pytest.mark.parametrize("size", [28, 14, 7, 5])
+def test_pool_rounds_odd_sizes_up_as_ceil_mode_does(size):
+    x = torch.randn(3, 4, size, size, requires_grad=True)
+    ceil = x.detach().clone().requires_grad_()
+    y, y_ceil = Pool()(x), F.max_pool2d(ceil, 2, ceil_mode=True)
+    assert torch.equal(y, y_ceil)
+    upstream = torch.randn_like(y)
+    y.backward(upstream)
+    y_ceil.backward(upstream)
+    assert torch.equal(x.grad, ceil.grad)
 
 
 @pytest.mark.parametrize("padding", [0, 1])
