@@ -59,6 +59,7 @@ def transposed_taps(padding: int) -> Tensor:
     return table
 
 
+TRANSPOSED_TAPS = {padding: transposed_taps(padding) for padding in PHASE_TAPS}
 UPCONV_METHODS = ("upsample", "phases", "transposed")
 
 
@@ -92,7 +93,7 @@ class UpConv(nn.Conv2d):
 
     def transposed_kernel(self) -> Tensor:
         """The (in, out, 4, 4) kernel of the equivalent stride-2 transposed conv."""
-        table = transposed_taps(self.padding[0]).to(self.weight)
+        table = TRANSPOSED_TAPS[self.padding[0]].to(self.weight)
         return torch.einsum("mu,nv,oiuv->iomn", table, table, self.weight)
 
     def forward(self, x: Tensor) -> Tensor:
