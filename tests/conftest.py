@@ -93,3 +93,20 @@ def tiny(monkeypatch: pytest.MonkeyPatch, isolated_data_env: Path) -> TinySet:
     )
     monkeypatch.setitem(SOURCES, "tiny", source)
     return TinySet(raw, source)
+
+
+@pytest.fixture(scope="session")
+def tiny_run():
+    """A function that trains a small run on the bundled sample: tiny_run(path, "vae")."""
+    from vaelab.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+    from vaelab.train import fit
+
+    def train_tiny(path: Path, model: str, epochs: int = 1, **model_options):
+        config = RunConfig(
+            DataConfig("mnist-sample", train_size=256),
+            ModelConfig(model, **model_options),
+            TrainConfig(epochs, batch_size=64, optimizer="adadelta" if model == "ae" else "adam"),
+        )
+        return fit(config, path, progress=False)
+
+    return train_tiny

@@ -7,7 +7,7 @@ from PIL import Image
 
 from vaelab.cli import main
 from vaelab.cli.plot import KINDS as CLI_KINDS
-from vaelab.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from vaelab.config import ModelConfig, TrainConfig
 from vaelab.data import load
 from vaelab.errors import VaelabError
 from vaelab.figures import latent, plots
@@ -15,25 +15,16 @@ from vaelab.figures.gifs import ReconstructionFrames, read_frames
 from vaelab.figures.report import Figure, Report, Section
 from vaelab.figures.run_figures import KINDS, one_per_class, plot
 from vaelab.models import build
-from vaelab.train import fit, train
-
-
-def tiny_run(path, model, epochs=1, **model_options):
-    config = RunConfig(
-        DataConfig("mnist-sample", train_size=256),
-        ModelConfig(model, **model_options),
-        TrainConfig(epochs, batch_size=64, optimizer="adadelta" if model == "ae" else "adam"),
-    )
-    return fit(config, path, progress=False)
+from vaelab.train import train
 
 
 @pytest.fixture(scope="module")
-def vae_run(tmp_path_factory):
+def vae_run(tmp_path_factory, tiny_run):
     return tiny_run(tmp_path_factory.mktemp("runs") / "vae", "vae", epochs=2)
 
 
 @pytest.fixture(scope="module")
-def ae_run(tmp_path_factory):
+def ae_run(tmp_path_factory, tiny_run):
     return tiny_run(tmp_path_factory.mktemp("runs") / "ae", "ae")
 
 

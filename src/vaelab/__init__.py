@@ -32,6 +32,8 @@ _API = {
     "evaluate": "vaelab.train",
     "run_demo": ("vaelab.demo", "demo"),
     "plot": ("vaelab.figures.run_figures", "plot"),
+    "Explorer": "vaelab.explore",
+    "make_explorer_server": ("vaelab.explore", "make_server"),
     "ContinualConfig": "vaelab.continual",
     "run_continual": "vaelab.continual",
     "stage_training_set": "vaelab.continual",

@@ -81,12 +81,13 @@ class Run:
 
     def load_model(self, device: str | torch.device = "cpu") -> Model:
         """The trained model, in eval mode."""
+        config = self.config  # first, so a missing folder is named as such
         tensors, meta = load_tensors(self.path / WEIGHTS)
-        model = build(self.config.model, channels=meta.get("channels", 1))
+        model = build(config.model, channels=meta.get("channels", 1))
         try:
             model.load_state_dict(tensors)
         except RuntimeError as err:
-            message = f"{self.path / WEIGHTS} does not fit {self.config.model}: {err}"
+            message = f"{self.path / WEIGHTS} does not fit {config.model}: {err}"
             raise RunError(message) from None
         return model.to(device).eval()
 

@@ -21,11 +21,21 @@ from vaelab.scores import batched
 
 @dataclass
 class View:
-    """2-D points for a scatter and how they were obtained (axis names, a title note)."""
+    """2-D points for a scatter and how they were obtained (axis names, a title note).
+
+    `origin + point @ basis` takes a point of the view back to the latent space, so a
+    point picked on the plane can be decoded.
+    """
 
     points: np.ndarray
     axes: tuple[str, str]
     note: str
+    origin: Tensor
+    basis: Tensor
+
+    def to_latent(self, points: Tensor) -> Tensor:
+        """Latent codes, (N, D), of plane points, (N, 2)."""
+        return self.origin + points.to(self.basis) @ self.basis
 
 
 @torch.inference_mode()
@@ -38,17 +48,17 @@ def codes(model: Model, images: Tensor) -> Tensor:
 
 def plane(latent: Tensor) -> View:
     """The codes themselves when 2-D, otherwise their first two principal components."""
-    if latent.shape[1] == 2:
-        return View(latent.numpy(), ("z[0]", "z[1]"), "")
-    if latent.shape[1] < 2:
-        return View(
-            np.stack([latent[:, 0].numpy(), np.zeros(len(latent))], 1), ("z[0]", ""), "1-D code"
-        )
-    centred = latent - latent.mean(0)
-    _, s, v = torch.linalg.svd(centred, full_matrices=False)
+    dim = latent.shape[1]
+    if dim == 2:
+        return View(latent.numpy(), ("z[0]", "z[1]"), "", torch.zeros(2), torch.eye(2))
+    if dim < 2:
+        points = np.stack([latent[:, 0].numpy(), np.zeros(len(latent))], 1)
+        return View(points, ("z[0]", ""), "1-D code", torch.zeros(1), torch.tensor([[1.0], [0.0]]))
+    mean = latent.mean(0)
+    _, s, v = torch.linalg.svd(latent - mean, full_matrices=False)
     share = (s[:2].square().sum() / s.square().sum()).item()
-    note = f"PCA of the {latent.shape[1]}-D code ({share:.0%} of variance)"
-    return View((centred @ v[:2].T).numpy(), ("PC 1", "PC 2"), note)
+    note = f"PCA of the {dim}-D code ({share:.0%} of variance)"
+    return View(((latent - mean) @ v[:2].T).numpy(), ("PC 1", "PC 2"), note, mean, v[:2])
 
 
 @torch.inference_mode()
