@@ -79,6 +79,7 @@ def test_demo_trains_real_run_folders_with_the_schedule(quick_demo):
     page = quick_demo.read_text()
     for name in expected:
         assert f'href="runs/{name}/"' in page
+    assert f"vaelab explore {quick_demo.parent / 'runs' / 'vae'}" in page
 
 
 def test_report_says_what_produced_the_figures(quick_demo):

@@ -185,7 +185,8 @@ def vae(demo: Demo) -> Section:
     section.text = (
         "The same convolutional stacks with Dense z_mean / z_log_var heads and a 2-D latent "
         f"space, trained with Adam on {_size(s.vae_train_size)} training images. Loss per "
-        "image: 784 x mean pixel BCE + KL to the standard normal prior."
+        "image: 784 x mean pixel BCE + KL to the standard normal prior. To decode any point "
+        f"of the plane live in the browser: vaelab explore {demo.runs / 'vae'}"
     )
     section.figures = [
         Figure(
