@@ -4,13 +4,14 @@ import signal
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
 from vaelab.config import ModelConfig, TrainConfig
 from vaelab.data.dataset import Dataset
 from vaelab.errors import Interrupted, RunError, TrainingError, VaelabError
 from vaelab.models import build
-from vaelab.run import CHECKPOINT, Run
+from vaelab.run import CHECKPOINT, FORMAT, WEIGHTS, Run, load_tensors, save_tensors
 from vaelab.train import evaluate, train
 
 
@@ -149,6 +150,23 @@ def test_damaged_checkpoint_is_reported_not_unpickled(tmp_path):
     (tmp_path / CHECKPOINT).write_bytes(b"\x80\x04garbage")
     with pytest.raises(RunError, match="damaged"):
         train(fresh_model(), blobs(), config(epochs=2), run=run, resume=True, progress=False)
+
+
+def test_files_from_a_newer_format_are_refused_and_older_ones_load(tmp_path):
+    path = tmp_path / WEIGHTS
+    tensors = {k: v.contiguous() for k, v in fresh_model().state_dict().items()}
+    save_tensors(tensors, path, {"epoch": 3})
+    with safe_open(str(path), framework="pt") as f:
+        assert json.loads(f.metadata()["vaelab"]) == {"epoch": 3, "format": FORMAT}
+    loaded, meta = load_tensors(path)
+    assert meta == {"epoch": 3}
+    assert_same_weights(tensors, loaded)
+    save_file(tensors, str(path), metadata={"vaelab": json.dumps({"epoch": 3})})
+    assert load_tensors(path)[1] == {"epoch": 3}  # written before the format was recorded
+    newer = {"epoch": 3, "format": FORMAT + 1}
+    save_file(tensors, str(path), metadata={"vaelab": json.dumps(newer)})
+    with pytest.raises(RunError, match=f"newer vaelab \\(file format {FORMAT + 1};.*upgrade"):
+        load_tensors(path)
 
 
 def test_callbacks_see_each_epoch():

@@ -29,13 +29,18 @@ CONFIG = "config.json"
 WEIGHTS = "weights.safetensors"
 CHECKPOINT = "checkpoint.safetensors"
 METRICS = "metrics.jsonl"
+FORMAT = 1  # of the safetensors files vaelab writes: raise it when their contents change
 
 
 def save_tensors(tensors: dict[str, torch.Tensor], path: Path, meta: dict[str, Any]) -> None:
-    """Write a safetensors file atomically: a crash leaves the old file or the new, never half."""
+    """Write a safetensors file atomically: a crash leaves the old file or the new, never half.
+
+    The metadata records `FORMAT`, so a later vaelab that changes what it stores can
+    tell old files apart, and this one can refuse files it does not understand.
+    """
     tmp = path.with_name(path.name + ".tmp")
     contiguous = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    save_file(contiguous, str(tmp), metadata={"vaelab": json.dumps(meta)})
+    save_file(contiguous, str(tmp), metadata={"vaelab": json.dumps({**meta, "format": FORMAT})})
     os.replace(tmp, path)
 
 
@@ -49,7 +54,14 @@ def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         raise RunError(f"{path} not found: the run has no saved state yet") from None
     except (SafetensorError, ValueError, OSError) as err:
         raise RunError(f"{path} is damaged ({err}); delete it and train again") from None
-    return tensors, json.loads(meta)
+    meta = json.loads(meta)
+    written_as = meta.pop("format", 1)  # files from before the field existed are format 1
+    if written_as > FORMAT:
+        raise RunError(
+            f"{path} was written by a newer vaelab (file format {written_as}; this one reads "
+            f"format {FORMAT}); upgrade vaelab to load it"
+        )
+    return tensors, meta
 
 
 class Run:
