@@ -47,16 +47,15 @@ def save_tensors(tensors: dict[str, torch.Tensor], path: Path, meta: dict[str, A
 def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     try:
         with safe_open(str(path), framework="pt") as f:
-            meta = (f.metadata() or {}).get("vaelab", "{}")
+            meta = json.loads((f.metadata() or {}).get("vaelab", "{}"))
             names = f.keys()
             tensors = {key: f.get_tensor(key) for key in names}
     except FileNotFoundError:
         raise RunError(f"{path} not found: the run has no saved state yet") from None
     except (SafetensorError, ValueError, OSError) as err:
         raise RunError(f"{path} is damaged ({err}); delete it and train again") from None
-    meta = json.loads(meta)
     written_as = meta.pop("format", 1)  # files from before the field existed are format 1
-    if written_as > FORMAT:
+    if not isinstance(written_as, int) or written_as > FORMAT:
         raise RunError(
             f"{path} was written by a newer vaelab (file format {written_as}; this one reads "
             f"format {FORMAT}); upgrade vaelab to load it"
