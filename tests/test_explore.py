@@ -25,9 +25,13 @@ from vaelab.models import build
 
 
 @pytest.fixture(scope="module")
-def explorer(tmp_path_factory, tiny_run):
-    run = tiny_run(tmp_path_factory.mktemp("runs") / "vae", "vae", epochs=2)
-    return Explorer.from_run(run.path, count=300)
+def vae_run(tmp_path_factory, tiny_run):
+    return tiny_run(tmp_path_factory.mktemp("runs") / "vae", "vae", epochs=2)
+
+
+@pytest.fixture(scope="module")
+def explorer(vae_run):
+    return Explorer.from_run(vae_run.path, count=300)
 
 
 @pytest.fixture
@@ -104,10 +108,9 @@ def test_a_busy_port_is_a_clear_error(explorer, server):
         make_server(explorer, port=port)
 
 
-def test_cli_serves_until_ctrl_c(tmp_path, tiny_run):
+def test_cli_serves_until_ctrl_c(vae_run):
     """A real `vaelab explore`: it prints its address, answers there, stops cleanly on SIGINT."""
-    run = tiny_run(tmp_path / "vae", "vae")
-    args = [sys.executable, "-m", "vaelab", "explore", str(run.path), "--port", "0"]
+    args = [sys.executable, "-m", "vaelab", "explore", str(vae_run.path), "--port", "0"]
     process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         lines = [process.stdout.readline(), process.stdout.readline()]
