@@ -7,6 +7,7 @@ import torch
 
 from vaelab.anomaly import AnomalyDetector, anomaly_metrics, as_images, metrics_by_class
 from vaelab.cli import main
+from vaelab.config import ModelConfig, TrainConfig
 from vaelab.data import load
 from vaelab.errors import VaelabError
 
@@ -92,7 +93,9 @@ def sevens():
 def detector(sevens):
     torch.manual_seed(0)
     # two epochs only: the ELBO already separates; squared error needs a trained decoder
-    detector = AnomalyDetector(score="elbo", latent_dim=4, epochs=2, samples=2, device="cpu")
+    detector = AnomalyDetector(
+        ModelConfig("vae", latent_dim=4), TrainConfig(epochs=2, device="cpu"), "elbo", samples=2
+    )
     return detector.fit(sevens)
 
 
@@ -135,8 +138,8 @@ def test_detector_misuse_is_clear(tmp_path, sevens):
         AnomalyDetector(score="nll").fit(sevens)
     with pytest.raises(VaelabError, match="not found"):
         AnomalyDetector.load(tmp_path)
-    with pytest.raises(VaelabError, match="take 28x28 images"):
-        AnomalyDetector(epochs=1).fit(np.zeros((20, 32, 32), np.uint8))
+    with pytest.raises(VaelabError, match="takes 28x28 images"):
+        AnomalyDetector(train=TrainConfig(epochs=1)).fit(np.zeros((20, 32, 32), np.uint8))
 
 
 def test_cli_anomaly_end_to_end(tmp_path, capsys):

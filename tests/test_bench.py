@@ -4,6 +4,7 @@ import pytest
 
 from vaelab.bench import OneClassConfig, markdown_table, published_rows, run_oneclass
 from vaelab.cli import main
+from vaelab.config import ModelConfig, TrainConfig
 from vaelab.errors import VaelabError
 
 
@@ -41,7 +42,9 @@ def test_benchmark_end_to_end_and_resume(tmp_path, capsys):
     assert set(results["per_class_auroc"]) == {"3"}
     assert 0.5 < results["per_class_auroc"]["3"] <= 1
     assert results["mean_auroc"] == results["per_class_auroc"]["3"]
-    assert results["settings"]["epochs"] == 1 and results["settings"]["score"] == "recon-mse"
+    assert (
+        results["settings"]["train"]["epochs"] == 1 and results["settings"]["score"] == "recon-mse"
+    )
     assert "| vaelab vae (latent 4, 1 epochs, recon-mse) |" in (out / "table.md").read_text()
 
     weights = out / "runs" / "class3-seed0" / "weights.safetensors"
@@ -57,17 +60,24 @@ def test_benchmark_end_to_end_and_resume(tmp_path, capsys):
 
 
 def test_benchmark_refuses_to_mix_protocols(tmp_path):
-    config = OneClassConfig(dataset="mnist-sample", classes=[3], seeds=1, epochs=1, train_size=64)
+    config = OneClassConfig(
+        dataset="mnist-sample", classes=[3], seeds=1, train=TrainConfig(epochs=1), train_size=64
+    )
     run_oneclass(config, tmp_path, progress=False)
-    config.latent_dim = 8
-    with pytest.raises(VaelabError, match="latent_dim differ"):
+    config.model.latent_dim = 8
+    with pytest.raises(VaelabError, match="model.latent_dim differ"):
         run_oneclass(config, tmp_path, progress=False)
 
 
 @pytest.mark.slow
 def test_benchmark_in_parallel_processes(tmp_path):
     config = OneClassConfig(
-        dataset="mnist-sample", classes=[1, 7], seeds=1, epochs=1, train_size=64, latent_dim=4
+        dataset="mnist-sample",
+        classes=[1, 7],
+        seeds=1,
+        model=ModelConfig("vae", latent_dim=4),
+        train=TrainConfig(epochs=1),
+        train_size=64,
     )
     results = run_oneclass(config, tmp_path, jobs=2, progress=False)
     assert set(results["per_class_auroc"]) == {"1", "7"}

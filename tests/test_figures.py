@@ -13,8 +13,8 @@ from vaelab.errors import VaelabError
 from vaelab.figures import latent, plots
 from vaelab.figures.gifs import ReconstructionFrames, read_frames
 from vaelab.figures.report import Figure, Report, Section
-from vaelab.figures.run_figures import KINDS, one_per_class, plot
 from vaelab.models import build
+from vaelab.plotting import KINDS, one_per_class, plot
 from vaelab.train import train
 
 

@@ -138,7 +138,7 @@ def test_built_models_are_channels_last_with_unchanged_initial_weights():
     torch.manual_seed(0)
     model = build(ModelConfig(name="vae"))
     torch.manual_seed(0)
-    plain = VAE()
+    plain = VAE(ModelConfig("vae").resolved())
     glorot_init(plain)
     assert model.encoder[0][0].weight.is_contiguous(memory_format=torch.channels_last)
     for (key, a), b in zip(model.state_dict().items(), plain.state_dict().values(), strict=True):

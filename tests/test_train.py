@@ -104,11 +104,11 @@ def interrupt_at(model, batch: int):
     """Make `model` send this process a SIGINT when it is called for the `batch`-th time."""
     forward, calls = model.forward, []
 
-    def forward_then_interrupt(x):
+    def forward_then_interrupt(x, y=None):
         calls.append(1)
         if len(calls) == batch:
             os.kill(os.getpid(), signal.SIGINT)
-        return forward(x)
+        return forward(x, y)
 
     model.forward = forward_then_interrupt
     return model

@@ -31,7 +31,7 @@ _API = {
     "fit": "vaelab.train",
     "evaluate": "vaelab.train",
     "run_demo": ("vaelab.demo", "demo"),
-    "plot": ("vaelab.figures.run_figures", "plot"),
+    "plot": ("vaelab.plotting", "plot"),
     "Explorer": "vaelab.explore",
     "make_explorer_server": ("vaelab.explore", "make_server"),
     "ContinualConfig": "vaelab.continual",

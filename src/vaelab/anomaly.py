@@ -14,7 +14,9 @@ Scores come from `vaelab.scores` (higher = more anomalous). The metrics treat
 
 from __future__ import annotations
 
+import copy
 import csv
+import dataclasses
 import json
 import os
 from collections.abc import Sequence
@@ -33,9 +35,11 @@ from vaelab.config import DEFAULT_SCORE, ModelConfig, RunConfig, TrainConfig
 from vaelab.errors import VaelabError
 from vaelab.models import Model, build
 from vaelab.run import Run
-from vaelab.scores import POSTERIOR_SCORES, SAMPLED, require_posterior
+from vaelab.scores import SCORES, require_posterior, require_unconditional
 
 TPR_LEVEL = 0.95
+DETECTOR_LATENT = 16
+DETECTOR_EPOCHS = 30
 DETECTOR_FILE = "detector.json"
 
 
@@ -76,9 +80,13 @@ def compute_score(
 ) -> Tensor:
     """`vaelab.scores.score` on the model's device, with the sampling options passed only to
     the scores that sample; returns a CPU tensor."""
-    options = {"samples": samples, "seed": seed} if name in SAMPLED else {}
+    options = {"samples": samples, "seed": seed} if _sampled(name) else {}
     device = next(model.parameters()).device
     return score_functions.score(model, images.to(device), name, **options).cpu()
+
+
+def _sampled(name: str) -> bool:
+    return name in SCORES and SCORES[name].sampled
 
 
 @dataclass
@@ -96,7 +104,7 @@ class Report:
         return {
             "normal_classes": self.normal,
             "score": self.score,
-            "samples": self.samples if self.score in SAMPLED else None,
+            "samples": self.samples if _sampled(self.score) else None,
             "n_normal": int(np.isin(self.labels, self.normal).sum()),
             "n_anomalous": int((~np.isin(self.labels, self.normal)).sum()),
             **self.metrics,
@@ -229,25 +237,14 @@ def _as_nchw(x: Tensor, shape: tuple[int, ...] | None) -> Tensor:
     )
 
 
-@torch.no_grad()
-def _check_fits(model: Model, image: Tensor) -> None:
-    """Fail before training if the model cannot reconstruct images of this size."""
-    try:
-        shape = model.decode(model.encode(image)).shape
-    except RuntimeError:
-        shape = None
-    if shape != image.shape:
-        raise VaelabError(
-            f"the {type(model).__name__} model cannot reconstruct {tuple(image.shape[1:])} "
-            "(C, H, W) images; the article's models take 28x28 images: resize them first"
-        )
-
-
 class FloatImages:
-    """Float images as the trainer takes a dataset: `float()` and `len()`."""
+    """Float images as the trainer takes a dataset: `float()`, `labels` and `len()`.
+
+    Every image is normal, so every label is 0."""
 
     def __init__(self, images: Tensor) -> None:
         self.images = images
+        self.labels = torch.zeros(len(images), dtype=torch.int64)
 
     def float(self) -> Tensor:
         return self.images
@@ -277,35 +274,34 @@ class AnomalyDetector(BaseEstimator):
 
     def __init__(
         self,
-        model: str = "vae",
+        model: str | ModelConfig | None = None,
+        train: TrainConfig | None = None,
         score: str = DEFAULT_SCORE,
-        latent_dim: int = 16,
-        epochs: int = 30,
-        batch_size: int = 128,
         samples: int = score_functions.SAMPLES,
         fpr: float = 0.05,
         holdout: float = 0.1,
-        seed: int = 0,
-        device: str = "auto",
         progress: bool = False,
     ) -> None:
         self.model = model
+        self.train = train
         self.score = score
-        self.latent_dim = latent_dim
-        self.epochs = epochs
-        self.batch_size = batch_size
         self.samples = samples
         self.fpr = fpr
         self.holdout = holdout
-        self.seed = seed
-        self.device = device
         self.progress = progress
 
     def _run_config(self) -> RunConfig:
+        """The detector's model (a preset's name or a `ModelConfig`; default: the VAE with a
+        16-D latent space) and training (default: 30 epochs of Adam, seed 0)."""
         config = RunConfig()
         config.data.dataset = "arrays given to AnomalyDetector.fit"
-        config.model = ModelConfig(self.model, self.latent_dim)
-        config.train = TrainConfig(self.epochs, self.batch_size, seed=self.seed, device=self.device)
+        if self.model is None:
+            config.model = ModelConfig("vae", latent_dim=DETECTOR_LATENT)
+        elif isinstance(self.model, str):
+            config.model = ModelConfig(self.model)
+        else:
+            config.model = copy.deepcopy(self.model)
+        config.train = copy.deepcopy(self.train) or TrainConfig(epochs=DETECTOR_EPOCHS)
         return config
 
     def _check_params(self) -> None:
@@ -323,7 +319,8 @@ class AnomalyDetector(BaseEstimator):
 
         self._check_params()
         images = as_images(X)
-        generator = torch.Generator().manual_seed(self.seed)
+        seed = self._run_config().train.seed
+        generator = torch.Generator().manual_seed(seed)
         order = torch.randperm(len(images), generator=generator)
         n_held = round(self.holdout * len(images))
         if n_held < 1 or n_held >= len(images):
@@ -333,11 +330,11 @@ class AnomalyDetector(BaseEstimator):
             )
         held, kept = images[order[:n_held]], images[order[n_held:]]
         config = self._run_config()
-        torch.manual_seed(self.seed)
-        self.model_ = build(config.model, channels=images.shape[1])
-        if self.score in POSTERIOR_SCORES:
+        torch.manual_seed(config.train.seed)
+        self.model_ = build(config.model, shape=tuple(images.shape[1:]))
+        require_unconditional(self.model_)
+        if SCORES[self.score].needs_posterior:
             require_posterior(self.model_, self.score)
-        _check_fits(self.model_, images[:1])
         self.history_ = train(
             self.model_, FloatImages(kept), config.train, val=FloatImages(held),
             progress=self.progress,
@@ -355,7 +352,8 @@ class AnomalyDetector(BaseEstimator):
         outlier detectors). For `elbo` and `iwae` these are nats, -log p(x) estimates."""
         self._check_fitted()
         images = as_images(X, self.image_shape_)
-        values = compute_score(self.model_, images, self.score, self.samples, self.seed)
+        seed = self._run_config().train.seed
+        values = compute_score(self.model_, images, self.score, self.samples, seed)
         return values.numpy().astype(np.float64)
 
     def predict(self, X: Any) -> np.ndarray:
@@ -365,10 +363,12 @@ class AnomalyDetector(BaseEstimator):
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write a run folder (config.json, weights.safetensors) plus detector.json."""
         self._check_fitted()
-        run = Run.create(path, self._run_config())
-        run.save_weights(self.model_, self.epochs)
+        config = self._run_config()
+        run = Run.create(path, config)
+        run.save_weights(self.model_, config.train.epochs)
         state = {
-            "params": self.get_params(),
+            "params": {**self.get_params(), "model": config.model.to_dict(),
+                       "train": dataclasses.asdict(config.train)},
             "threshold": self.threshold_,
             "image_shape": list(self.image_shape_),
             "history": self.history_,
@@ -386,7 +386,9 @@ class AnomalyDetector(BaseEstimator):
             raise VaelabError(f"{file} not found: is {path} a saved AnomalyDetector?") from None
         except json.JSONDecodeError as err:
             raise VaelabError(f"{file} is damaged ({err}); save the detector again") from None
-        detector = cls(**state["params"])
+        params = state["params"]
+        model, train = ModelConfig.from_dict(params["model"]), TrainConfig(**params["train"])
+        detector = cls(**{**params, "model": model, "train": train})
         detector.model_ = Run(path).load_model()
         detector.threshold_ = float(state["threshold"])
         detector.image_shape_ = tuple(state["image_shape"])

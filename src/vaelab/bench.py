@@ -24,7 +24,7 @@ from pathlib import Path
 from statistics import fmean, pstdev
 from typing import TYPE_CHECKING, Any
 
-from vaelab.config import DEFAULT_SCORE
+from vaelab.config import DEFAULT_SCORE, DataConfig, ModelConfig, RunConfig, TrainConfig
 from vaelab.errors import VaelabError
 
 if TYPE_CHECKING:
@@ -36,39 +36,40 @@ SETTINGS_FILE = "settings.json"
 
 @dataclass
 class OneClassConfig:
-    """Benchmark settings. The defaults are vaelab's benchmark protocol (see the README):
+    """Benchmark settings. The defaults are vaelab's benchmark protocol (see the docs):
     the article's VAE with a 16-D latent space, 30 epochs of Adam on one class's training
     images, scored by the squared reconstruction error of the posterior mean, which measured
-    best among the scores (the Bernoulli scores rate thin digits such as 1 as too normal)."""
+    best among the scores (the Bernoulli scores rate thin digits such as 1 as too normal).
+    `model` and `train` are any model and training settings; `train.seed` is replaced by
+    each run's seed (0 to `seeds` - 1)."""
 
     dataset: str = "mnist"
     classes: list[int] = field(default_factory=lambda: list(range(10)))
     seeds: int = 3
-    model: str = "vae"
-    latent_dim: int = 16
-    epochs: int = 30
-    batch_size: int = 128
+    model: ModelConfig = field(default_factory=lambda: ModelConfig("vae", latent_dim=16))
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=30))
     score: str = DEFAULT_SCORE
     samples: int = 10
     train_size: int | None = None
     data_dir: str | None = None
-    device: str = "auto"
 
-    def run_config(self, normal: int, seed: int) -> Any:
+    def run_config(self, normal: int, seed: int) -> RunConfig:
         """The `RunConfig` of one (class, seed) training."""
-        from vaelab.config import DataConfig, ModelConfig, RunConfig, TrainConfig
-
         return RunConfig(
             DataConfig(self.dataset, self.data_dir, [normal], self.train_size),
-            ModelConfig(self.model, self.latent_dim),
-            TrainConfig(self.epochs, self.batch_size, seed=seed, device=self.device),
+            self.model.resolved(),
+            dataclasses.replace(self.train, seed=seed),
         )
 
     def protocol(self) -> dict[str, Any]:
-        """The settings that change the trained models (not the data's folder nor the score)."""
+        """The settings that change the trained models (not the data's folder, the score,
+        the seeds' count or the device)."""
         settings = dataclasses.asdict(self)
         for name in ("data_dir", "classes", "seeds", "score", "samples"):
             settings.pop(name)
+        settings["model"] = self.model.resolved().to_dict()
+        for name in ("seed", "device"):
+            settings["train"].pop(name)
         return settings
 
     def result_file(self) -> str:
@@ -80,15 +81,26 @@ def task_dir(out: Path, normal: int, seed: int) -> Path:
     return out / "runs" / f"class{normal}-seed{seed}"
 
 
-def run_task(config: OneClassConfig, normal: int, seed: int, out: str, threads: int) -> dict:
-    """Train on class `normal` with `seed` (or resume), score the test set, store the result."""
+def run_task(
+    config: OneClassConfig,
+    normal: int,
+    seed: int,
+    out: str,
+    threads: int,
+    modules: list[str] | None = None,
+) -> dict:
+    """Train on class `normal` with `seed` (or resume), score the test set, store the result.
+
+    `modules` are imported first: in a spawned worker they register the user's models."""
     import torch
 
     from vaelab.anomaly import anomaly_metrics, compute_score
     from vaelab.data import load
+    from vaelab.models import import_registered
     from vaelab.run import CHECKPOINT
     from vaelab.train import fit
 
+    import_registered(modules or [])
     torch.set_num_threads(threads)
     folder = task_dir(Path(out), normal, seed)
     result_path = folder / config.result_file()
@@ -133,6 +145,8 @@ def run_oneclass(
 
     from tqdm.auto import tqdm
 
+    from vaelab.models import registered_modules
+
     out = Path(out)
     _check_settings(config, out)
     tasks = [(c, seed) for c in config.classes for seed in range(config.seeds)]
@@ -146,9 +160,11 @@ def run_oneclass(
                 done.append(run_task(config, c, seed, str(out), threads))
                 _report(bar, done[-1])
         else:
+            modules = registered_modules()
             with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
                 futures = [
-                    pool.submit(run_task, config, c, seed, str(out), threads) for c, seed in tasks
+                    pool.submit(run_task, config, c, seed, str(out), threads, modules)
+                    for c, seed in tasks
                 ]
                 for future in as_completed(futures):
                     done.append(future.result())
@@ -170,15 +186,28 @@ def _check_settings(config: OneClassConfig, out: Path) -> None:
     """Refuse to mix results of different protocols in one folder."""
     path = out / SETTINGS_FILE
     if path.exists():
-        saved = json.loads(path.read_text())
-        if saved != config.protocol():
-            changed = sorted(k for k in saved if saved[k] != config.protocol().get(k))
+        saved, wanted = _flat(json.loads(path.read_text())), _flat(config.protocol())
+        if saved != wanted:
+            changed = sorted(
+                k for k in saved.keys() | wanted.keys() if saved.get(k) != wanted.get(k)
+            )
             raise VaelabError(
                 f"{out} holds a benchmark with other settings ({', '.join(changed)} differ); "
                 "use another --out or the same settings to resume it"
             )
     out.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(config.protocol(), indent=2) + "\n")
+
+
+def _flat(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested settings as one level of dotted keys (`model.latent_dim`), to name what differs."""
+    flat: dict[str, Any] = {}
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            flat |= _flat(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def summarize(config: OneClassConfig, done: list[dict], seconds: float, jobs: int) -> dict:
@@ -190,7 +219,11 @@ def summarize(config: OneClassConfig, done: list[dict], seconds: float, jobs: in
         fmean(r["auroc"] for r in done if r["seed"] == seed) for seed in range(config.seeds)
     ]
     return {
-        "settings": {**dataclasses.asdict(config), "jobs": jobs},
+        "settings": {
+            **dataclasses.asdict(config),
+            "model": config.model.resolved().to_dict(),
+            "jobs": jobs,
+        },
         "per_class_auroc": {str(c): fmean(v) for c, v in per_class.items()},
         "per_class_std": {str(c): pstdev(v) for c, v in per_class.items()},
         "mean_auroc": fmean(fmean(v) for v in per_class.values()),
@@ -204,7 +237,8 @@ def summarize(config: OneClassConfig, done: list[dict], seconds: float, jobs: in
 def vaelab_row(results: dict, name: str | None = None) -> dict[str, Any]:
     """A table row (AUROC in %) from `results.json`."""
     s = results["settings"]
-    label = f"vaelab {s['model']} (latent {s['latent_dim']}, {s['epochs']} epochs, {s['score']})"
+    model, epochs = s["model"], s["train"]["epochs"]
+    label = f"vaelab {model['name']} (latent {model['latent_dim']}, {epochs} epochs, {s['score']})"
     return {
         "method": name or label,
         "citation": f"measured: {len(s['classes'])} classes x {s['seeds']} seeds",

@@ -40,12 +40,100 @@ class DataConfig:
 
 
 @dataclass
+class NetworkConfig:
+    """An encoder or a decoder: a family of layers and its sizes.
+
+    - `conv`: the article's stack, `widths` per stage (encoder 16, 8, 8 and decoder 8, 8, 16
+      in the article); 28x28 images;
+    - `mlp`: fully connected, `widths` are the hidden sizes (the decoder's in reverse order);
+    - `resnet`: a stride-2 conv per entry of `widths`, each followed by `depth` residual
+      blocks (the decoder mirrors it with x2 upsampling).
+    """
+
+    family: str = "conv"
+    widths: list[int] = field(default_factory=lambda: [16, 8, 8])
+    depth: int = 1
+    activation: str = "relu"
+
+
+@dataclass
+class LikelihoodConfig:
+    """p(x | z): `bernoulli` (the article's, for nearly binary images) or `gaussian`.
+
+    The Gaussian's mean is the sigmoid of the decoder's output, so it stays in the pixels'
+    [0, 1]; its standard deviation is `sigma` (`variance="fixed"`) or one learned scalar
+    (`variance="learned"`, starting at `sigma`), for images that are not nearly binary.
+    """
+
+    name: str = "bernoulli"
+    variance: str = "learned"
+    sigma: float = 0.1
+
+
+@dataclass
+class ObjectiveConfig:
+    """What training minimises, per image.
+
+    - `elbo`: reconstruction NLL + weight * KL. The weight is `beta`, reached linearly over
+      the first `warmup_steps` optimiser steps; with `capacity` (nats, Burgess et al. 2018)
+      the KL term becomes `beta * |KL - C|`, C growing from 0 to `capacity` over
+      `capacity_steps`;
+    - `iwae`: the negative K-sample importance-weighted bound, K = `samples` (Burda et al.
+      2016); K = 1 is the ELBO;
+    - `reconstruction`: an autoencoder's mean pixel NLL (Keras' `binary_crossentropy`).
+    """
+
+    name: str = "elbo"
+    beta: float = 1.0
+    warmup_steps: int = 0
+    capacity: float | None = None
+    capacity_steps: int = 0
+    samples: int = 1
+
+
+@dataclass
 class ModelConfig:
-    """Which model to build; `name` is a key of the model registry."""
+    """Which model to build: a preset's name and its parts.
+
+    `name` is a preset (`vaelab models` lists them) or a model registered with
+    `vaelab.models.register`. Parts left as None are the preset's (`resolved()` fills them
+    in; a run saves its config resolved), so `ModelConfig("vae")` is the article's VAE and
+    `ModelConfig("mlp-vae-iwae", latent_dim=20)` that preset with another latent size.
+    `kind` is `vae` (a Gaussian posterior and a standard normal prior) or `ae` (a
+    deterministic code: the encoder's output). A `conditional` model
+    sees the image's label (one of `num_classes`) in its encoder and decoder.
+    """
 
     name: str = "vae"
-    latent_dim: int = 2
+    latent_dim: int | None = None
     init: str = "glorot"
+    kind: str | None = None
+    encoder: NetworkConfig | None = None
+    decoder: NetworkConfig | None = None
+    likelihood: LikelihoodConfig | None = None
+    objective: ObjectiveConfig | None = None
+    conditional: bool | None = None
+    num_classes: int = 10
+
+    def resolved(self) -> ModelConfig:
+        """A copy with every part left as None filled in from the preset `name`."""
+        from vaelab.presets import resolve
+
+        return resolve(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> ModelConfig:
+        parts = {
+            "encoder": NetworkConfig,
+            "decoder": NetworkConfig,
+            "likelihood": LikelihoodConfig,
+            "objective": ObjectiveConfig,
+        }
+        values = {k: parts[k](**v) if k in parts and v is not None else v for k, v in raw.items()}
+        return cls(**values)
 
 
 @dataclass
@@ -74,7 +162,7 @@ class RunConfig:
         try:
             return cls(
                 data=DataConfig(**raw.get("data", {})),
-                model=ModelConfig(**raw.get("model", {})),
+                model=ModelConfig.from_dict(raw.get("model", {})).resolved(),
                 train=TrainConfig(**raw.get("train", {})),
             )
         except TypeError as err:

@@ -35,11 +35,10 @@ from pathlib import Path
 
 import torch
 
-from vaelab import __version__
+from vaelab import __version__, plotting
 from vaelab.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from vaelab.data import Dataset, load, prepare
 from vaelab.errors import VaelabError
-from vaelab.figures import run_figures
 from vaelab.figures.gifs import ReconstructionFrames
 from vaelab.figures.report import Figure, Report, Section
 from vaelab.run import Run
@@ -47,7 +46,7 @@ from vaelab.scores import recon_bce
 from vaelab.train import fit, resolve_device
 
 DEFAULT_OUT = "vaelab-demo"
-Drawing = Callable[[Run, Path, run_figures.PlotOptions], Path]
+Drawing = Callable[[Run, Path, plotting.PlotOptions], Path]
 
 
 @dataclass(frozen=True)
@@ -106,7 +105,7 @@ class Demo:
     def fit(self, name: str, config: RunConfig, callbacks: tuple = ()) -> tuple[Run, Section]:
         """Train `config` into `out/runs/<name>`; returns the run and a section of its facts."""
         self.say(
-            f"training {name}: {run_figures.describe_config(config)}, "
+            f"training {name}: {plotting.describe_config(config)}, "
             f"{_epochs(config.train.epochs)}"
         )
         started = time.perf_counter()
@@ -121,7 +120,7 @@ class Demo:
         config, last = run.config, run.metrics()[-1]
         train, val = prepare(config.data)
         return {
-            "model": run_figures.describe(run),
+            "model": plotting.describe(run),
             "data": f"{len(train):,} training images, validated on {len(val):,} test images",
             "training": f"{_epochs(config.train.epochs)}, batch {config.train.batch_size}, "
             f"{config.train.optimizer}, seed {config.train.seed}",
@@ -131,8 +130,8 @@ class Demo:
         }
 
     def plot(self, run: Run, draw: Drawing, file: str) -> str:
-        """Draw a figure of `run` (a `run_figures` function) into `out/file`; returns `file`."""
-        draw(run, self.out / file, run_figures.PlotOptions(data_dir=self.data_dir))
+        """Draw a figure of `run` (a `vaelab.plotting` function) into `out/file`; returns `file`."""
+        draw(run, self.out / file, plotting.PlotOptions(data_dir=self.data_dir))
         return file
 
     @property
@@ -150,7 +149,7 @@ Stage = Callable[[Demo], Section]
 def autoencoder(demo: Demo) -> Section:
     """Section 1: watch the article's autoencoder learn from 1,000 digits."""
     s = demo.schedule
-    images, _ = run_figures.one_per_class(demo.test, 10)
+    images, _ = plotting.one_per_class(demo.test, 10)
     frames = ReconstructionFrames(images, s.ae_epochs)
     config = demo.config("ae", s.ae_epochs, "adadelta", train_size=s.ae_train_size)
     run, section = demo.fit("ae", config, callbacks=(frames,))
@@ -168,7 +167,7 @@ def autoencoder(demo: Demo) -> Section:
             "(bottom), with the epoch and the validation loss (mean pixel BCE).",
         ),
         Figure(
-            demo.plot(run, run_figures.reconstructions, "ae_reconstructions.png"),
+            demo.plot(run, plotting.reconstructions, "ae_reconstructions.png"),
             "The same test digits after the last epoch.",
         ),
     ]
@@ -180,7 +179,7 @@ def vae(demo: Demo) -> Section:
     s = demo.schedule
     config = demo.config("vae", s.vae_epochs, train_size=s.vae_train_size)
     run, section = demo.fit("vae", config)
-    start, end = run_figures.ARTICLE_START, run_figures.ARTICLE_END
+    start, end = plotting.ARTICLE_START, plotting.ARTICLE_END
     section.title = "2. A VAE maps the digits onto a plane"
     section.text = (
         "The same convolutional stacks with Dense z_mean / z_log_var heads and a 2-D latent "
@@ -190,20 +189,20 @@ def vae(demo: Demo) -> Section:
     )
     section.figures = [
         Figure(
-            demo.plot(run, run_figures.scatter, "vae_latent_scatter.png"),
+            demo.plot(run, plotting.scatter, "vae_latent_scatter.png"),
             "z_mean of every test image, coloured by its digit: similar digits land together.",
         ),
         Figure(
-            demo.plot(run, run_figures.manifold, "vae_manifold.png"),
+            demo.plot(run, plotting.manifold, "vae_manifold.png"),
             "Decoded digits over a regular 15 x 15 grid of the latent plane, z in [-3, 3]^2.",
         ),
         Figure(
-            demo.plot(run, run_figures.interpolate, "vae_interpolation.gif"),
+            demo.plot(run, plotting.interpolate, "vae_interpolation.gif"),
             f"A straight walk from z0 = {list(start)} to z7 = {list(end)}, decoding each of the "
             "8 steps: one digit morphs into another.",
         ),
         Figure(
-            demo.plot(run, run_figures.loss, "loss_curves.png"),
+            demo.plot(run, plotting.loss, "loss_curves.png"),
             "Train and validation loss per epoch, with its reconstruction and KL parts.",
         ),
     ]
@@ -223,11 +222,11 @@ def sevens(demo: Demo) -> Section:
     )
     section.figures = [
         Figure(
-            demo.plot(run, run_figures.manifold, "vae7_manifold.png"),
+            demo.plot(run, plotting.manifold, "vae7_manifold.png"),
             "The decoded latent grid of the 7-only model: 7-like shapes almost everywhere.",
         ),
         Figure(
-            demo.plot(run, run_figures.anomaly_maps, "anomaly_maps.png"),
+            demo.plot(run, plotting.anomaly_maps, "anomaly_maps.png"),
             "A test image of each digit (top), its reconstruction by the 7-only model (middle) "
             "and the per-pixel BCE (bottom). The score is -log p(x | z_mean) summed over pixels "
             f"(recon-bce, nats; higher = more anomalous). {_ranking(demo, run)}",
@@ -238,7 +237,7 @@ def sevens(demo: Demo) -> Section:
 
 def _ranking(demo: Demo, run: Run) -> str:
     """Where the seven's score falls among the ten digits shown."""
-    images, labels = run_figures.one_per_class(demo.test, 10)
+    images, labels = plotting.one_per_class(demo.test, 10)
     scores = recon_bce(run.load_model(), images)
     others = scores[labels != 7]
     seven = scores[labels == 7][0].item()

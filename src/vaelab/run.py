@@ -94,7 +94,8 @@ class Run:
         """The trained model, in eval mode."""
         config = self.config  # first, so a missing folder is named as such
         tensors, meta = load_tensors(self.path / WEIGHTS)
-        model = build(config.model, channels=meta.get("channels", 1))
+        shape = meta.get("shape", [meta.get("channels", 1), 28, 28])  # older files: channels
+        model = build(config.model, shape=tuple(shape))
         try:
             model.load_state_dict(tensors)
         except RuntimeError as err:
@@ -103,7 +104,7 @@ class Run:
         return model.to(device).eval()
 
     def save_weights(self, model: Model, epoch: int) -> None:
-        meta = {"epoch": epoch, "channels": model.channels}
+        meta = {"epoch": epoch, "shape": list(model.shape)}
         save_tensors(model.state_dict(), self.path / WEIGHTS, meta)
 
     def metrics(self) -> list[dict[str, Any]]:

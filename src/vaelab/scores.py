@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -31,11 +32,10 @@ from torch import Tensor
 
 from vaelab.errors import VaelabError
 from vaelab.models import Model
-from vaelab.models.losses import bernoulli_nll, gaussian_kl
+from vaelab.models.losses import LOG_2PI, gaussian_kl, log_normal
 
 BATCH = 1000
 SAMPLES = 10
-LOG_2PI = math.log(2 * math.pi)
 
 
 def batched(fn: Callable[[Tensor], Tensor], images: Tensor, batch_size: int = BATCH) -> Tensor:
@@ -44,15 +44,23 @@ def batched(fn: Callable[[Tensor], Tensor], images: Tensor, batch_size: int = BA
 
 
 @torch.inference_mode()
-def reconstruct(model: Model, images: Tensor) -> Tensor:
-    """Reconstruction logits from the deterministic code."""
+def reconstruct(model: Model, images: Tensor, labels: Tensor | None = None) -> Tensor:
+    """Reconstruction logits from the deterministic code (a conditional model is given
+    each image's label)."""
     model.eval()
-    return batched(lambda x: model.decode(model.encode(x)), images)
+    if labels is None:
+        return batched(lambda x: model.decode(model.encode(x)), images)
+    pairs = torch.arange(len(images))
+    return batched(
+        lambda i: model.decode(model.encode(images[i], labels[i]), labels[i]), pairs
+    )
 
 
-def pixel_errors(model: Model, images: Tensor, kind: str = "bce") -> Tensor:
+def pixel_errors(
+    model: Model, images: Tensor, kind: str = "bce", labels: Tensor | None = None
+) -> Tensor:
     """Per-pixel reconstruction error (N, H, W), summed over channels: the anomaly map."""
-    logits = reconstruct(model, images)
+    logits = reconstruct(model, images, labels)
     if kind == "bce":
         error = F.binary_cross_entropy_with_logits(logits, images, reduction="none")
     elif kind == "mse":
@@ -74,10 +82,19 @@ def recon_mse(model: Model, images: Tensor) -> Tensor:
 
 def require_posterior(model: Model, name: str) -> None:
     """Raise a clear error if `model` has no q(z|x) for the score `name`."""
-    if not hasattr(model, "posterior"):
+    if not model.capabilities.posterior:
         raise VaelabError(
             f"score {name!r} needs a model with a posterior q(z|x) (a VAE); "
-            f"{type(model).__name__} has none: use recon-bce or recon-mse"
+            f"{model.describe()} has none: use recon-bce or recon-mse"
+        )
+
+
+def require_unconditional(model: Model) -> None:
+    """An anomaly score sees only the image: a model that needs its label cannot give one."""
+    if model.capabilities.conditional:
+        raise VaelabError(
+            f"{model.describe()} is conditional: it needs each image's label, which an anomaly "
+            "score does not have; score an unconditional model (e.g. vae or resnet-vae)"
         )
 
 
@@ -110,15 +127,11 @@ def elbo(model: Model, images: Tensor, samples: int = SAMPLES, seed: int = 0) ->
     def negative_elbo(x: Tensor) -> Tensor:
         mu, logvar, noise = _posterior_samples(model, x, samples, generator)
         std = torch.exp(0.5 * logvar)
-        recon = torch.stack([bernoulli_nll(model.decode(mu + std * eps), x) for eps in noise])
+        nll = model.likelihood.nll
+        recon = torch.stack([nll(model.decode(mu + std * eps), x) for eps in noise])
         return recon.mean(0) + gaussian_kl(mu, logvar)
 
     return batched(negative_elbo, images)
-
-
-def log_normal(z: Tensor, mean: Tensor, log_var: Tensor) -> Tensor:
-    """log N(z; mean, diag(exp(log_var))), summed over the latent axis."""
-    return -0.5 * (LOG_2PI + log_var + (z - mean).square() / log_var.exp()).sum(-1)
 
 
 @torch.inference_mode()
@@ -137,7 +150,7 @@ def iwae(model: Model, images: Tensor, samples: int = SAMPLES, seed: int = 0) ->
         log_weights = []
         for eps in noise:
             z = mu + std * eps
-            log_joint = log_normal(z, zero, zero) - bernoulli_nll(model.decode(z), x)
+            log_joint = log_normal(z, zero, zero) - model.likelihood.nll(model.decode(z), x)
             log_weights.append(log_joint - log_normal(z, mu, logvar))
         return math.log(samples) - torch.logsumexp(torch.stack(log_weights), dim=0)
 
@@ -152,21 +165,37 @@ def latent(model: Model, images: Tensor) -> Tensor:
     return batched(lambda x: 0.5 * (LOG_2PI + model.encode(x).square()).sum(1), images)
 
 
-SCORES: dict[str, Callable[..., Tensor]] = {
-    "recon-bce": recon_bce,
-    "recon-mse": recon_mse,
-    "elbo": elbo,
-    "iwae": iwae,
-    "latent": latent,
+@dataclass(frozen=True)
+class Score:
+    """A registered score: its function and what it needs."""
+
+    function: Callable[..., Tensor]
+    summary: str
+    needs_posterior: bool = False
+    sampled: bool = False
+
+
+SCORES: dict[str, Score] = {
+    "recon-bce": Score(recon_bce, "BCE between the image and its reconstruction"),
+    "recon-mse": Score(recon_mse, "squared error between the image and its reconstruction"),
+    "elbo": Score(elbo, "negative ELBO, K posterior samples", needs_posterior=True, sampled=True),
+    "iwae": Score(iwae, "negative K-sample importance-weighted bound", True, sampled=True),
+    "latent": Score(latent, "-log prior density of the posterior mean", needs_posterior=True),
 }
-POSTERIOR_SCORES = ("elbo", "iwae", "latent")
+POSTERIOR_SCORES = tuple(name for name, s in SCORES.items() if s.needs_posterior)
 """Scores that need a posterior q(z|x): a VAE, not an AE."""
-SAMPLED = ("elbo", "iwae")
+SAMPLED = tuple(name for name, s in SCORES.items() if s.sampled)
 """Scores that draw posterior samples and take `samples` and `seed`."""
+
+
+def register_score(name: str, score: Score) -> None:
+    """Make `score` available by `name` to the anomaly report, detector and benchmark."""
+    SCORES[name] = score
 
 
 def score(model: Model, images: Tensor, name: str = "recon-bce", **options: object) -> Tensor:
     """The per-image score `name` (see `SCORES`); higher = more anomalous."""
     if name not in SCORES:
         raise VaelabError(f"unknown score {name!r}; choose one of {', '.join(SCORES)}")
-    return SCORES[name](model, images, **options)
+    require_unconditional(model)
+    return SCORES[name].function(model, images, **options)

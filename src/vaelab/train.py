@@ -9,6 +9,7 @@ the bad step is applied, leaving the last good checkpoint in place.
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import os
 import signal
 import sys
@@ -98,15 +99,23 @@ def make_optimizer(model: Model, config: TrainConfig) -> torch.optim.Optimizer:
 
 
 @torch.inference_mode()
-def evaluate(model: Model, images: Tensor, batch_size: int = EVAL_BATCH, seed: int = 0) -> dict:
-    """Mean loss and its parts over float images, with fixed noise for sampling models."""
+def evaluate(
+    model: Model,
+    images: Tensor,
+    batch_size: int = EVAL_BATCH,
+    seed: int = 0,
+    labels: Tensor | None = None,
+) -> dict:
+    """Mean loss and its parts over float images (with their labels, which conditional
+    models read), with fixed noise for sampling models."""
     model.eval()
     sums: Tensor | None = None
     names: list[str] = []
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for start in range(0, len(images), batch_size):
-            out = model(images[start : start + batch_size])
+            batch_labels = None if labels is None else labels[start : start + batch_size]
+            out = model(images[start : start + batch_size], batch_labels)
             names = list(out.losses)
             part_sums = torch.stack([v.double().sum() for v in out.losses.values()])
             sums = part_sums if sums is None else sums + part_sums
@@ -211,20 +220,22 @@ def load_checkpoint(
 
 
 @torch.inference_mode()
-def check_fits(model: Model, images: Tensor) -> None:
+def check_fits(model: Model, images: Tensor, labels: Tensor) -> None:
     """Fail early, and clearly, when the model cannot reconstruct images of this shape."""
     if len(images) == 0:
         raise VaelabError("there are no training images: check the class and size selection")
     shape = tuple(images.shape[1:])
     try:
-        fits = tuple(model.decode(model.encode(images[:1])).shape[1:]) == shape
+        fits = tuple(model.decode(model.encode(images[:1], labels[:1]), labels[:1]).shape[1:])
     except RuntimeError:
-        fits = False
-    if not fits:
+        fits = None
+    if fits != shape:
         raise VaelabError(
-            f"{type(model).__name__} cannot reconstruct images of shape {shape} (channels, "
+            f"{model.describe()} cannot reconstruct images of shape {shape} (channels, "
             "height, width); the article's models take 28x28 images: use --image-size 28"
         )
+    if model.capabilities.conditional:
+        model.check_labels(labels, len(labels))
 
 
 def train(
@@ -245,9 +256,10 @@ def train(
     """
     device = resolve_device(config.device)
     prepare_for_speed(model, device)
-    images = data.float().to(device)
-    check_fits(model, images)
-    val_images = val.float().to(device) if val is not None and len(val) else None
+    images, labels = data.float().to(device), data.labels.to(device)
+    check_fits(model, images, labels)
+    has_val = val is not None and len(val) > 0
+    val_set = (val.float().to(device), val.labels.to(device)) if has_val else None
     optimizer = make_optimizer(model, config)
     torch.manual_seed(config.seed)  # the noise of sampling models
     shuffle = torch.Generator().manual_seed(config.seed)
@@ -274,14 +286,12 @@ def train(
             )
             with bar:
                 pos = _train_epoch(
-                    model, optimizer, images, config.batch_size, pos, ctrl_c, bar, epoch
+                    model, optimizer, (images, labels), config.batch_size, pos, ctrl_c, bar, epoch
                 )
                 if pos.step < n_batches:
                     _stop(run, model, optimizer, shuffle, pos, epoch, n_batches)
-                row = _epoch_metrics(epoch, pos, len(images), model, val_images, config.seed)
-                bar.set_postfix(
-                    loss=f"{row['train_loss']:.4g}", val=f"{row.get('val_loss', 0):.4g}"
-                )
+                row = _epoch_metrics(epoch, pos, len(images), model, val_set, config.seed)
+                bar.set_postfix(_progress_postfix(row))
             pos = Position(epoch=epoch)
             if run is not None:
                 save_checkpoint(run, model, optimizer, shuffle, pos)
@@ -297,10 +307,18 @@ def train(
     return history
 
 
+def _progress_postfix(row: dict[str, Any]) -> dict[str, str]:
+    """The epoch's losses for the progress bar; validation only when there was any."""
+    postfix = {"loss": f"{row['train_loss']:.4g}"}
+    if "val_loss" in row:
+        postfix["val"] = f"{row['val_loss']:.4g}"
+    return postfix
+
+
 def _train_epoch(
     model: Model,
     optimizer: torch.optim.Optimizer,
-    images: Tensor,
+    data: tuple[Tensor, Tensor],
     batch_size: int,
     pos: Position,
     ctrl_c: CtrlC,
@@ -309,14 +327,15 @@ def _train_epoch(
 ) -> Position:
     """Run the rest of one epoch from `pos.step`; returns where it stopped."""
     assert pos.order is not None
+    images, labels = data
     model.train()
     sums = None if pos.sums is None else torch.tensor(pos.sums, dtype=torch.float64)
     started = time.perf_counter()
     step = pos.step
     n_batches = -(-len(images) // batch_size)
     while step < n_batches and not ctrl_c.requested:
-        batch = images[pos.order[step * batch_size : (step + 1) * batch_size].to(images.device)]
-        out = model(batch)
+        index = pos.order[step * batch_size : (step + 1) * batch_size].to(images.device)
+        out = model(images[index], labels[index])
         loss = out.loss
         if not torch.isfinite(loss):
             raise TrainingError(
@@ -327,6 +346,7 @@ def _train_epoch(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        model.after_step()
         part_sums = torch.stack([v.detach().double().sum() for v in out.losses.values()]).cpu()
         sums = part_sums if sums is None else sums + part_sums
         step += 1
@@ -341,15 +361,22 @@ def _train_epoch(
 
 
 def _epoch_metrics(
-    epoch: int, pos: Position, n_images: int, model: Model, val_images: Tensor | None, seed: int
+    epoch: int,
+    pos: Position,
+    n_images: int,
+    model: Model,
+    val_set: tuple[Tensor, Tensor] | None,
+    seed: int,
 ) -> dict[str, Any]:
     assert pos.sums is not None and pos.names is not None
     names = pos.names
     means = [s / n_images for s in pos.sums]
     row: dict[str, Any] = {"epoch": epoch, "train_loss": sum(means)}
     row |= {f"train_{name}": value for name, value in zip(names, means, strict=True)}
-    if val_images is not None:
-        row |= {f"val_{k}": v for k, v in evaluate(model, val_images, seed=seed).items()}
+    if val_set is not None:
+        images, labels = val_set
+        metrics = evaluate(model, images, seed=seed, labels=labels)
+        row |= {f"val_{k}": v for k, v in metrics.items()}
     row["seconds"] = pos.seconds
     row["images_per_s"] = n_images / pos.seconds if pos.seconds > 0 else None
     return row
@@ -388,6 +415,7 @@ def fit(
     """
     from vaelab.data import prepare
 
+    config = dataclasses.replace(config, model=config.model.resolved())
     run = Run(out)
     if resume:
         _check_resumable(run, config)
@@ -398,7 +426,7 @@ def fit(
     run = Run.create(out, config)
     train_data, val_data = prepare(config.data)
     torch.manual_seed(config.train.seed)
-    model = build(config.model, channels=train_data.images.shape[1])
+    model = build(config.model, shape=tuple(train_data.images.shape[1:]))
     train(
         model,
         train_data,
@@ -436,4 +464,4 @@ def evaluate_run(run: Run, data_dir: str | None = None) -> dict[str, float]:
         config.data.data_dir = data_dir
     config.data.validation = "test"
     _, test = prepare(config.data)
-    return evaluate(run.load_model(), test.float(), seed=config.train.seed)
+    return evaluate(run.load_model(), test.float(), seed=config.train.seed, labels=test.labels)

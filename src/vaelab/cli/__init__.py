@@ -10,10 +10,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from vaelab.cli import anomaly, bench, continual, data, demo, explore, plot, train
+from vaelab.cli import anomaly, bench, continual, data, demo, explore, models, plot, train
 from vaelab.errors import Interrupted, VaelabError
 
-COMMANDS = [demo, train, data, plot, explore, continual, anomaly, bench]
+COMMANDS = [demo, train, models, data, plot, explore, continual, anomaly, bench]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,7 +7,14 @@ from pathlib import Path
 
 from vaelab.bench import OneClassConfig
 from vaelab.cli.anomaly import add_score_options
-from vaelab.cli.options import add_data_dir, add_device, class_list, positive_int
+from vaelab.cli.options import (
+    add_data_dir,
+    add_device,
+    add_model,
+    class_list,
+    model_config,
+    positive_int,
+)
 
 DEFAULTS = OneClassConfig()
 """vaelab's benchmark protocol; the bench module imports no torch, so --help stays fast."""
@@ -33,13 +40,11 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
     d = DEFAULTS
     p.add_argument("--seeds", type=positive_int, default=d.seeds, metavar="N",
                    help=f"seeds 0..N-1 per class ({d.seeds})")  # fmt: skip
-    p.add_argument("--model", default=d.model, help=f"model name ({d.model})")
-    p.add_argument("--latent-dim", type=positive_int, default=d.latent_dim, metavar="N",
-                   help=f"latent size ({d.latent_dim})")  # fmt: skip
-    p.add_argument("--epochs", type=positive_int, default=d.epochs, metavar="N",
-                   help=f"epochs per class ({d.epochs})")  # fmt: skip
-    p.add_argument("--batch-size", type=positive_int, default=d.batch_size, metavar="N",
-                   help=f"batch size ({d.batch_size})")  # fmt: skip
+    add_model(p, f"{d.model.name} with latent {d.model.latent_dim}")
+    p.add_argument("--epochs", type=positive_int, default=d.train.epochs, metavar="N",
+                   help=f"epochs per class ({d.train.epochs})")  # fmt: skip
+    p.add_argument("--batch-size", type=positive_int, default=d.train.batch_size, metavar="N",
+                   help=f"batch size ({d.train.batch_size})")  # fmt: skip
     add_score_options(p, d.score)
     p.add_argument("--train-size", type=positive_int, metavar="N",
                    help="train on the first N images of each class (default: all)")  # fmt: skip
@@ -53,21 +58,21 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_oneclass(args: argparse.Namespace) -> None:
+    import dataclasses
+
     from vaelab.bench import OneClassConfig, run_oneclass
 
+    train = dataclasses.replace(DEFAULTS.train, epochs=args.epochs, batch_size=args.batch_size)
     config = OneClassConfig(
         dataset=args.dataset,
         classes=args.classes,
         seeds=args.seeds,
-        model=args.model,
-        latent_dim=args.latent_dim,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
+        model=model_config(args, DEFAULTS.model),
+        train=dataclasses.replace(train, device=args.device or train.device),
         score=args.score,
         samples=args.samples,
         train_size=args.train_size,
         data_dir=args.data_dir,
-        device=args.device or DEFAULTS.device,
     )
     out = args.out or f"bench/oneclass-{args.dataset}"
     results = run_oneclass(config, out, jobs=args.jobs, progress=not args.quiet)

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from vaelab.cli.options import add_data_dir, add_device, class_list, positive_int
+from vaelab.cli.options import (
+    add_data_dir,
+    add_device,
+    add_model,
+    class_list,
+    model_config,
+    positive_int,
+)
 
 STRATEGY_CHOICES = ["naive", "cumulative", "replay", "generative-replay", "all"]
 
@@ -54,9 +61,7 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
         default=1000,
         help="real past images kept by the replay strategy, in total (1000)",
     )
-    p.add_argument(
-        "--latent-dim", type=positive_int, metavar="N", default=2, help="VAE latent size (2)"
-    )
+    add_model(p, "vae, the article's VAE with latent 2")
     p.add_argument(
         "--train-size",
         type=positive_int,
@@ -78,6 +83,7 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_continual(args: argparse.Namespace) -> None:
+    from vaelab.config import ModelConfig
     from vaelab.continual import ContinualConfig, run_continual
     from vaelab.errors import Interrupted
 
@@ -89,7 +95,7 @@ def run_continual(args: argparse.Namespace) -> None:
         first_stage_epochs=args.first_stage_epochs,
         epochs_per_stage=args.epochs_per_stage,
         replay_size=args.replay_size,
-        latent_dim=args.latent_dim,
+        model=model_config(args, ModelConfig("vae")),
         dream_samples=args.dream_samples,
         train_size=args.train_size,
         seed=args.seed,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 
 def class_list(text: str) -> list[int]:
@@ -47,3 +48,26 @@ def add_device(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="where to compute (default: auto)",
     )
+
+
+def add_model(parser: argparse.ArgumentParser, default: str) -> None:
+    """`--model NAME` and `--latent-dim N`; without them the command's own default model."""
+    parser.add_argument(
+        "--model",
+        metavar="NAME",
+        help=f"model preset or registered model ({default}; `vaelab models` lists them)",
+    )
+    parser.add_argument(
+        "--latent-dim", type=positive_int, metavar="N", help="latent size (the model's own)"
+    )
+
+
+def model_config(args: argparse.Namespace, default: Any) -> Any:
+    """The `ModelConfig` that `--model` and `--latent-dim` ask for, else `default`."""
+    from vaelab.config import ModelConfig
+
+    if args.model is None and args.latent_dim is None:
+        return default
+    name = args.model or default.name
+    latent = args.latent_dim or (default.latent_dim if name == default.name else None)
+    return ModelConfig(name, latent_dim=latent)

@@ -69,12 +69,18 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
         help="test images to reconstruct (10, one per class first)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed for samples (0)")
+    p.add_argument(
+        "--label",
+        type=int,
+        metavar="C",
+        help="the class a conditional model (cvae) draws in samples, manifold and interpolate",
+    )
     add_data_dir(p)
     p.set_defaults(run=run_plot)
 
 
 def run_plot(args: argparse.Namespace) -> None:
-    from vaelab.figures.run_figures import plot
+    from vaelab.plotting import plot
 
     path = plot(
         args.run_dir,
@@ -89,6 +95,7 @@ def run_plot(args: argparse.Namespace) -> None:
         images=tuple(args.images) if args.images else None,
         count=args.count,
         seed=args.seed,
+        label=args.label,
         data_dir=args.data_dir,
     )
     print(f"wrote {path}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from operator import attrgetter
 
 from vaelab.cli.options import add_data_dir, add_device, class_list, positive_int
 
@@ -15,7 +16,9 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
         description="Train a model; the run folder gets its config, "
         "weights, checkpoint and per-epoch metrics.",
     )
-    p.add_argument("model", help="model name: ae or vae")
+    p.add_argument(
+        "model", help="model preset, e.g. ae, vae, cvae, resnet-vae (`vaelab models` lists them)"
+    )
     p.add_argument(
         "--dataset",
         default=None,
@@ -41,6 +44,7 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--image-size", type=positive_int, metavar="PX", help="resize images to PX x PX")
     p.add_argument("--latent-dim", type=positive_int, metavar="N", help="VAE latent size (2)")
+    add_objective_options(p)
     p.add_argument("--epochs", type=positive_int, metavar="N", help="epochs (10)")
     p.add_argument("--batch-size", type=positive_int, metavar="N", help="batch size (128)")
     p.add_argument("--optimizer", choices=["adam", "adadelta"], help="optimiser (adam)")
@@ -67,12 +71,37 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run_eval)
 
 
+def add_objective_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--beta", type=float, help="KL weight of the elbo objective (the model's)")
+    p.add_argument(
+        "--warmup-steps", type=int, metavar="N", help="raise the KL weight linearly to --beta "
+        "over the first N optimiser steps"
+    )
+    p.add_argument(
+        "--capacity", type=float, metavar="NATS",
+        help="KL capacity target C (Burgess et al. 2018): the KL term becomes beta |KL - C|",
+    )
+    p.add_argument(
+        "--capacity-steps", type=int, metavar="N", help="grow C from 0 to --capacity over N steps"
+    )
+    p.add_argument(
+        "--iw-samples", type=positive_int, metavar="K", help="samples K of the iwae objective"
+    )
+    p.add_argument(
+        "--likelihood", choices=["bernoulli", "gaussian"],
+        help="p(x|z): bernoulli for nearly binary images, gaussian otherwise (the model's)",
+    )
+
+
 SETTINGS = {
     "data": ["dataset", "data_dir", "classes", "train_size", "subset", "validation", "image_size"],
     "model": ["latent_dim"],
+    "model.objective": ["beta", "warmup_steps", "capacity", "capacity_steps"],
     "train": ["epochs", "batch_size", "optimizer", "lr", "seed", "device"],
 }
 """Config fields each section takes from the command line (options of the same name)."""
+RENAMED = {("model.objective", "samples"): "iw_samples", ("model.likelihood", "name"): "likelihood"}
+"""Config fields whose option has another name."""
 
 
 def validation_split(text: str) -> str | float:
@@ -88,18 +117,18 @@ def validation_split(text: str) -> str | float:
 
 
 def run_train(args: argparse.Namespace) -> None:
-    from vaelab.config import RunConfig
+    from vaelab.config import ModelConfig, RunConfig
     from vaelab.run import Run
     from vaelab.train import fit
 
     config = Run(args.out).config if args.resume else RunConfig()
     if not args.resume:
-        config.model.name = args.model
-    for section, fields in SETTINGS.items():
-        for field in fields:
-            value = getattr(args, field)
-            if value is not None:
-                setattr(getattr(config, section), field, value)
+        config.model = ModelConfig(args.model).resolved()
+    options = {(s, f): f for s, fields in SETTINGS.items() for f in fields} | RENAMED
+    for (section, field), option in options.items():
+        value = getattr(args, option)
+        if value is not None:
+            setattr(attrgetter(section)(config), field, value)
     run = fit(config, args.out, resume=args.resume, progress=not args.quiet)
     last = run.metrics()[-1] if run.metrics() else {}
     print(

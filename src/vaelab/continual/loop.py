@@ -30,7 +30,6 @@ from vaelab.classifier import DigitClassifier, cached_classifier
 from vaelab.config import ModelConfig, TrainConfig
 from vaelab.continual.metrics import dream_shares, evaluate_stage, summarize
 from vaelab.continual.strategies import (
-    DREAM,
     STRATEGIES,
     check_strategy,
     concat,
@@ -65,7 +64,7 @@ class ContinualConfig:
     first_stage_epochs: int = 20
     epochs_per_stage: int = 2
     replay_size: int = 1000
-    latent_dim: int = 2
+    model: ModelConfig = field(default_factory=lambda: ModelConfig("vae"))
     batch_size: int = 128
     dream_samples: int = 1000
     train_size: int | None = None
@@ -147,7 +146,7 @@ def run_strategy(
     """Train one model through every stage (skipping stages already saved); the stage records."""
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
-    model = build(ModelConfig(name="vae", latent_dim=config.latent_dim), train.images.shape[1])
+    model = build(config.model, tuple(train.images.shape[1:]))
     records = []
     stages = tqdm(config.order, desc=strategy, unit="stage", disable=not progress)
     for stage, digit in enumerate(stages):
@@ -159,7 +158,7 @@ def run_strategy(
             records.append(meta["record"])
             continue
         record = train_stage(model, strategy, config, train, test, stage, progress)
-        save_tensors(model.state_dict(), path, {"record": record, "channels": model.channels})
+        save_tensors(model.state_dict(), path, {"record": record, "shape": list(model.shape)})
         records.append(record)
     return records
 
@@ -194,14 +193,15 @@ def train_stage(
     history = train_model(model, data, schedule, progress=progress)
     seconds = time.perf_counter() - started
     seen = config.order[: stage + 1]
+    dreamed = len(data) - len(train.with_classes([config.order[stage]])) if teacher else 0
     return {
         "stage": stage,
         "digit": config.order[stage],
         "seen": seen,
         "epochs": schedule.epochs,
         "train_images": len(data),
-        "real_images": int((data.labels != DREAM).sum()),
-        "dreamed_images": int((data.labels == DREAM).sum()),
+        "real_images": len(data) - dreamed,
+        "dreamed_images": dreamed,
         "train_loss": history[-1]["train_loss"],
         "train_seconds": seconds,
         **evaluate_stage(model, test, config.order, config.seed),
@@ -212,12 +212,13 @@ def stage_path(folder: Path, stage: int) -> Path:
     return folder / f"stage_{stage:02d}.safetensors"
 
 
-def load_stage_models(folder: Path, order: Sequence[int], latent_dim: int) -> list[Model]:
+def load_stage_models(folder: Path, order: Sequence[int], config: ModelConfig) -> list[Model]:
     """The model after each saved stage of one strategy, in eval mode on the CPU."""
     models = []
     for stage in range(len(order)):
         tensors, meta = load_tensors(stage_path(folder, stage))
-        model = build(ModelConfig(name="vae", latent_dim=latent_dim), meta.get("channels", 1))
+        shape = meta.get("shape", [meta.get("channels", 1), 28, 28])  # older files: channels
+        model = build(config, tuple(shape))
         model.load_state_dict(tensors)
         models.append(model.eval())
     return models
@@ -259,7 +260,7 @@ def collect(
         if not all(p.exists() for p in paths):
             continue
         records = [load_tensors(p)[1]["record"] for p in paths]
-        models = load_stage_models(folder / strategy, config.order, config.latent_dim)
+        models = load_stage_models(folder / strategy, config.order, config.model)
         for record, model in zip(records, models, strict=True):
             record["dream_share"] = dream_shares(
                 model, classifier[0], config.order, config.dream_samples, config.seed

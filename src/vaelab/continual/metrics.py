@@ -32,7 +32,8 @@ def evaluate_stage(
     model.cpu().eval()
     row: dict[str, dict[str, float]] = {"loss": {}, "recon": {}}
     for digit in digits:
-        scores = evaluate(model, test.with_classes([digit]).float(), seed=seed)
+        images = test.with_classes([digit])
+        scores = evaluate(model, images.float(), seed=seed, labels=images.labels)
         row["loss"][str(digit)] = scores["loss"]
         row["recon"][str(digit)] = scores["recon"]
     return row
@@ -42,9 +43,12 @@ def evaluate_stage(
 def dream_shares(
     model: Model, classifier: DigitClassifier, digits: Sequence[int], n: int, seed: int
 ) -> dict[str, float]:
-    """Share of each digit among `n` images the model decodes from its prior."""
+    """Share of each digit among `n` images the model decodes from its prior (a conditional
+    model is asked for each of `digits` in turn)."""
     generator = torch.Generator().manual_seed(seed)
-    labels = classifier.predict(model.sample(n, generator).cpu())
+    asked = torch.tensor(list(digits)).repeat(-(-n // len(digits)))[:n]
+    wanted = asked if model.capabilities.conditional else None
+    labels = classifier.predict(model.sample(n, generator, wanted).cpu())
     counts = torch.bincount(labels, minlength=10)
     return {str(d): counts[d].item() / n for d in digits}
 

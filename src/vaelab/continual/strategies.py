@@ -68,7 +68,7 @@ def stage_training_set(
     if teacher is None:
         raise VaelabError("generative replay needs the previous stage's model as its teacher")
     generator = torch.Generator().manual_seed(seed * 1000 + stage)
-    return concat([dreams(teacher, len(current) * len(past), generator, train), current])
+    return concat([dreams(teacher, len(current) * len(past), generator, train, past), current])
 
 
 def replay_buffer(train: Dataset, past: Sequence[int], size: int, seed: int) -> Dataset:
@@ -98,15 +98,28 @@ def frozen_copy(model: Model) -> Model:
 
 
 @torch.inference_mode()
-def dreams(teacher: Model, n: int, generator: torch.Generator, like: Dataset) -> Dataset:
-    """`n` images sampled from the teacher's prior, quantised to uint8, labelled `DREAM`."""
+def dreams(
+    teacher: Model, n: int, generator: torch.Generator, like: Dataset, past: Sequence[int]
+) -> Dataset:
+    """`n` images sampled from the teacher's prior, quantised to uint8.
+
+    An unconditional teacher's dreams are labelled `DREAM` (nobody knows their digit); a
+    conditional one is asked for the `past` digits in turn, and its dreams carry them.
+    """
     teacher.eval()
+    labels = (
+        torch.tensor(list(past)).repeat(-(-n // len(past)))[:n]
+        if teacher.capabilities.conditional
+        else torch.full((n,), DREAM)
+    )
     batches = [
-        teacher.sample(min(DREAM_BATCH, n - start), generator).cpu()
+        teacher.sample(
+            min(DREAM_BATCH, n - start), generator, labels[start : start + DREAM_BATCH]
+        ).cpu()
         for start in range(0, n, DREAM_BATCH)
     ]
     images = torch.cat(batches).mul_(255).round_().to(torch.uint8)
-    return Dataset(images, torch.full((n,), DREAM), like.name, like.class_names)
+    return Dataset(images, labels, like.name, like.class_names)
 
 
 def concat(parts: Sequence[Dataset]) -> Dataset:

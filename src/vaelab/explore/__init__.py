@@ -33,8 +33,8 @@ from PIL import Image
 from vaelab.errors import VaelabError
 from vaelab.figures import latent
 from vaelab.figures.images import to_uint8
-from vaelab.figures.run_figures import describe, one_per_class, test_set
 from vaelab.models import Model
+from vaelab.plotting import describe, one_per_class, test_set
 from vaelab.run import Run
 
 DEFAULT_COUNT = 5000

@@ -39,6 +39,7 @@ FRAME_MS = 900
 
 def continual_figures(out: str | os.PathLike[str], metrics: dict[str, Any]) -> list[Path]:
     """Every figure for the strategies in `metrics`; returns the files written."""
+    from vaelab.config import ModelConfig
     from vaelab.continual import load_stage_models
 
     folder = Path(out)
@@ -46,7 +47,8 @@ def continual_figures(out: str | os.PathLike[str], metrics: dict[str, Any]) -> l
     written = []
     for name, summary in metrics["strategies"].items():
         target = folder / name
-        models = load_stage_models(target, order, metrics["protocol"]["latent_dim"])
+        model = ModelConfig.from_dict(metrics["protocol"]["model"])
+        models = load_stage_models(target, order, model)
         written += [
             forgetting_heatmap(summary, order, target / "forgetting_heatmap.png", name),
             digit_curves(summary, order, target / "digit_curves.png", name),
@@ -220,7 +222,7 @@ def describe_protocol(metrics: dict) -> str:
     accuracy = metrics["classifier"].get("test_accuracy", float("nan"))
     size = "all" if p["train_size"] is None else f"the first {p['train_size']:,}"
     return (
-        f"The article's VAE (latent size {p['latent_dim']}) learns the digits "
+        f"The article's VAE (latent size {p['model']['latent_dim']}) learns the digits "
         f"{', '.join(map(str, p['order']))} one stage at a time on {p['dataset']}: {size} "
         f"training images of each new digit, {p['first_stage_epochs']} epoch(s) on the first "
         f"digit and {p['epochs_per_stage']} on each later one, "

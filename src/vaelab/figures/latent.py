@@ -62,16 +62,32 @@ def plane(latent: Tensor) -> View:
 
 
 @torch.inference_mode()
-def decode(model: Model, z: Tensor) -> Tensor:
-    """Images (probabilities in [0, 1]) decoded from latent points in one batch."""
+def decode(model: Model, z: Tensor, label: int | None = None) -> Tensor:
+    """Images (probabilities in [0, 1]) decoded from latent points in one batch; a
+    conditional model decodes them all as `label`."""
     model.eval()
     device = next(model.parameters()).device
-    return torch.sigmoid(model.decode(z.to(device))).cpu()
+    labels = conditioning(model, len(z), label)
+    return torch.sigmoid(model.decode(z.to(device), labels)).cpu()
+
+
+def conditioning(model: Model, n: int, label: int | None) -> Tensor | None:
+    """`n` copies of `label` for a conditional model (which needs one), None otherwise."""
+    if not model.capabilities.conditional:
+        if label is not None:
+            raise VaelabError(f"a label was given, but {model.describe()} is not conditional")
+        return None
+    if label is None:
+        raise VaelabError(
+            f"{model.describe()} is conditional: choose the class to draw (--label, e.g. 3)"
+        )
+    device = next(model.parameters()).device
+    return torch.full((n,), label, dtype=torch.int64, device=device)
 
 
 def require_prior(model: Model, figure: str, hint: str = "") -> None:
     """Latent-plane figures only mean something where the code has a known distribution."""
-    if not model.generative:
+    if not model.capabilities.sampling:
         raise VaelabError(
             f"a {figure} needs a generative model with a prior over its latent space; "
             f"{type(model).__name__} has a {model.latent_dim}-D code and none. "
@@ -106,12 +122,16 @@ def grid(
 
 
 def manifold(
-    model: Model, size: int = 15, limit: float = 3.0, dims: Sequence[int] = (0, 1)
+    model: Model,
+    size: int = 15,
+    limit: float = 3.0,
+    dims: Sequence[int] = (0, 1),
+    label: int | None = None,
 ) -> tuple[Tensor, np.ndarray]:
     """Decoded images over a regular grid of the latent plane (one decoder call), and the axis."""
     require_prior(model, "manifold")
     z, values = grid(model.latent_dim, size, limit, check_dims(model, dims))
-    return decode(model, z), values
+    return decode(model, z, label), values
 
 
 def line(start: Tensor, end: Tensor, steps: int) -> Tensor:

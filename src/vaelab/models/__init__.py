@@ -1,46 +1,111 @@
-"""Models by name. New models register themselves here; the trainer never changes.
+"""Models by name: presets built from parts, and models registered by their authors.
 
-model = build(ModelConfig(name="vae", latent_dim=2))
+    model = build(ModelConfig("vae"))                      # the article's VAE
+    model = build(ModelConfig("resnet-vae", latent_dim=64), shape=(1, 28, 28))
+
+A preset (`vaelab.presets`) is a `ModelConfig` with its parts filled in; `build` makes
+an `AE` or a `VAE` from those parts. A model that parts cannot describe is registered
+with `register(name, factory)`; the trainer, scores and experiments never change.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
 from vaelab.config import ModelConfig
 from vaelab.errors import VaelabError
 from vaelab.models.ae import AE
-from vaelab.models.base import Model, Output
+from vaelab.models.base import Capabilities, Model, Output
 from vaelab.models.blocks import glorot_init
 from vaelab.models.vae import VAE
+from vaelab.presets import PRESETS
 
-__all__ = ["AE", "MODELS", "VAE", "Model", "Output", "build", "register"]
+__all__ = [
+    "AE", "MODELS", "VAE", "Capabilities", "Model", "Output", "build", "describe_models",
+    "import_registered",
+    "parameter_count", "register", "registered_modules",
+]  # fmt: skip
 
-MODELS: dict[str, Callable[[ModelConfig, int], Model]] = {
-    "ae": lambda config, channels: AE(channels),
-    "vae": lambda config, channels: VAE(config.latent_dim, channels),
-}
+Shape = tuple[int, int, int]
+Factory = Callable[[ModelConfig, Shape], Model]
+KINDS: dict[str, type[Model]] = {"ae": AE, "vae": VAE}
 INITS = ("glorot", "torch")
 
 
-def register(name: str, factory: Callable[[ModelConfig, int], Model]) -> None:
-    """Make `factory(config, channels)` buildable as `name`."""
-    MODELS[name] = factory
+@dataclass(frozen=True)
+class Registered:
+    factory: Factory
+    summary: str
+    module: str
 
 
-def build(config: ModelConfig, channels: int = 1) -> Model:
-    """A freshly initialised model; seed torch first for reproducible weights.
+MODELS: dict[str, Registered] = {}
+"""Models registered with `register`, by name (presets live in `vaelab.presets.PRESETS`)."""
+
+
+def register(name: str, factory: Factory, summary: str = "") -> None:
+    """Make `factory(config, shape)` buildable as `name` everywhere a model name is taken.
+
+    The factory's module is recorded so that worker processes (the benchmarks'
+    `--jobs`) import it, and with it this registration, before building the model.
+    """
+    if name in PRESETS:
+        raise VaelabError(f"{name!r} is a preset; register your model under another name")
+    MODELS[name] = Registered(factory, summary, factory.__module__)
+
+
+def registered_modules() -> list[str]:
+    """The modules whose import registers the models of `MODELS` (for worker processes)."""
+    return sorted({entry.module for entry in MODELS.values()} - {"__main__"})
+
+
+def import_registered(modules: list[str]) -> None:
+    for module in modules:
+        importlib.import_module(module)
+
+
+def build(config: ModelConfig, shape: Shape = (1, 28, 28)) -> Model:
+    """A freshly initialised model for images of `shape` (C, H, W); seed torch first for
+    reproducible weights.
 
     Its conv weights are stored channels-last, the layout oneDNN's CPU
     convolutions run fastest on; only strides differ, never values.
     """
-    if config.name not in MODELS:
-        raise VaelabError(f"unknown model {config.name!r}; choose one of {', '.join(MODELS)}")
+    config = config.resolved()
     if config.init not in INITS:
         raise VaelabError(f"unknown init {config.init!r}; choose one of {', '.join(INITS)}")
-    model = MODELS[config.name](config, channels)
+    if config.name in MODELS:
+        model = MODELS[config.name].factory(config, shape)
+    elif config.name in PRESETS or config.kind is not None:
+        if config.kind not in KINDS:
+            raise VaelabError(f"unknown model kind {config.kind!r}; choose ae or vae")
+        model = KINDS[config.kind](config, shape)
+    else:
+        names = [*PRESETS, *MODELS]
+        raise VaelabError(f"unknown model {config.name!r}; choose one of {', '.join(names)}")
     if config.init == "glorot":
         glorot_init(model)
     return model.to(memory_format=torch.channels_last)
+
+
+def describe_models(shape: Shape = (1, 28, 28)) -> list[dict[str, object]]:
+    """Name, summary and parameter count (for images of `shape`) of every preset and
+    registered model."""
+    summaries = {name: p.summary for name, p in PRESETS.items()}
+    summaries |= {name: entry.summary for name, entry in MODELS.items()}
+    return [
+        {
+            "name": name,
+            "summary": summary,
+            "parameters": parameter_count(build(ModelConfig(name), shape)),
+        }
+        for name, summary in summaries.items()
+    ]
+
+
+def parameter_count(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

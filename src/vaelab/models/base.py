@@ -1,4 +1,4 @@
-"""What every model returns, so nothing downstream special-cases a model."""
+"""What every model returns and declares, so nothing downstream special-cases a model."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
+
+from vaelab.errors import VaelabError
 
 
 @dataclass
@@ -37,25 +39,103 @@ class Output:
         return torch.sigmoid(self.logits)
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What a model can do, declared rather than guessed from its attributes.
+
+    - `posterior`: it has q(z | x) (`posterior()` gives its mean and log-variance);
+    - `sampling`: it has a prior to `sample()` images from;
+    - `conditional`: its encoder and decoder see the image's label, which must be given.
+    """
+
+    posterior: bool = False
+    sampling: bool = False
+    conditional: bool = False
+
+
+CAPABILITY_NAMES = {
+    "posterior": "a posterior q(z|x) (a VAE)",
+    "sampling": "a prior to sample from (a VAE)",
+}
+
+
 class Model(nn.Module):
     """Base class: an encoder to a latent code and a decoder to pixel logits.
 
-    Subclasses set `latent_dim` and implement `encode`, `decode` and `forward`.
-    `generative` models can also `sample` from their prior.
+    Subclasses set `latent_dim`, `shape` (C, H, W) and `capabilities`, and implement
+    `encode`, `decode` and `forward`; every method takes the labels `y`, which only
+    conditional models read.
     """
 
     latent_dim: int
-    channels: int = 1
-    generative: bool = False
+    shape: tuple[int, int, int] = (1, 28, 28)
+    capabilities = Capabilities()
 
-    def encode(self, x: Tensor) -> Tensor:
+    @property
+    def channels(self) -> int:
+        return self.shape[0]
+
+    def encode(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         """The code used for figures: the AE's bottleneck or the VAE's z_mean."""
         raise NotImplementedError
 
-    def decode(self, z: Tensor) -> Tensor:
+    def decode(self, z: Tensor, y: Tensor | None = None) -> Tensor:
         """Pixel logits for latent codes z."""
         raise NotImplementedError
 
-    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+    def sample(
+        self, n: int, generator: torch.Generator | None = None, labels: Tensor | None = None
+    ) -> Tensor:
         """Images (probabilities in [0, 1]) decoded from n draws of the prior."""
-        raise NotImplementedError(f"{type(self).__name__} has no prior to sample from")
+        self.require("sampling", "sampling")
+        raise NotImplementedError
+
+    def after_step(self) -> None:
+        """Called by the training loop after each optimiser step (schedules count them)."""
+
+    def require(self, capability: str, purpose: str) -> None:
+        """Raise a clear error unless the model has `capability` for `purpose`."""
+        if not getattr(self.capabilities, capability):
+            raise VaelabError(
+                f"{purpose} needs a model with {CAPABILITY_NAMES[capability]}; "
+                f"{self.describe()} has none"
+            )
+
+    def describe(self) -> str:
+        return getattr(self, "name", type(self).__name__)
+
+    def check_input(self, x: Tensor, y: Tensor | None) -> None:
+        """Refuse images the model would silently misread, with what to do instead."""
+        if not isinstance(x, Tensor):
+            raise VaelabError(f"images must be a torch tensor, got {type(x).__name__}")
+        if not x.is_floating_point():
+            raise VaelabError(
+                f"images must be floats in [0, 1], got {x.dtype}; for uint8 pixels pass "
+                "images.float() / 255"
+            )
+        if x.ndim != 4 or tuple(x.shape[1:]) != tuple(self.shape):
+            raise VaelabError(
+                f"images must be shaped (N, {', '.join(map(str, self.shape))}) (N, C, H, W) "
+                f"for this model, got {tuple(x.shape)}"
+            )
+        low, high = torch.aminmax(x.detach())
+        if low < 0 or high > 1:
+            raise VaelabError(
+                f"image values must lie in [0, 1], got {low.item():.4g} to {high.item():.4g}; "
+                "divide 0-255 pixels by 255"
+            )
+        if self.capabilities.conditional:
+            self.check_labels(y, len(x))
+
+    def check_labels(self, y: Tensor | None, n: int) -> None:
+        classes = getattr(self, "num_classes", 0)
+        if y is None:
+            raise VaelabError(
+                f"{self.describe()} is conditional: pass the images' labels (y), "
+                f"integers in 0..{classes - 1}"
+            )
+        if y.shape != (n,) or y.is_floating_point() or y.min() < 0 or y.max() >= classes:
+            raise VaelabError(
+                f"labels must be {n} integers in 0..{classes - 1} (num_classes={classes}), got "
+                f"shape {tuple(y.shape)}, dtype {y.dtype}"
+            )

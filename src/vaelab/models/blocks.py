@@ -1,9 +1,13 @@
-"""The article's convolutional encoder and decoder stacks, layer by layer.
+"""The layers of the article's convolutional stacks (`networks.conv_encoder` and
+`networks.conv_decoder` put them together).
 
 Encoder: Conv(16) Pool Conv(8) Pool Conv(8) Pool, 28 -> 14 -> 7 -> 4 (Keras'
 'same' max-pooling rounds 7 up to 4: `ceil_mode=True` does the same).
 Decoder: Conv(8) Up Conv(8) Up Conv(16, 'valid') Up Conv(1), 4 -> 8 -> 16 ->
 14 -> 28, ending in logits (the sigmoid lives in the loss, for stability).
+Each `UpConv` uses the method measured fastest for its size (forward + backward at
+batch 128 on 2 CPU cores, ms: upsample / phases / transposed): 4x4 input, 8 -> 8:
+1.3 / 1.9 / 1.5; 8x8, 8 -> 16: 4.3 / 4.4 / 3.4; 14x14, 16 -> 1: 9.4 / 4.1 / 5.7.
 
 Exact rewrites make these stacks fast on a CPU without changing the math or
 the parameters (each is checked against the textbook form in float64):
@@ -22,9 +26,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-
-CODE_SHAPE = (8, 4, 4)
-CODE_SIZE = 8 * 4 * 4
 
 # PHASE_TAPS[padding][a, k, u]: how much of the 3x3 kernel's row u lands on low-resolution
 # tap k for output rows of parity a, when the input was upsampled x2 by repeating pixels.
@@ -165,26 +166,6 @@ class Pool(nn.Module):
 
 def pool() -> Pool:
     return Pool()
-
-
-def encoder(channels: int = 1) -> nn.Sequential:
-    return nn.Sequential(
-        InputConv(channels, 16), pool(), nn.ReLU(),
-        conv(16, 8), pool(), nn.ReLU(),
-        conv(8, 8), pool(), nn.ReLU(),
-    )  # fmt: skip
-
-
-def decoder(channels: int = 1) -> nn.Sequential:
-    """Each `UpConv` uses the method measured fastest for its size (forward + backward at
-    batch 128 on 2 CPU cores, ms: upsample / phases / transposed): 4x4 input, 8 -> 8:
-    1.3 / 1.9 / 1.5; 8x8, 8 -> 16: 4.3 / 4.4 / 3.4; 14x14, 16 -> 1: 9.4 / 4.1 / 5.7."""
-    return nn.Sequential(
-        conv(8, 8), nn.ReLU(),
-        UpConv(8, 8, method="upsample"), nn.ReLU(),
-        UpConv(8, 16, padding=0, method="transposed"), nn.ReLU(),
-        UpConv(16, channels, method="phases"),
-    )  # fmt: skip
 
 
 def glorot_init(module: nn.Module) -> None:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+LOG_2PI = math.log(2 * math.pi)
 
 
 def bernoulli_nll(logits: Tensor, x: Tensor) -> Tensor:
@@ -19,3 +23,8 @@ def bernoulli_nll(logits: Tensor, x: Tensor) -> Tensor:
 def gaussian_kl(z_mean: Tensor, z_log_var: Tensor) -> Tensor:
     """KL(N(mean, exp(log_var)) || N(0, I)) per image."""
     return -0.5 * torch.sum(1 + z_log_var - z_mean.square() - z_log_var.exp(), dim=1)
+
+
+def log_normal(z: Tensor, mean: Tensor, log_var: Tensor) -> Tensor:
+    """log N(z; mean, diag(exp(log_var))), summed over the last (latent) axis."""
+    return -0.5 * (LOG_2PI + log_var + (z - mean).square() / log_var.exp()).sum(-1)

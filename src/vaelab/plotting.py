@@ -1,5 +1,7 @@
 """Every figure kind for a trained run, written into its `figures/` folder by default.
 
+This module loads the run (its model and test images) and hands them to `vaelab.figures`.
+
     plot("runs/vae", "manifold", size=20, limit=4)    # -> runs/vae/figures/manifold.png
     plot("runs/vae", "interpolate", images=(0, 1))    # walk between two test images
 
@@ -43,6 +45,7 @@ class PlotOptions:
     images: tuple[int, int] | None = None
     count: int = 10
     seed: int = 0
+    label: int | None = None
     data_dir: str | None = None
 
 
@@ -76,9 +79,9 @@ def one_per_class(data: Dataset, count: int) -> tuple[Tensor, Tensor]:
 
 
 def reconstructions(run: Run, path: Path, options: PlotOptions) -> Path:
-    images, _ = one_per_class(test_set(run, options.data_dir), options.count)
+    images, labels = one_per_class(test_set(run, options.data_dir), options.count)
     model = run.load_model()
-    recons = torch.sigmoid(reconstruct(model, images))
+    recons = torch.sigmoid(reconstruct(model, images, labels_for(model, labels)))
     return plots.reconstructions(images, recons, path, f"{describe(run)}: test reconstructions")
 
 
@@ -89,8 +92,16 @@ def scatter(run: Run, path: Path, options: PlotOptions) -> Path:
     return plots.latent_scatter(view, test.labels.numpy(), test.class_names, path, title)
 
 
+def labels_for(model: Model, labels: Tensor) -> Tensor | None:
+    """The images' labels where the model reads them (a conditional model), else None."""
+    return labels if model.capabilities.conditional else None
+
+
 def manifold(run: Run, path: Path, options: PlotOptions) -> Path:
-    images, values = latent.manifold(run.load_model(), options.size, options.limit, options.dims)
+    model = run.load_model()
+    images, values = latent.manifold(
+        model, options.size, options.limit, options.dims, options.label
+    )
     title = f"{describe(run)}: decoded latent grid"
     return plots.manifold(images, values, path, title, options.dims)
 
@@ -107,7 +118,7 @@ def interpolate(run: Run, path: Path, options: PlotOptions) -> Path:
         fractions = [i / (options.steps - 1) for i in range(options.steps)]
         where = [f"{t:.0%} from test #{first} to #{last}" for t in fractions]
     captions = list(zip(steps, where, strict=True))
-    return gifs.walk(latent.decode(model, points), captions, path)
+    return gifs.walk(latent.decode(model, points, options.label), captions, path)
 
 
 def _point(z: Sequence[float], shown: int = 4) -> str:
@@ -158,8 +169,10 @@ def samples(run: Run, path: Path, options: PlotOptions) -> Path:
     latent.require_prior(model, "set of samples")
     generator = torch.Generator().manual_seed(options.seed)
     with torch.inference_mode():
-        images = model.sample(options.size**2, generator=generator)
-    title = f"{describe(run)}: {options.size**2} samples from the prior"
+        n = options.size**2
+        images = model.sample(n, generator, latent.conditioning(model, n, options.label))
+    drawn = "" if options.label is None else f" of class {options.label}"
+    title = f"{describe(run)}: {options.size**2} samples{drawn} from the prior"
     return plots.samples(images, path, title)
 
 

@@ -1,0 +1,108 @@
+"""What a VAE minimises, per image: the ELBO (with beta, warm-up and capacity) or the
+K-sample importance-weighted bound.
+
+An objective takes the posterior's parameters and returns the model's `Output`; the
+training loop only ever sees `Output.loss`. Schedules count optimiser steps in a buffer
+(`steps`), so they are saved with the weights and resume exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor, nn
+
+from vaelab.config import ObjectiveConfig
+from vaelab.errors import VaelabError
+from vaelab.models.base import Output
+from vaelab.models.losses import gaussian_kl, log_normal
+
+if TYPE_CHECKING:
+    from vaelab.models.vae import VAE
+
+
+class Objective(nn.Module):
+    """Counts optimiser steps when a schedule needs them."""
+
+    def __init__(self, scheduled: bool) -> None:
+        super().__init__()
+        if scheduled:
+            self.register_buffer("steps", torch.zeros((), dtype=torch.float64))
+
+    def after_step(self) -> None:
+        if hasattr(self, "steps"):
+            self.steps += 1
+
+    def ramp(self, length: int) -> float:
+        """Linear from 0 to 1 over the first `length` steps (1 when there is no ramp)."""
+        return 1.0 if length == 0 else min(1.0, float(self.steps) / length)
+
+
+class ELBO(Objective):
+    """Reconstruction NLL + KL weight * KL, one posterior sample per image.
+
+    With a capacity C the KL term is `beta * |KL - C(t)|` (Burgess et al. 2018): the
+    posterior is pushed to carry C nats, and C grows so that it learns to use them in order.
+    """
+
+    def __init__(self, config: ObjectiveConfig) -> None:
+        super().__init__(scheduled=config.warmup_steps > 0 or config.capacity is not None)
+        self.config = config
+
+    def kl_weight(self) -> float:
+        return self.config.beta * self.ramp(self.config.warmup_steps)
+
+    def forward(self, model: VAE, x: Tensor, y: Tensor | None, mean: Tensor, log_var: Tensor):
+        z = mean + torch.exp(0.5 * log_var) * torch.randn_like(mean)
+        logits = model.decode(z, y)
+        kl = gaussian_kl(mean, log_var)
+        losses = {"recon": model.likelihood.nll(logits, x)}
+        if self.config.capacity is None:
+            weight = self.kl_weight()
+            losses["kl"] = kl if weight == 1.0 else weight * kl
+        else:
+            target = self.config.capacity * self.ramp(self.config.capacity_steps)
+            losses["kl_capacity"] = self.config.beta * (kl - target).abs()
+        return Output(logits, z, losses, z_mean=mean, z_log_var=log_var)
+
+
+class IWAE(Objective):
+    """-log (1/K) sum_k p(x, z_k) / q(z_k | x), z_k ~ q(z | x) (Burda et al. 2016).
+
+    A tighter bound than the ELBO for K > 1 (equal for K = 1); its gradient weighs each
+    sample by its normalised importance weight. The K decodes run as one batch.
+    """
+
+    def __init__(self, config: ObjectiveConfig) -> None:
+        super().__init__(scheduled=False)
+        self.samples = config.samples
+
+    def forward(self, model: VAE, x: Tensor, y: Tensor | None, mean: Tensor, log_var: Tensor):
+        k, n = self.samples, len(x)
+        z = mean + torch.exp(0.5 * log_var) * torch.randn((k, *mean.shape), device=mean.device)
+        repeated = None if y is None else y.repeat(k)
+        logits = model.decode(z.flatten(0, 1), repeated)
+        images = x.expand(k, *x.shape).flatten(0, 1)
+        log_likelihood = -model.likelihood.nll(logits, images).view(k, n)
+        zero = torch.zeros_like(mean)
+        log_weights = log_likelihood + log_normal(z, zero, zero) - log_normal(z, mean, log_var)
+        bound = torch.logsumexp(log_weights, 0) - math.log(k)
+        return Output(logits[:n], z[0], {"iwae": -bound}, z_mean=mean, z_log_var=log_var)
+
+
+def objective(config: ObjectiveConfig) -> Objective:
+    if config.name == "elbo":
+        if config.beta < 0 or config.warmup_steps < 0 or config.capacity_steps < 0:
+            raise VaelabError(
+                "the elbo objective needs beta >= 0 and warmup_steps, capacity_steps >= 0, got "
+                f"beta={config.beta}, warmup_steps={config.warmup_steps}, "
+                f"capacity_steps={config.capacity_steps}"
+            )
+        return ELBO(config)
+    if config.name == "iwae":
+        if config.samples < 1:
+            raise VaelabError(f"the iwae objective needs samples >= 1, got {config.samples}")
+        return IWAE(config)
+    raise VaelabError(f"unknown objective {config.name!r} for a VAE; choose elbo or iwae")

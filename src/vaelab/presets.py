@@ -1,0 +1,120 @@
+"""Named models, as data: each preset is a `ModelConfig`'s parts and a line saying what it is for.
+
+Torch-free, so the CLI can list and check model names without importing torch. A preset
+is one entry in `PRESETS`; `vaelab.models.build` turns any filled-in `ModelConfig` into a
+model, so a new preset needs no new code.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from vaelab.config import ModelConfig
+
+DEFAULT_LATENT = 2
+
+
+@dataclass(frozen=True)
+class Preset:
+    summary: str
+    parts: dict[str, Any]
+
+
+def _conv(widths: list[int]) -> dict[str, Any]:
+    return {"family": "conv", "widths": widths, "depth": 1, "activation": "relu"}
+
+
+def _mlp(widths: list[int], activation: str) -> dict[str, Any]:
+    return {"family": "mlp", "widths": widths, "depth": 1, "activation": activation}
+
+
+def _resnet(widths: list[int], depth: int) -> dict[str, Any]:
+    return {"family": "resnet", "widths": widths, "depth": depth, "activation": "silu"}
+
+
+ARTICLE = {"encoder": _conv([16, 8, 8]), "decoder": _conv([8, 8, 16])}
+BERNOULLI = {"name": "bernoulli", "variance": "learned", "sigma": 0.1}  # sigma: if made gaussian
+
+
+def _objective(name: str = "elbo", **options: Any) -> dict[str, Any]:
+    defaults = {"beta": 1.0, "warmup_steps": 0, "capacity": None, "capacity_steps": 0}
+    return {"name": name, **defaults, "samples": 1, **options}
+
+
+def _vae(latent: int, objective: dict[str, Any], conditional: bool = False, **nets: Any) -> dict:
+    return {
+        "kind": "vae",
+        "latent_dim": latent,
+        **(nets or ARTICLE),
+        "likelihood": BERNOULLI,
+        "objective": objective,
+        "conditional": conditional,
+    }
+
+
+PRESETS: dict[str, Preset] = {
+    "ae": Preset(
+        "the article's conv autoencoder (8x4x4 code, mean pixel BCE)",
+        {**_vae(128, _objective("reconstruction")), "kind": "ae"},
+    ),
+    "vae": Preset(
+        "the article's conv VAE (784 * mean BCE + KL), latent 2",
+        _vae(2, _objective()),
+    ),
+    "beta-vae": Preset(
+        "the article's conv VAE with KL weight beta = 4, latent 10 (Higgins et al. 2017)",
+        _vae(10, _objective(beta=4.0)),
+    ),
+    "cvae": Preset(
+        "a wider conv VAE that sees the label: ask it for a digit (latent 8)",
+        _vae(8, _objective(), conditional=True, encoder=_conv([32, 32, 16]),
+             decoder=_conv([16, 32, 32])),
+    ),  # fmt: skip
+    "iwae": Preset(
+        "the article's conv VAE trained on the K = 5 importance-weighted bound (Burda et al.)",
+        _vae(2, _objective("iwae", samples=5)),
+    ),
+    "mlp-vae": Preset(
+        "the Keras example's MLP VAE: 784-512-latent, ReLU, latent 2",
+        _vae(2, _objective(), encoder=_mlp([512], "relu"), decoder=_mlp([512], "relu")),
+    ),
+    "mlp-vae-iwae": Preset(
+        "the IWAE paper's one-stochastic-layer MLP: 784-200-200, tanh, latent 50",
+        _vae(50, _objective(), encoder=_mlp([200, 200], "tanh"),
+             decoder=_mlp([200, 200], "tanh")),
+    ),  # fmt: skip
+    "resnet-vae": Preset(
+        "residual conv VAE (32, 64 channels, 2 blocks each), latent 32: the research default",
+        _vae(32, _objective(), encoder=_resnet([32, 64], 2), decoder=_resnet([64, 32], 2)),
+    ),
+}
+
+
+def register_preset(name: str, summary: str, parts: dict[str, Any]) -> None:
+    """Make `ModelConfig(name)` build a model from `parts` (fields of `ModelConfig`)."""
+    PRESETS[name] = Preset(summary, parts)
+
+
+def resolve(config: ModelConfig) -> ModelConfig:
+    """A copy of `config` with the fields left as None filled in from its preset (only the
+    latent size, for a registered model's name)."""
+    from vaelab.config import LikelihoodConfig, NetworkConfig, ObjectiveConfig
+
+    kinds = {
+        "encoder": NetworkConfig,
+        "decoder": NetworkConfig,
+        "likelihood": LikelihoodConfig,
+        "objective": ObjectiveConfig,
+    }
+    filled = copy.deepcopy(config)
+    preset = PRESETS.get(config.name)
+    for f in fields(filled):
+        if getattr(filled, f.name) is None and preset is not None and f.name in preset.parts:
+            value = copy.deepcopy(preset.parts[f.name])
+            setattr(filled, f.name, kinds[f.name](**value) if f.name in kinds else value)
+    if filled.latent_dim is None:
+        filled.latent_dim = DEFAULT_LATENT
+    return filled
