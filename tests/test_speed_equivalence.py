@@ -4,8 +4,6 @@ Speed must never come from changing the model, so each rewrite is checked
 against its textbook form (float64 where rounding could hide a difference).
 """
 
-import importlib.util
-from pathlib import Path
 
 import pytest
 import torch
@@ -14,17 +12,9 @@ from torch import nn
 
 from vaelab.config import ModelConfig
 from vaelab.models import VAE, build
+from vaelab.models import textbook as reference
 from vaelab.models.blocks import InputConv, Pool, UpConv, glorot_init, patches
 from vaelab.train import keep_freed_memory, prepare_for_speed
-
-REFERENCE = Path(__file__).parents[1] / "benchmarks" / "reference.py"
-
-
-def reference_module():
-    spec = importlib.util.spec_from_file_location("reference", REFERENCE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.parametrize("method", ["upsample", "phases", "transposed"])
@@ -102,7 +92,6 @@ def test_pool_then_relu_is_bit_identical_to_relu_then_pool():
 
 @pytest.mark.parametrize("name", ["ae", "vae"])
 def test_fast_model_loss_and_gradients_equal_the_plain_reference(name):
-    reference = reference_module()
     torch.manual_seed(0)
     fast = build(ModelConfig(name=name)).double()
     plain = reference.REFERENCES[name]().double()
