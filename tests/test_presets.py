@@ -1,5 +1,7 @@
 """Every preset trains on the sample, saves, reloads, resumes bit for bit, is scored and plotted."""
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -8,7 +10,8 @@ from vaelab.bench import OneClassConfig, run_oneclass
 from vaelab.cli import main
 from vaelab.config import ModelConfig, RunConfig, TrainConfig
 from vaelab.errors import VaelabError
-from vaelab.presets import PRESETS
+from vaelab.models import build, describe_models
+from vaelab.presets import PRESETS, register_preset
 
 
 def tiny(name: str, epochs: int) -> RunConfig:
@@ -80,3 +83,35 @@ def test_a_user_registered_model_runs_in_the_benchmarks_spawned_workers(tmp_path
     results = run_oneclass(config, tmp_path, jobs=2, progress=False)
     assert set(results["per_class_auroc"]) == {"1", "7"}
     assert results["settings"]["model"]["name"] == "user-mlp-vae"
+
+
+def test_the_docs_model_table_matches_the_presets():
+    text = (Path(__file__).parents[1] / "docs" / "models.md").read_text()
+    table = text.split("<!-- models-table -->")[1].split("<!-- end -->")[0]
+    rows = {
+        cells[0].strip("` "): (int(cells[1].replace(",", "")), cells[2])
+        for line in table.strip().splitlines()[2:]
+        for cells in [[c.strip() for c in line.strip("|").split("|")]]
+    }
+    expected = {
+        row["name"]: (row["parameters"], row["summary"])
+        for row in describe_models()
+        if row["name"] in PRESETS
+    }
+    assert rows == expected
+
+
+def test_a_preset_registered_from_a_few_parts_builds(tmp_path):
+    register_preset(
+        "wide-vae-test",
+        "a wider conv VAE",
+        {
+            "latent_dim": 16,
+            "encoder": {"family": "conv", "widths": [32, 16, 16], "depth": 1, "activation": "relu"},
+        },
+    )
+    try:
+        model = build(ModelConfig("wide-vae-test"))
+        assert model.latent_dim == 16 and model.capabilities.sampling
+    finally:
+        del PRESETS["wide-vae-test"]

@@ -20,6 +20,11 @@ __version__ = "0.1.0"
 _API = {
     "DataConfig": "vaelab.config",
     "ModelConfig": "vaelab.config",
+    "NetworkConfig": "vaelab.config",
+    "LikelihoodConfig": "vaelab.config",
+    "ObjectiveConfig": "vaelab.config",
+    "register_model": ("vaelab.models", "register"),
+    "register_preset": ("vaelab.presets", "register_preset"),
     "TrainConfig": "vaelab.config",
     "RunConfig": "vaelab.config",
     "VaelabError": "vaelab.errors",

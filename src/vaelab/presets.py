@@ -99,8 +99,9 @@ def register_preset(name: str, summary: str, parts: dict[str, Any]) -> None:
 
 
 def resolve(config: ModelConfig) -> ModelConfig:
-    """A copy of `config` with the fields left as None filled in from its preset (only the
-    latent size, for a registered model's name)."""
+    """A copy of `config` with the fields left as None filled in from its preset, and the
+    parts a preset leaves out with their defaults (only the latent size, for a registered
+    model's name)."""
     from vaelab.config import LikelihoodConfig, NetworkConfig, ObjectiveConfig
 
     kinds = {
@@ -115,6 +116,14 @@ def resolve(config: ModelConfig) -> ModelConfig:
         if getattr(filled, f.name) is None and preset is not None and f.name in preset.parts:
             value = copy.deepcopy(preset.parts[f.name])
             setattr(filled, f.name, kinds[f.name](**value) if f.name in kinds else value)
+    if preset is not None:
+        defaults = {"kind": "vae", "conditional": False, "latent_dim": DEFAULT_LATENT}
+        for name, value in defaults.items():
+            if getattr(filled, name) is None:
+                setattr(filled, name, value)
+        for name, kind in kinds.items():
+            if getattr(filled, name) is None:
+                setattr(filled, name, kind())
     if filled.latent_dim is None:
         filled.latent_dim = DEFAULT_LATENT
     return filled
