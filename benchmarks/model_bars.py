@@ -27,10 +27,12 @@ from vaelab.data import load
 from vaelab.scores import iwae
 
 
-def train(name: str, epochs: int, out: Path, seed: int) -> tuple[vaelab.Run, float]:
+def train(
+    name: str, epochs: int, out: Path, seed: int, latent_dim: int | None = None
+) -> tuple[vaelab.Run, float]:
     config = RunConfig()
     config.data.dataset = "mnist"
-    config.model = ModelConfig(name)
+    config.model = ModelConfig(name, latent_dim=latent_dim)
     config.train = TrainConfig(epochs=epochs, seed=seed)
     started = time.perf_counter()
     run = vaelab.fit(config, out / name, resume=(out / name / "checkpoint.safetensors").exists())
@@ -62,6 +64,7 @@ def main() -> None:
     parser.add_argument("--iw-samples", type=int, default=5000)
     parser.add_argument("--test-images", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--latent-dim", type=int, help="the cvae's latent size (its preset's)")
     parser.add_argument("--only", choices=["cvae", "iwae"], default=None)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
@@ -75,10 +78,11 @@ def main() -> None:
         "seed": args.seed,
     }
     if args.only in (None, "cvae"):
-        run, seconds = train("cvae", args.epochs, args.out, args.seed)
+        run, seconds = train("cvae", args.epochs, args.out, args.seed, args.latent_dim)
         per_label = label_accuracy(run, args.samples, args.seed)
         results["cvae"] = {
             **protocol,
+            "latent_dim": run.config.model.latent_dim,
             "samples_per_label": args.samples,
             "classifier": "vaelab's cached MNIST CNN",
             "named_as_asked": per_label,
