@@ -3,8 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
+from vaelab.cli.anomaly import add_score_options
 from vaelab.cli.options import add_data_dir, positive_int
+from vaelab.config import DEFAULT_SCORE
+
+MAX_PORT = 65535
+
+
+def port_number(text: str) -> int:
+    """A TCP port, 0 (any free one) to 65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= MAX_PORT:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a port; choose 1 to {MAX_PORT}, or 0 for any free one"
+        )
+    return value
 
 
 def add_to(subparsers: argparse._SubParsersAction) -> None:
@@ -12,15 +30,17 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
         "explore",
         help="explore a run's latent space live in the browser",
         description="Serve a local web page that draws the codes of test images over the "
-        "latent plane (PCA beyond two dimensions) and decodes the point under the mouse. "
-        "Stop with Ctrl-C.",
+        "latent plane (PCA beyond two dimensions), decodes the point under the mouse, walks "
+        "between two points or test images, and encodes, reconstructs and scores a digit you "
+        "draw. Stop with Ctrl-C.",
     )
     p.add_argument("run_dir", metavar="RUN", help="run folder")
-    p.add_argument("--port", type=int, default=8000, help="port to serve on (8000; 0: any free)")
+    p.add_argument("--port", type=port_number, default=8000, help="port (8000; 0: any free)")
     p.add_argument(
         "--host",
         default="127.0.0.1",
-        help="address to bind (127.0.0.1: this machine only)",
+        help="address to bind (127.0.0.1: this machine only; ::1 for IPv6; 0.0.0.0 exposes "
+        "the explorer to your network)",
     )
     p.add_argument(
         "--count",
@@ -29,6 +49,7 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
         metavar="N",
         help="test images drawn on the plane (5000, cycling through the classes)",
     )
+    add_score_options(p, DEFAULT_SCORE)
     p.add_argument("--open", action="store_true", help="open the page in the default browser")
     add_data_dir(p)
     p.set_defaults(run=run_explore)
@@ -38,13 +59,22 @@ def run_explore(args: argparse.Namespace) -> None:
     import webbrowser
 
     from vaelab.explore import Explorer, make_server
+    from vaelab.explore.address import resolve
 
-    explorer = Explorer.from_run(args.run_dir, args.count, args.data_dir)
+    address = resolve(args.host)  # before loading the model, so a bad --host fails at once
+    explorer = Explorer.from_run(args.run_dir, args.count, args.data_dir, args.score, args.samples)
     server = make_server(explorer, args.host, args.port)
-    url = f"http://{args.host}:{server.server_port}/"
-    print(f"exploring {explorer.title}\nopen {url} (Ctrl-C to stop)", flush=True)
+    urls = address.urls(server.server_port)
+    if not address.loopback:
+        print(
+            f"warning: serving on {args.host}, beyond this machine: anyone who can reach it on "
+            f"port {server.server_port} can use the explorer and run the model",
+            file=sys.stderr,
+        )
+    print(f"exploring {explorer.scatter()['title']}", flush=True)
+    print(f"open {' or '.join(urls)} (Ctrl-C to stop)", flush=True)
     if args.open:
-        webbrowser.open(url)
+        webbrowser.open(urls[0])
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -1,0 +1,53 @@
+"""The model card: what was trained, on what, for how long, to what loss.
+
+Shown above the plane so that a barely trained model's grey blobs are read
+as the model's state, not the tool's fault.
+"""
+
+from __future__ import annotations
+
+from vaelab.data import Dataset
+from vaelab.figures.run_figures import describe
+from vaelab.models import Model
+from vaelab.run import Run
+
+FEW_EPOCHS = 10
+"""Below this, decodings are still visibly blurry on MNIST: the card says so."""
+
+
+def model_card(run: Run, model: Model, test: Dataset) -> dict:
+    """JSON-ready facts about the run; `conditional` tells the page whether decoding needs a
+    class label (a label picker) besides the point."""
+    config = run.config
+    metrics = run.metrics()
+    last = metrics[-1] if metrics else {}
+    epochs = len(metrics)
+    classes = config.data.classes
+    return {
+        "title": describe(run),
+        "dataset": config.data.dataset,
+        "train_size": config.data.train_size,
+        "classes": [test.class_names[c] for c in classes] if classes else "all",
+        "model": config.model.name,
+        "latent_dim": model.latent_dim,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "generative": model.generative,
+        "conditional": bool(getattr(model, "conditional", False)),
+        "epochs": epochs,
+        "planned_epochs": config.train.epochs,
+        "train_loss": last.get("train_loss"),
+        "val_loss": last.get("val_loss"),
+        "run": str(run.path.resolve()),
+        "warning": few_epochs_warning(run, epochs),
+    }
+
+
+def few_epochs_warning(run: Run, epochs: int) -> str:
+    if epochs >= FEW_EPOCHS:
+        return ""
+    more = max(FEW_EPOCHS * 3, run.config.train.epochs)
+    return (
+        f"Trained for only {epochs} epoch{'s' if epochs != 1 else ''}: decoded images stay "
+        f"blurry and grey until the model has learnt more. Train it for longer, e.g. "
+        f"vaelab train ... --epochs {more}."
+    )
