@@ -180,6 +180,7 @@ class Handler(BaseHTTPRequestHandler):
         if not addresses.host_is_allowed(self.headers.get("Host"), app.allowed_hosts):
             message = f"this server does not answer for host {self.headers.get('Host')!r}"
             reply = text(message, HTTPStatus.FORBIDDEN)
+            self.close_connection = True
         else:
             reply = self._reply(route)
         self._send(reply, head)
