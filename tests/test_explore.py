@@ -32,7 +32,6 @@ from vaelab.figures.run_figures import one_per_class
 from vaelab.models import build
 from vaelab.train import fit
 
-
 NOISE_PNG = png(np.random.default_rng(0).integers(0, 256, (28, 28), dtype=np.uint8))
 
 

@@ -309,6 +309,7 @@ function endsKind() { return document.querySelector("input[name=ends]:checked").
 $("walk-start").addEventListener("click", () => {
   state.walkMode = true; state.ends = []; stopWalk();
   $("mode").textContent = "walk: choosing the ends";
+  canvas.scrollIntoView({ block: "nearest" });
   $("walk-status").textContent = endsKind() === "test"
     ? "Click the dot of the first test image." : "Click the start of the walk on the plane.";
   drawOverlay();
