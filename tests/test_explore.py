@@ -28,8 +28,8 @@ from vaelab.explore.queries import End
 from vaelab.figures import latent
 from vaelab.figures.gifs import read_frames
 from vaelab.figures.images import to_uint8
-from vaelab.figures.run_figures import one_per_class
 from vaelab.models import build
+from vaelab.plotting import one_per_class
 from vaelab.train import fit
 
 NOISE_PNG = png(np.random.default_rng(0).integers(0, 256, (28, 28), dtype=np.uint8))
@@ -181,7 +181,7 @@ def test_a_pca_plane_is_the_data_only_in_equal_units(pca_explorer):
 
 
 def test_the_dots_are_the_test_images_plot_draws(explorer):
-    """The explorer's dots and `run_figures.one_per_class` pick the same test images."""
+    """The explorer's dots and `plotting.one_per_class` pick the same test images."""
     images, labels = one_per_class(explorer.test, len(explorer.shown))
     assert torch.equal(explorer.test.images[explorer.shown].float() / 255, images)
     assert explorer.scatter()["labels"] == labels.tolist()
@@ -337,3 +337,20 @@ def test_only_ip_literals_and_this_machines_names_pass_the_host_check(header, al
 
 def data_pixels(url: str) -> np.ndarray:
     return png_pixels(base64.b64decode(url.removeprefix("data:image/png;base64,")))
+
+
+def test_a_conditional_run_is_refused_until_labels_can_be_picked(tmp_path, tiny_run):
+    run = tiny_run(tmp_path / "cvae", "cvae")
+    with pytest.raises(VaelabError, match="conditional model .*no label picker"):
+        Explorer.from_run(run.path, count=100)
+
+
+def test_an_autoencoder_plane_is_its_data_with_no_prior(tmp_path, tiny_run):
+    explorer = Explorer.from_run(tiny_run(tmp_path / "ae", "ae").path, count=100)
+    assert explorer.scatter()["prior_bulk"] is None and not explorer.card()["generative"]
+    with pytest.raises(VaelabError, match="Walk between two test images instead"):
+        explorer.walk(explorer.walk_options(End(point=(0, 0)), End(point=(1, 1)), 4))
+    assert (
+        len(explorer.walk(explorer.walk_options(End(test_image=0), End(test_image=1), 4))["frames"])
+        == 4
+    )

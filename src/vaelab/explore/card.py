@@ -7,8 +7,8 @@ as the model's state, not the tool's fault.
 from __future__ import annotations
 
 from vaelab.data import Dataset
-from vaelab.figures.run_figures import describe
 from vaelab.models import Model
+from vaelab.plotting import describe
 from vaelab.run import Run
 
 FEW_EPOCHS = 10
@@ -31,8 +31,8 @@ def model_card(run: Run, model: Model, test: Dataset) -> dict:
         "model": config.model.name,
         "latent_dim": model.latent_dim,
         "parameters": sum(p.numel() for p in model.parameters()),
-        "generative": model.generative,
-        "conditional": bool(getattr(model, "conditional", False)),
+        "generative": model.capabilities.sampling,
+        "conditional": model.capabilities.conditional,
         "epochs": epochs,
         "planned_epochs": config.train.epochs,
         "train_loss": last.get("train_loss"),

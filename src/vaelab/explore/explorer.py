@@ -19,14 +19,15 @@ from torch import Tensor
 
 from vaelab.config import DEFAULT_SCORE
 from vaelab.data import Dataset, prepare
+from vaelab.errors import VaelabError
 from vaelab.explore import drawing, queries
 from vaelab.explore.card import model_card
 from vaelab.explore.pictures import heat_url, image_url
 from vaelab.explore.threshold import Threshold
 from vaelab.figures import latent
 from vaelab.figures.images import to_uint8
-from vaelab.figures.run_figures import PlotOptions, describe, endpoints, interpolate, test_set
 from vaelab.models import Model
+from vaelab.plotting import PlotOptions, describe, endpoints, interpolate, test_set
 from vaelab.run import Run
 from vaelab.scores import SAMPLES, pixel_errors, reconstruct
 
@@ -43,7 +44,7 @@ DECIMALS = 4
 
 def cycle_classes(labels: Tensor, count: int) -> Tensor:
     """Indices of `count` images cycling through the classes in order (first of each first),
-    the selection `run_figures.one_per_class` makes."""
+    the selection `plotting.one_per_class` makes."""
     by_class = [(labels == c).nonzero()[:, 0] for c in torch.unique(labels).tolist()]
     picks = [
         found[k // len(by_class)]
@@ -89,6 +90,11 @@ class Explorer:
         with `score` measured on its held-out images."""
         run = Run(run_dir)
         model = run.load_model()
+        if model.capabilities.conditional:
+            raise VaelabError(
+                f"{run.path} holds a conditional model ({run.config.model.name}), which decodes "
+                "a point only with a class label; the explorer has no label picker yet"
+            )
         test = test_set(run, data_dir)
         shown = cycle_classes(test.labels, min(count, len(test)))
         view = latent.plane(latent.codes(model, test.images[shown].float() / 255))
@@ -107,7 +113,8 @@ class Explorer:
     @property
     def prior_bulk(self) -> float | None:
         """For a 2-D generative model the plane is its latent space, prior included."""
-        return PRIOR_BULK if self.model.generative and self.model.latent_dim == 2 else None
+        prior = self.model.capabilities.sampling and self.model.latent_dim == 2
+        return PRIOR_BULK if prior else None
 
     @property
     def extent(self) -> list[float]:

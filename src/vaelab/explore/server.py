@@ -35,7 +35,7 @@ from vaelab.explore import queries
 from vaelab.explore.drawing import MAX_BYTES, PictureError
 from vaelab.explore.explorer import Explorer
 from vaelab.explore.pictures import png
-from vaelab.figures.run_figures import PlotOptions
+from vaelab.plotting import PlotOptions
 
 MAX_PORT = 65535
 BACKLOG = 256

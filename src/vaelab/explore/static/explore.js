@@ -98,7 +98,7 @@ function drawBase() {
   g.clearRect(0, 0, W, H);
   g.save();
   g.beginPath(); g.rect(MARGIN.left, MARGIN.top, w, h); g.clip();
-  const xt = ticks(box.x0, box.x1, w / 70), yt = ticks(box.y0, box.y1, h / 60);
+  const xt = ticks(box.x0, box.x1, w / 50), yt = ticks(box.y0, box.y1, h / 50);
   g.strokeStyle = "#eee"; g.lineWidth = 1;
   for (const x of xt.values) line(g, ...toScreen(x, box.y0), ...toScreen(x, box.y1));
   for (const y of yt.values) line(g, ...toScreen(box.x0, y), ...toScreen(box.x1, y));
