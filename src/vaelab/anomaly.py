@@ -20,7 +20,7 @@ import dataclasses
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from torch import Tensor
 
 from vaelab import scores as score_functions
 from vaelab.config import DEFAULT_SCORE, ModelConfig, RunConfig, TrainConfig
+from vaelab.diagnostics import untrained_warning
 from vaelab.errors import VaelabError
 from vaelab.models import Model, build
 from vaelab.run import Run
@@ -91,7 +92,8 @@ def _sampled(name: str) -> bool:
 
 @dataclass
 class Report:
-    """What `analyze_run` measured: settings, metrics, and the per-image scores."""
+    """What `analyze_run` measured: settings, metrics, the per-image scores, and warnings
+    about the model that the numbers alone would hide (an untrained model)."""
 
     normal: list[int]
     score: str
@@ -99,6 +101,7 @@ class Report:
     metrics: dict[str, Any]
     labels: np.ndarray
     scores: np.ndarray
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -108,6 +111,7 @@ class Report:
             "n_normal": int(np.isin(self.labels, self.normal).sum()),
             "n_anomalous": int((~np.isin(self.labels, self.normal)).sum()),
             **self.metrics,
+            "warnings": self.warnings,
         }
 
 
@@ -122,6 +126,9 @@ def analyze_run(
     figures: bool = True,
 ) -> Report:
     """Score a run's whole test set: its trained classes (or `normal`) against the rest.
+
+    The report's `warnings` say when the model reconstructs the normal images nearly
+    identically (an untrained model), which the metrics alone would hide.
 
     With `out`, writes `scores.csv` (index, label, score), `metrics.json` and,
     with `figures`, `roc.png`, `score_histograms.png` and `anomaly_maps.png`.
@@ -140,6 +147,8 @@ def analyze_run(
     report = Report(
         normal, score, samples, metrics_by_class(labels, values, normal), labels, values
     )
+    if warning := untrained_warning(model, images[torch.from_numpy(np.isin(labels, normal))]):
+        report.warnings.append(warning)
     if out is not None:
         write_report(report, Path(out))
         if figures:

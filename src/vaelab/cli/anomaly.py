@@ -46,6 +46,7 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_anomaly(args: argparse.Namespace) -> None:
+    import sys
     from pathlib import Path
 
     from vaelab.anomaly import analyze_run
@@ -69,3 +70,5 @@ def run_anomaly(args: argparse.Namespace) -> None:
     for label, metrics in report.metrics["per_class"].items():
         print(f"  class {label}: AUROC {metrics['auroc']:.4f}")
     print(f"wrote metrics.json, scores.csv and figures to {out}")
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)

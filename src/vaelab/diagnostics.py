@@ -1,0 +1,64 @@
+"""Signs that a model has not learned yet, read from its reconstructions.
+
+An autoencoder or VAE early in training reconstructs every image as nearly
+the same picture (a grey square, then an average digit). Its anomaly scores
+and figures still look like results (an AUROC of 0.63, say), but they only
+measure how far each image is from that one picture. The check here compares
+how much the reconstructions vary across images with how much the images
+themselves vary, so experiments can say so beside their numbers.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from vaelab.models import Model
+from vaelab.scores import reconstruct
+
+MIN_SPREAD = 0.05
+"""Reconstructions carrying less of the images' variance than this count as nearly constant.
+
+Measured on mnist-sample: a 2-D VAE on the sevens stays below 0.03 while it
+draws one grey square or one average seven for every input (up to about 30
+epochs) and reaches 0.13 at 40 epochs and 0.18 at 50, once its sevens differ;
+the article's autoencoder passes 0.05 at about 5 epochs, when its blobs start
+to follow the input's shape."""
+
+CHECKED_IMAGES = 500
+"""Enough images for a stable variance, few enough to cost a fraction of a second."""
+
+TITLE_NOTE = "warning: nearly the same reconstruction for every image (train for more epochs)"
+"""The line a figure adds under its title when the check fails."""
+
+
+class UntrainedModelWarning(UserWarning):
+    """The model reconstructs every image nearly the same way: it has not learned yet."""
+
+
+def reconstruction_spread(images: Tensor, recons: Tensor) -> float:
+    """Summed per-pixel variance of `recons` across images over that of `images`.
+
+    0 means one picture for every input; a model that copies its input gets 1.
+    """
+    if len(images) < 2:
+        raise ValueError("the spread of reconstructions needs at least two images")
+    return float(recons.float().var(0).sum() / images.float().var(0).sum().clamp_min(1e-12))
+
+
+def untrained_warning(model: Model, images: Tensor) -> str | None:
+    """What to tell the user when `model` reconstructs float `images` nearly identically;
+    None when its reconstructions follow the input."""
+    chosen = images[:CHECKED_IMAGES]
+    device = next(model.parameters()).device
+    recons = torch.sigmoid(reconstruct(model, chosen.to(device))).cpu()
+    spread = reconstruction_spread(chosen, recons)
+    if spread >= MIN_SPREAD:
+        return None
+    return (
+        f"the model reconstructs every image nearly the same way (its reconstructions vary "
+        f"{spread:.1%} as much as the images do; below {MIN_SPREAD:.0%} means untrained), so "
+        "its scores and figures measure distance from one average picture, not what it "
+        "learned. Train for more epochs: on mnist-sample the 2-D VAE on the 800 sevens "
+        "reconstructs distinct sevens after about 50 epochs (20 s on a CPU)"
+    )
