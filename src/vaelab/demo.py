@@ -182,19 +182,20 @@ def vae(demo: Demo) -> Section:
     start, end = plotting.ARTICLE_START, plotting.ARTICLE_END
     section.title = "2. A VAE maps the digits onto a plane"
     section.text = (
-        "The same convolutional stacks with Dense z_mean / z_log_var heads and a 2-D latent "
+        "The same convolutional stacks with Dense `z_mean` / `z_log_var` heads and a 2-D latent "
         f"space, trained with Adam on {_size(s.vae_train_size)} training images. Loss per "
         "image: 784 x mean pixel BCE + KL to the standard normal prior. To decode any point "
-        f"of the plane live in the browser: vaelab explore {demo.runs / 'vae'}"
+        f"of the plane live in the browser: `vaelab explore {demo.runs / 'vae'}`"
     )
     section.figures = [
         Figure(
             demo.plot(run, plotting.scatter, "vae_latent_scatter.png"),
-            "z_mean of every test image, coloured by its digit: similar digits land together.",
+            "`z_mean` of every test image, coloured by its digit: similar digits land together; "
+            "dashed, the square the manifold below decodes.",
         ),
         Figure(
             demo.plot(run, plotting.manifold, "vae_manifold.png"),
-            "Decoded digits over a regular 15 x 15 grid of the latent plane, z in [-3, 3]^2.",
+            "Decoded digits over a regular 15 x 15 grid of the latent plane, z in [-3, 3]².",
         ),
         Figure(
             demo.plot(run, plotting.interpolate, "vae_interpolation.gif"),
@@ -228,7 +229,7 @@ def sevens(demo: Demo) -> Section:
         Figure(
             demo.plot(run, plotting.anomaly_maps, "anomaly_maps.png"),
             "A test image of each digit (top), its reconstruction by the 7-only model (middle) "
-            "and the per-pixel BCE (bottom). The score is -log p(x | z_mean) summed over pixels "
+            "and the per-pixel BCE (bottom). The score is -log p(x | `z_mean`) summed over pixels "
             f"(recon-bce, nats; higher = more anomalous). {_ranking(demo, run)}",
         ),
     ]

@@ -46,12 +46,13 @@ def reconstruction_spread(images: Tensor, recons: Tensor) -> float:
     return float(recons.float().var(0).sum() / images.float().var(0).sum().clamp_min(1e-12))
 
 
-def untrained_warning(model: Model, images: Tensor) -> str | None:
+def untrained_warning(model: Model, images: Tensor, labels: Tensor | None = None) -> str | None:
     """What to tell the user when `model` reconstructs float `images` nearly identically;
-    None when its reconstructions follow the input."""
+    None when its reconstructions follow the input. A conditional model needs the `labels`."""
     chosen = images[:CHECKED_IMAGES]
     device = next(model.parameters()).device
-    recons = torch.sigmoid(reconstruct(model, chosen.to(device))).cpu()
+    given = None if labels is None else labels[:CHECKED_IMAGES].to(device)
+    recons = torch.sigmoid(reconstruct(model, chosen.to(device), given)).cpu()
     spread = reconstruction_spread(chosen, recons)
     if spread >= MIN_SPREAD:
         return None

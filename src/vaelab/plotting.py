@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from vaelab import diagnostics
 from vaelab.config import RunConfig
 from vaelab.data import Dataset, load
 from vaelab.errors import RunError, VaelabError
@@ -78,18 +80,34 @@ def one_per_class(data: Dataset, count: int) -> tuple[Tensor, Tensor]:
     return data.images[index].float() / 255, data.labels[index]
 
 
+def checked_title(run: Run, model: Model, title: str, data_dir: str | None) -> str:
+    """`title`, with a warning line (also raised as an `UntrainedModelWarning`) when the model
+    reconstructs its test images nearly identically, so a figure of grey squares says why."""
+    classes = run.config.data.classes
+    test = test_set(run, data_dir)
+    shown = test.with_classes(classes) if classes else test
+    warning = diagnostics.untrained_warning(model, shown.float(), labels_for(model, shown.labels))
+    if warning is None:
+        return title
+    warnings.warn(f"{run.path}: {warning}", diagnostics.UntrainedModelWarning, stacklevel=3)
+    return f"{title}\n{diagnostics.TITLE_NOTE}"
+
+
 def reconstructions(run: Run, path: Path, options: PlotOptions) -> Path:
     images, labels = one_per_class(test_set(run, options.data_dir), options.count)
     model = run.load_model()
     recons = torch.sigmoid(reconstruct(model, images, labels_for(model, labels)))
-    return plots.reconstructions(images, recons, path, f"{describe(run)}: test reconstructions")
+    title = checked_title(run, model, f"{describe(run)}: test reconstructions", options.data_dir)
+    return plots.reconstructions(images, recons, path, title)
 
 
 def scatter(run: Run, path: Path, options: PlotOptions) -> Path:
     test = test_set(run, options.data_dir)
-    view = latent.plane(latent.codes(run.load_model(), test.float()))
+    model = run.load_model()
+    view = latent.plane(latent.codes(model, test.float()))
     title = f"{describe(run)}: codes of {len(test):,} test images"
-    return plots.latent_scatter(view, test.labels.numpy(), test.class_names, path, title)
+    prior = options.limit if model.capabilities.sampling and model.latent_dim == 2 else None
+    return plots.latent_scatter(view, test.labels.numpy(), test.class_names, path, title, prior)
 
 
 def labels_for(model: Model, labels: Tensor) -> Tensor | None:
@@ -102,7 +120,7 @@ def manifold(run: Run, path: Path, options: PlotOptions) -> Path:
     images, values = latent.manifold(
         model, options.size, options.limit, options.dims, options.label
     )
-    title = f"{describe(run)}: decoded latent grid"
+    title = checked_title(run, model, f"{describe(run)}: decoded latent grid", options.data_dir)
     return plots.manifold(images, values, path, title, options.dims)
 
 
@@ -173,7 +191,7 @@ def samples(run: Run, path: Path, options: PlotOptions) -> Path:
         images = model.sample(n, generator, latent.conditioning(model, n, options.label))
     drawn = "" if options.label is None else f" of class {options.label}"
     title = f"{describe(run)}: {options.size**2} samples{drawn} from the prior"
-    return plots.samples(images, path, title)
+    return plots.samples(images, path, checked_title(run, model, title, options.data_dir))
 
 
 def anomaly_maps(run: Run, path: Path, options: PlotOptions) -> Path:
@@ -185,6 +203,7 @@ def anomaly_maps(run: Run, path: Path, options: PlotOptions) -> Path:
     recons = torch.sigmoid(reconstruct(model, images))
     names = [test.class_names[label] for label in labels.tolist()]
     title = f"{describe(run)}: where reconstruction fails (score = recon-bce, nats)"
+    title = checked_title(run, model, title, options.data_dir)
     return plots.anomaly_maps(
         images,
         recons,

@@ -121,7 +121,11 @@ def run_continual(
     write_outputs(folder, metrics)
     from vaelab.figures.continual import continual_figures  # matplotlib only when drawing
 
-    continual_figures(folder, metrics)
+    models = {
+        strategy: load_stage_models(folder / strategy, config.order, config.model)
+        for strategy in metrics["strategies"]
+    }
+    continual_figures(folder, metrics, models)
     return metrics
 
 

@@ -9,29 +9,40 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from sklearn.metrics import roc_curve
+from torch import Tensor
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from sklearn.metrics import roc_curve  # noqa: E402
-from torch import Tensor  # noqa: E402
-
-from vaelab.figures import plots  # noqa: E402
-from vaelab.models import Model  # noqa: E402
-from vaelab.scores import pixel_errors, reconstruct  # noqa: E402
-
-if TYPE_CHECKING:
-    from vaelab.anomaly import Report
+from vaelab.diagnostics import TITLE_NOTE
+from vaelab.figures import plots
+from vaelab.models import Model
+from vaelab.scores import pixel_errors, reconstruct
 
 NORMAL_COLOUR = "black"
 BINS = 60
+CLASS_COLOURS = matplotlib.colormaps["tab10"]
+PIXEL_ERRORS = {"recon-mse": ("mse", "squared error"), "default": ("bce", "BCE (nats)")}
+"""The per-pixel error a map shows for a score: the score's own terms where it is a
+reconstruction error, the reconstruction's BCE (the ELBO's reconstruction part) otherwise."""
+
+
+class Scored(Protocol):
+    """What the figures read from an anomaly experiment's report (`vaelab.anomaly.Report`)."""
+
+    normal: list[int]
+    score: str
+    metrics: dict[str, Any]
+    labels: np.ndarray
+    scores: np.ndarray
+    warnings: list[str]
 
 
 def plot_report(
-    report: Report, model: Model, images: Tensor, class_names: Sequence[str], out: Path
+    report: Scored, model: Model, images: Tensor, class_names: Sequence[str], out: Path
 ) -> list[Path]:
     """All three figures of a report into `out`."""
     names = [_name(c, class_names) for c in range(max(report.labels) + 1)]
@@ -47,19 +58,19 @@ def _name(label: int, class_names: Sequence[str]) -> str:
     return name if name == str(label) else f"{label} {name}"
 
 
-def _normal_text(report: Report, names: Sequence[str]) -> str:
+def _normal_text(report: Scored, names: Sequence[str]) -> str:
     return "normal: " + ", ".join(names[c] for c in report.normal)
 
 
-def roc(report: Report, names: Sequence[str], path: Path) -> Path:
+def roc(report: Scored, names: Sequence[str], path: Path) -> Path:
     """One ROC curve per anomalous class (against the normal images) and one for all together."""
     is_normal = np.isin(report.labels, report.normal)
-    colours = plt.get_cmap("tab10")
-    fig, ax = plt.subplots(figsize=(6.4, 5.6), layout="constrained")
+    fig = Figure(figsize=(6.4, 5.6), layout="constrained")
+    ax = fig.subplots()
     for label, metrics in report.metrics["per_class"].items():
         chosen = is_normal | (report.labels == label)
         fpr, tpr, _ = roc_curve(~is_normal[chosen], report.scores[chosen])
-        ax.plot(fpr, tpr, lw=1.2, color=colours(int(label) % 10),
+        ax.plot(fpr, tpr, lw=1.2, color=CLASS_COLOURS(int(label) % 10),
                 label=f"{names[int(label)]}: {metrics['auroc']:.3f}")  # fmt: skip
     fpr, tpr, _ = roc_curve(~is_normal, report.scores)
     overall = report.metrics["overall"]["auroc"]
@@ -67,27 +78,26 @@ def roc(report: Report, names: Sequence[str], path: Path) -> Path:
     ax.plot([0, 1], [0, 1], ls=":", color="0.6", lw=1)
     ax.set_xlabel("false positive rate (normal images flagged)")
     ax.set_ylabel("true positive rate (anomalies caught)")
-    ax.set_title(f"ROC, score {report.score} ({_normal_text(report, names)})")
+    ax.set_title(_title(report, f"ROC, score {report.score} ({_normal_text(report, names)})"))
     ax.legend(title="anomalous class: AUROC", loc="lower right", fontsize=8)
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.01)
     return plots.save(fig, path)
 
 
-def score_histograms(report: Report, names: Sequence[str], path: Path) -> Path:
+def score_histograms(report: Scored, names: Sequence[str], path: Path) -> Path:
     """Per anomalous class, its score distribution over the normal images' distribution."""
     is_normal = np.isin(report.labels, report.normal)
     anomalous = [int(c) for c in report.metrics["per_class"]]
     columns = min(5, len(anomalous))
     rows = -(-len(anomalous) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(3.0 * columns, 2.5 * rows),
-                             layout="constrained", squeeze=False, sharex=True)  # fmt: skip
+    fig = Figure(figsize=(1.8 * columns, 1.9 * rows + 0.6), layout="constrained")
+    axes = fig.subplots(rows, columns, squeeze=False, sharex=True)
     low, high = np.percentile(report.scores, [0.5, 99.5])
     bins = np.linspace(low, high, BINS)
-    colours = plt.get_cmap("tab10")
     for ax, label in zip(axes.flat, anomalous, strict=False):
         ax.hist(np.clip(report.scores[report.labels == label], low, high), bins, density=True,
-                color=colours(label % 10), alpha=0.7, label=names[label])  # fmt: skip
+                color=CLASS_COLOURS(label % 10), alpha=0.7, label=names[label])  # fmt: skip
         ax.hist(np.clip(report.scores[is_normal], low, high), bins, density=True,
                 histtype="step", color=NORMAL_COLOUR, lw=1.3, label="normal")  # fmt: skip
         auroc = report.metrics["per_class"][label]["auroc"]
@@ -99,16 +109,18 @@ def score_histograms(report: Report, names: Sequence[str], path: Path) -> Path:
     for ax in axes[-1]:
         ax.set_xlabel(f"{report.score} score")
     fig.suptitle(
-        f"Score distributions, {_normal_text(report, names)} (black outline) vs each anomalous "
-        "class "
-        "(higher = more anomalous; clipped to the 0.5-99.5 percentiles)",
+        _title(
+            report,
+            f"Score distributions, {_normal_text(report, names)} (black outline) vs each "
+            "anomalous class\n(higher = more anomalous; clipped to the 0.5-99.5 percentiles)",
+        ),
         fontsize=10,
     )
     return plots.save(fig, path)
 
 
 def best_and_worst(
-    report: Report, model: Model, images: Tensor, names: Sequence[str], path: Path
+    report: Scored, model: Model, images: Tensor, names: Sequence[str], path: Path
 ) -> Path:
     """Per class, the clearest and the most mistaken case: input, reconstruction, pixel error."""
     picks, titles = [], []
@@ -120,17 +132,24 @@ def best_and_worst(
         picks += [best, worst]
         kind = "normal" if normal else "anomaly"
         titles += [f"{names[label]} {kind}\nbest", f"{names[label]} {kind}\nworst"]
-    chosen = images[picks]
-    device = next(model.parameters()).device
-    recons = reconstruct(model, chosen.to(device)).sigmoid().cpu()
-    errors = pixel_errors(model, chosen.to(device)).cpu()
+    chosen = images[picks].to(next(model.parameters()).device)
+    error_kind, label = PIXEL_ERRORS.get(report.score, PIXEL_ERRORS["default"])
     return plots.anomaly_maps(
-        chosen,
-        recons,
-        errors,
+        chosen.cpu(),
+        reconstruct(model, chosen).sigmoid().cpu(),
+        pixel_errors(model, chosen, error_kind).cpu(),
         report.scores[picks].tolist(),
         titles,
         path,
-        f"Best and worst case per class, score {report.score} ({_normal_text(report, names)}); "
-        "pixel error is the reconstruction's BCE",
+        _title(
+            report,
+            f"Best and worst case per class, score {report.score} "
+            f"({_normal_text(report, names)}); pixel error: the reconstruction's {label}",
+        ),
+        error_label=label,
     )
+
+
+def _title(report: Scored, title: str) -> str:
+    """`title`, with the untrained-model note under it when the report carries a warning."""
+    return f"{title}\n{TITLE_NOTE}" if report.warnings else title

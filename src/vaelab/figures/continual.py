@@ -16,44 +16,42 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
+from matplotlib import figure as mpl
+from matplotlib.patches import Rectangle
+from PIL import Image
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from vaelab.figures import latent
+from vaelab.figures.gifs import save_gif
+from vaelab.figures.plots import DIGITS, manifold_figure, pixels, save
+from vaelab.figures.report import Figure, Report, Section
+from vaelab.models import Model
 
-from vaelab.figures import latent  # noqa: E402
-from vaelab.figures.gifs import frame, save_gif  # noqa: E402
-from vaelab.figures.images import tile  # noqa: E402
-from vaelab.figures.plots import DIGITS, save  # noqa: E402
-from vaelab.figures.report import Figure, Report, Section  # noqa: E402
-from vaelab.models import Model  # noqa: E402
-
-DIGIT_COLORS = plt.get_cmap(DIGITS)
-STRATEGY_COLORS = plt.get_cmap("Set2")
-OTHER_COLOR = "0.8"
+OTHER_COLOUR = "0.85"
+STRATEGY_HATCHES = ("", "///", "...", "xxx")
+"""Strategies are told apart by hatching, not colour: colour means a digit in these figures."""
 GRID = 15
 GRID_LIMIT = 3.0
 FRAME_MS = 900
+FRAME_INCHES = 5.2
 
 
-def continual_figures(out: str | os.PathLike[str], metrics: dict[str, Any]) -> list[Path]:
-    """Every figure for the strategies in `metrics`; returns the files written."""
-    from vaelab.config import ModelConfig
-    from vaelab.continual import load_stage_models
-
+def continual_figures(
+    out: str | os.PathLike[str], metrics: dict[str, Any], stage_models: dict[str, list[Model]]
+) -> list[Path]:
+    """Every figure for the strategies in `metrics`, given each strategy's model after every
+    stage; returns the files written."""
     folder = Path(out)
     order = metrics["protocol"]["order"]
+    scale = loss_range(metrics)
     written = []
     for name, summary in metrics["strategies"].items():
         target = folder / name
-        model = ModelConfig.from_dict(metrics["protocol"]["model"])
-        models = load_stage_models(target, order, model)
         written += [
-            forgetting_heatmap(summary, order, target / "forgetting_heatmap.png", name),
+            forgetting_heatmap(summary, order, target / "forgetting_heatmap.png", name, scale),
             digit_curves(summary, order, target / "digit_curves.png", name),
             dream_composition(summary, order, target / "dream_composition.png", name),
-            memory_manifold(models, order, target / "memory_manifold.gif", name),
+            memory_manifold(stage_models[name], order, target / "memory_manifold.gif", name),
         ]
     if len(metrics["strategies"]) > 1:
         written += [
@@ -68,33 +66,51 @@ def stage_labels(order: Sequence[int]) -> list[str]:
     return [f"{i}: +{d}" for i, d in enumerate(order)]
 
 
-def forgetting_heatmap(summary: dict, order: Sequence[int], path: Path, title: str) -> Path:
-    """Stages x digits test loss; boxed cells: the stage that learned the digit."""
-    loss = np.array([[s["loss"][str(d)] for d in order] for s in summary["stages"]])
-    fig, ax = plt.subplots(figsize=(1.0 + 0.62 * len(order), 1.2 + 0.5 * len(order)))
-    image = ax.imshow(loss, cmap="magma_r", aspect="auto")
-    middle = (loss.max() + loss.min()) / 2
+def loss_matrix(summary: dict, order: Sequence[int]) -> np.ndarray:
+    """Test loss, stages (rows) x digits (columns)."""
+    return np.array([[s["loss"][str(d)] for d in order] for s in summary["stages"]])
+
+
+def loss_range(metrics: dict) -> tuple[float, float]:
+    """The lowest and highest test loss over every strategy: one colour scale for all the
+    heatmaps, so the same colour is the same loss in each."""
+    order = metrics["protocol"]["order"]
+    every = np.concatenate([loss_matrix(s, order).ravel() for s in metrics["strategies"].values()])
+    return float(every.min()), float(every.max())
+
+
+def forgetting_heatmap(
+    summary: dict, order: Sequence[int], path: Path, title: str, scale: tuple[float, float]
+) -> Path:
+    """Stages x digits test loss coloured on `scale` (low, high); boxed cells: the stage that
+    learned the digit."""
+    loss = loss_matrix(summary, order)
+    fig = mpl.Figure(figsize=(2.0 + 0.7 * len(order), 1.6 + 0.55 * len(order)))
+    ax = fig.subplots()
+    image = ax.imshow(loss, cmap="magma_r", aspect="auto", vmin=scale[0], vmax=scale[1])
+    middle = sum(scale) / 2
     for (row, col), value in np.ndenumerate(loss):
         color = "white" if value > middle else "black"
-        ax.text(col, row, f"{value:.0f}", ha="center", va="center", fontsize=7, color=color)
+        ax.text(col, row, f"{value:.0f}", ha="center", va="center", fontsize=8, color=color)
     for i in range(len(order)):
-        ax.add_patch(plt.Rectangle((i - 0.5, i - 0.5), 1, 1, fill=False, lw=1.5, ec="tab:cyan"))
+        ax.add_patch(Rectangle((i - 0.5, i - 0.5), 1, 1, fill=False, lw=1.5, ec="tab:cyan"))
     ax.set_xticks(range(len(order)), [str(d) for d in order])
     ax.set_yticks(range(len(order)), stage_labels(order))
     ax.set_xlabel("test digit")
     ax.set_ylabel("after stage (digit learned)")
     ax.set_title(f"{title}: test loss (neg. ELBO, nats)\nboxed: just learned", fontsize=10)
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="same scale for every strategy")
     return save(fig, path)
 
 
 def digit_curves(summary: dict, order: Sequence[int], path: Path, title: str) -> Path:
     """Each digit's test loss across stages: dotted before it is learned, solid after."""
-    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    fig = mpl.Figure(figsize=(7.5, 4.2), layout="constrained")
+    ax = fig.subplots()
     stages = np.arange(len(order))
     for i, digit in enumerate(order):
         loss = [s["loss"][str(digit)] for s in summary["stages"]]
-        color = DIGIT_COLORS(digit)
+        color = DIGITS(digit)
         ax.plot(stages[: i + 1], loss[: i + 1], ":", color=color, alpha=0.5)
         ax.plot(stages[i:], loss[i:], "-o", color=color, ms=3, label=str(digit))
     ax.set_xticks(stages, stage_labels(order), rotation=45, ha="right")
@@ -108,7 +124,8 @@ def digit_curves(summary: dict, order: Sequence[int], path: Path, title: str) ->
 
 def dream_composition(summary: dict, order: Sequence[int], path: Path, title: str) -> Path:
     """Stacked shares of the digits the classifier sees among the model's samples."""
-    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    fig = mpl.Figure(figsize=(7.5, 4.2), layout="constrained")
+    ax = fig.subplots()
     _stacked_shares(ax, [s["dream_share"] for s in summary["stages"]], order)
     ax.set_xticks(range(len(order)), stage_labels(order), rotation=45, ha="right")
     ax.set_xlabel("after stage (digit learned)")
@@ -122,59 +139,75 @@ def _stacked_shares(ax: Any, shares: Sequence[dict[str, float]], order: Sequence
     bottom = np.zeros(len(shares))
     for digit in sorted(order):
         values = np.array([s[str(digit)] for s in shares])
-        ax.bar(range(len(shares)), values, bottom=bottom, color=DIGIT_COLORS(digit), label=digit)
+        ax.bar(range(len(shares)), values, bottom=bottom, color=DIGITS(digit), label=digit)
         bottom += values
     if (1 - bottom > 1e-9).any():
-        ax.bar(range(len(shares)), 1 - bottom, bottom=bottom, color=OTHER_COLOR, label="other")
+        ax.bar(range(len(shares)), 1 - bottom, bottom=bottom, color=OTHER_COLOUR, label="other")
     ax.set_ylim(0, 1)
 
 
 def memory_manifold(models: Sequence[Model], order: Sequence[int], path: Path, title: str) -> Path:
-    """A GIF: the decoded latent grid after each stage, with the digits learned so far."""
+    """A GIF: the decoded latent grid on its z axes after each stage, with the digits learned
+    so far."""
     frames = []
     for stage, model in enumerate(models):
-        images, _ = latent.manifold(model, GRID, GRID_LIMIT)
+        images, values = latent.manifold(model, GRID, GRID_LIMIT)
         learned = ", ".join(str(d) for d in order[: stage + 1])
-        lines = [f"{title}, after stage {stage}", f"learned: {learned}"]
-        frames.append(frame(tile(images, GRID), lines, scale=1))
+        heading = f"{title}, after stage {stage}; learned: {learned}"
+        fig = manifold_figure(images, values, heading, size=FRAME_INCHES)
+        frames.append(Image.fromarray(pixels(fig)))
     return save_gif(frames, path, FRAME_MS)
 
 
 def comparison_plot(metrics: dict, path: Path) -> Path:
-    """Strategies side by side: average and per-digit forgetting, and their final dreams."""
+    """Strategies side by side: average and per-digit forgetting, and their final dreams.
+
+    Strategies are hatched outlines named on the axis, so the only colours are the digits'.
+    """
     order = metrics["protocol"]["order"]
     names = list(metrics["strategies"])
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.3), gridspec_kw={"width_ratios": [1, 1.6, 1.2]})
-    averages = [metrics["strategies"][n]["avg_forgetting"] for n in names]
-    axes[0].bar(names, averages, color=STRATEGY_COLORS(range(len(names))))
-    for i, value in enumerate(averages):
-        axes[0].text(i, value, f"{value:.1f}", ha="center", va="bottom", fontsize=8)
-    axes[0].set_ylabel("average forgetting (nats)")
-    axes[0].set_title("average forgetting (lower is better)", fontsize=10)
-    axes[0].tick_params(axis="x", rotation=20)
-    for i, name in enumerate(names):
-        per_digit = metrics["strategies"][name]["forgetting"]
-        axes[1].plot(
-            range(len(order) - 1),
-            [per_digit[str(d)] for d in order[:-1]],
-            "-o",
-            color=STRATEGY_COLORS(i),
-            label=name,
-            ms=4,
-        )
-    axes[1].axhline(0, color="0.5", lw=0.8)
-    axes[1].set_xticks(range(len(order) - 1), [str(d) for d in order[:-1]])
-    axes[1].set_xlabel("digit (in the order learned)")
-    axes[1].set_ylabel("loss at end - loss when learned (nats)")
-    axes[1].set_title("forgetting per digit", fontsize=10)
-    axes[1].legend(fontsize=8)
-    axes[1].grid(alpha=0.3)
+    fig = mpl.Figure(figsize=(9.6, 3.9), layout="constrained")
+    axes = fig.subplots(1, 3, width_ratios=[1, 1.5, 1.2])
+    _average_forgetting(axes[0], metrics, names)
+    _forgetting_per_digit(axes[1], metrics, names, order)
     _stacked_shares(axes[2], [metrics["strategies"][n]["final_dream_share"] for n in names], order)
-    axes[2].set_xticks(range(len(names)), names, rotation=20)
+    axes[2].set_xticks(range(len(names)), names, rotation=20, ha="right")
     axes[2].set_ylabel("share of generated images")
     axes[2].set_title("what each model dreams at the end", fontsize=10)
-    axes[2].legend(title="digit", ncol=2, fontsize=7, bbox_to_anchor=(1.01, 1), loc="upper left")
+    axes[2].legend(title="digit", ncol=1, fontsize=8, bbox_to_anchor=(1.01, 1), loc="upper left")
     return save(fig, path)
+
+
+def _strategy_bar(name_index: int) -> dict[str, Any]:
+    return {"color": "white", "edgecolor": "black", "hatch": STRATEGY_HATCHES[name_index]}
+
+
+def _average_forgetting(ax: Any, metrics: dict, names: list[str]) -> None:
+    averages = [metrics["strategies"][n]["avg_forgetting"] for n in names]
+    for i, value in enumerate(averages):
+        ax.bar(i, value, **_strategy_bar(i))
+        ax.text(i, value, f"{value:.1f}", ha="center", va="bottom" if value >= 0 else "top",
+                fontsize=8)  # fmt: skip
+    ax.axhline(0, color="0.5", lw=0.8)
+    ax.set_xticks(range(len(names)), names, rotation=20, ha="right")
+    ax.set_ylabel("average forgetting (nats)")
+    ax.set_title("average forgetting\n(lower is better)", fontsize=10)
+
+
+def _forgetting_per_digit(ax: Any, metrics: dict, names: list[str], order: Sequence[int]) -> None:
+    digits = order[:-1]
+    width = 0.8 / len(names)
+    for i, name in enumerate(names):
+        per_digit = metrics["strategies"][name]["forgetting"]
+        x = np.arange(len(digits)) + (i - (len(names) - 1) / 2) * width
+        ax.bar(x, [per_digit[str(d)] for d in digits], width, label=name, **_strategy_bar(i))
+    ax.axhline(0, color="0.5", lw=0.8)
+    ax.set_xticks(range(len(digits)), [str(d) for d in digits])
+    ax.set_xlabel("digit (in the order learned)")
+    ax.set_ylabel("loss at end - when learned (nats)")
+    ax.set_title("forgetting per digit", fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, axis="y")
 
 
 def comparison_rows(metrics: dict) -> list[dict[str, Any]]:
@@ -212,7 +245,7 @@ FIGURES = {
     "digit_curves.png": "Each digit's test loss across the stages, dotted before it is learned.",
     "dream_composition.png": "What the model generates after each stage: prior samples named "
     "by the digit classifier.",
-    "memory_manifold.gif": "The decoded latent grid (z in [-3, 3]^2) after each stage.",
+    "memory_manifold.gif": "The decoded latent grid (z in [-3, 3]²) after each stage.",
 }
 
 

@@ -20,6 +20,8 @@ from vaelab.models import Model
 from vaelab.scores import reconstruct
 
 SCALE = 3
+WALK_SCALE = 12
+"""A walk shows one digit at a time: 28 pixels enlarged to 336, wide enough to read."""
 FONT_SIZE = 14
 LINE = FONT_SIZE + 6
 PAD = 2
@@ -92,7 +94,7 @@ class ReconstructionFrames:
 def walk(images: Tensor, captions: Sequence[Sequence[str]], path: str | Path) -> Path:
     """One frame per decoded point of a latent walk, each with its lines of caption."""
     frames = [
-        frame(tile(image[None], 1), lines, scale=6)
+        frame(tile(image[None], 1), lines, scale=WALK_SCALE)
         for image, lines in zip(images, captions, strict=True)
     ]
     return save_gif(frames, path, ms_per_frame=350)

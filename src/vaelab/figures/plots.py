@@ -13,31 +13,44 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import ListedColormap
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+from torch import Tensor
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-from torch import Tensor  # noqa: E402
-
-from vaelab.figures.images import tile, to_uint8  # noqa: E402
-from vaelab.figures.latent import View  # noqa: E402
+from vaelab.figures.images import tile, to_uint8
+from vaelab.figures.latent import View
 
 DPI = 110
-DIGITS = "tab10"
+TAB10 = matplotlib.colormaps["tab10"].colors
+DIGITS = ListedColormap([*TAB10[:7], "black", *TAB10[8:]], name="digits")
+"""tab10 with its grey (7) made black, so no digit looks like the light grey of "other"."""
 IMAGES = "gray"
 ERRORS = "inferno"
 PART_NAMES = {"recon": "reconstruction", "kl": "KL"}
+REPORT_WIDTH = 9.0
+"""Inches that fill the report's 992-pixel column at `DPI`: a figure this wide or narrower is
+shown at full size, so its 8-point text stays above 10 pixels on screen."""
+MAP_COLUMNS = 10
+MAP_ROWS = ("input", "reconstruction", "pixel error")
 
 
 def save(fig: Figure, path: str | Path) -> Path:
-    """Write `fig` to `path` (folders made as needed) and free it."""
+    """Write `fig` to `path` (folders made as needed)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI, bbox_inches="tight")
-    plt.close(fig)
     return path
+
+
+def pixels(fig: Figure) -> np.ndarray:
+    """`fig` drawn at `DPI` as an RGB array, for animation frames of one fixed size."""
+    fig.set_dpi(DPI)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
 
 def _show(ax: Any, pixels: np.ndarray, **options: Any) -> Any:
@@ -55,7 +68,8 @@ def _show(ax: Any, pixels: np.ndarray, **options: Any) -> Any:
 def reconstructions(originals: Tensor, recons: Tensor, path: str | Path, title: str) -> Path:
     """Two rows: the inputs above, their reconstructions below."""
     n = len(originals)
-    fig, axes = plt.subplots(2, 1, figsize=(max(4.0, 0.75 * n), 2.0), layout="constrained")
+    fig = Figure(figsize=(max(4.0, 0.75 * n), 2.0), layout="constrained")
+    axes = fig.subplots(2, 1)
     for ax, images, name in zip(
         axes, (originals, recons), ("input", "reconstruction"), strict=True
     ):
@@ -66,11 +80,21 @@ def reconstructions(originals: Tensor, recons: Tensor, path: str | Path, title: 
 
 
 def latent_scatter(
-    view: View, labels: np.ndarray, class_names: Sequence[str], path: str | Path, title: str
+    view: View,
+    labels: np.ndarray,
+    class_names: Sequence[str],
+    path: str | Path,
+    title: str,
+    prior_range: float | None = None,
 ) -> Path:
-    """Codes as points coloured by class, with a legend naming each class."""
-    fig, ax = plt.subplots(figsize=(7.5, 6.2), layout="constrained")
-    colours = plt.get_cmap(DIGITS if len(class_names) <= 10 else "tab20")
+    """Codes as points coloured by class, with a legend naming each class.
+
+    With `prior_range`, the axes span at least [-prior_range, prior_range]^2 on an equal
+    aspect, the square of the manifold figure, drawn dashed, so the two read side by side.
+    """
+    fig = Figure(figsize=(7.5, 6.2), layout="constrained")
+    ax = fig.subplots()
+    colours = DIGITS if len(class_names) <= 10 else matplotlib.colormaps["tab20"]
     for label in np.unique(labels):
         at = labels == label
         ax.scatter(
@@ -81,6 +105,8 @@ def latent_scatter(
             label=class_names[label],
             rasterized=True,
         )
+    if prior_range is not None:
+        _frame_prior(ax, view.points, prior_range)
     ax.set_xlabel(view.axes[0])
     ax.set_ylabel(view.axes[1])
     ax.set_title(f"{title}\n{view.note}" if view.note else title)
@@ -93,22 +119,41 @@ def latent_scatter(
     return save(fig, path)
 
 
-def manifold(
-    images: Tensor, values: np.ndarray, path: str | Path, title: str, dims: Sequence[int] = (0, 1)
-) -> Path:
+def _frame_prior(ax: Any, points: np.ndarray, limit: float) -> None:
+    """Square axes over [-limit, limit]^2 and the data, with that square dashed."""
+    low = min(-limit, float(points.min())) * 1.04
+    high = max(limit, float(points.max())) * 1.04
+    ax.set_xlim(low, high)
+    ax.set_ylim(low, high)
+    ax.set_aspect("equal")
+    ax.plot([-limit, limit, limit, -limit, -limit], [-limit, -limit, limit, limit, -limit],
+            ls="--", lw=0.8, color="0.4", label=f"manifold [-{limit:g}, {limit:g}]²")  # fmt: skip
+
+
+def manifold_figure(
+    images: Tensor, values: np.ndarray, title: str, dims: Sequence[int] = (0, 1), size: float = 7
+) -> Figure:
     """The decoded grid drawn on the latent plane, so each cell sits at its z."""
-    size = len(values)
-    half = (values[1] - values[0]) / 2 if size > 1 else 0.5
+    count = len(values)
+    half = (values[1] - values[0]) / 2 if count > 1 else 0.5
     extent = (values[0] - half, values[-1] + half, values[0] - half, values[-1] + half)
-    fig, ax = plt.subplots(figsize=(7, 7), layout="constrained")
-    _show(ax, tile(images, size), extent=extent)
-    ticks = np.linspace(values[0], values[-1], min(size, 7))
+    fig = Figure(figsize=(size, size), layout="constrained")
+    ax = fig.subplots()
+    _show(ax, tile(images, count), extent=extent)
+    ticks = np.linspace(values[0], values[-1], min(count, 7))
     ax.set_xticks(ticks, [f"{t:.1f}" for t in ticks])
     ax.set_yticks(ticks, [f"{t:.1f}" for t in ticks])
     ax.set_xlabel(f"z[{dims[0]}]")
     ax.set_ylabel(f"z[{dims[1]}]")
     ax.set_title(title)
-    return save(fig, path)
+    return fig
+
+
+def manifold(
+    images: Tensor, values: np.ndarray, path: str | Path, title: str, dims: Sequence[int] = (0, 1)
+) -> Path:
+    """`manifold_figure` as a PNG."""
+    return save(manifold_figure(images, values, title, dims), path)
 
 
 def loss_curves(metrics: Sequence[dict[str, Any]], path: str | Path, title: str) -> Path:
@@ -116,9 +161,9 @@ def loss_curves(metrics: Sequence[dict[str, Any]], path: str | Path, title: str)
     epochs = [row["epoch"] for row in metrics]
     parts = [key[6:] for key in metrics[0] if key.startswith("train_")]
     names = parts if len(parts) > 2 else ["loss"]
-    fig, axes = plt.subplots(
-        1, len(names), figsize=(4.2 * len(names), 3.6), layout="constrained", squeeze=False
-    )
+    width = min(REPORT_WIDTH, 3.6 * len(names))
+    fig = Figure(figsize=(width, 3.2), layout="constrained")
+    axes = fig.subplots(1, len(names), squeeze=False)
     marker = "o" if len(epochs) < 30 else None
     for ax, name in zip(axes[0], names, strict=True):
         for split, style in (("train", "-"), ("val", "--")):
@@ -138,7 +183,8 @@ def loss_curves(metrics: Sequence[dict[str, Any]], path: str | Path, title: str)
 def samples(images: Tensor, path: str | Path, title: str) -> Path:
     """Images drawn from the model's prior, as a square mosaic."""
     columns = int(np.ceil(np.sqrt(len(images))))
-    fig, ax = plt.subplots(figsize=(6, 6), layout="constrained")
+    fig = Figure(figsize=(6, 6), layout="constrained")
+    ax = fig.subplots()
     _show(ax, tile(images, columns, pad=2, fill=255))
     ax.set_title(title)
     return save(fig, path)
@@ -152,21 +198,31 @@ def anomaly_maps(
     names: Sequence[str],
     path: str | Path,
     title: str,
+    error_label: str = "BCE (nats)",
+    columns: int = MAP_COLUMNS,
 ) -> Path:
-    """Per column: an image, its reconstruction and where it fails (per-pixel error)."""
+    """Per image, a column: the image, its reconstruction and where it fails (per-pixel
+    `errors`, named by `error_label`); `columns` images a row, more wrap onto further rows."""
     n = len(images)
-    fig, axes = plt.subplots(
-        3, n, figsize=(1.25 * n + 1.4, 4.6), layout="constrained", squeeze=False
-    )
+    columns = min(columns, n)
+    blocks = -(-n // columns)
+    fig = Figure(figsize=(0.8 * columns + 1.4, 2.75 * blocks + 0.5), layout="constrained")
+    axes = fig.subplots(3 * blocks, columns, squeeze=False)
     vmax = float(errors.max())
-    rows = (to_uint8(images), to_uint8(recons))
+    inputs, outputs = to_uint8(images), to_uint8(recons)
+    for i in range(n, blocks * columns):
+        for ax in axes[3 * (i // columns) : 3 * (i // columns) + 3, i % columns]:
+            ax.set_axis_off()
     for i in range(n):
-        _show(axes[0, i], rows[0][i])
-        _show(axes[1, i], rows[1][i])
-        heat = _show(axes[2, i], errors[i].numpy(), cmap=ERRORS, vmin=0, vmax=vmax)
-        axes[0, i].set_title(f"{names[i]}\nscore {scores[i]:.0f}", fontsize=9)
-    for ax, name in zip(axes[:, 0], ("input", "reconstruction", "pixel error"), strict=True):
-        ax.set_ylabel(name, fontsize=9)
-    fig.colorbar(heat, ax=axes[2, :], shrink=0.9, label="BCE (nats)", pad=0.01)
-    fig.suptitle(title)
+        block, column = divmod(i, columns)
+        top, middle, bottom = axes[3 * block : 3 * block + 3, column]
+        _show(top, inputs[i])
+        _show(middle, outputs[i])
+        heat = _show(bottom, errors[i].numpy(), cmap=ERRORS, vmin=0, vmax=vmax)
+        top.set_title(f"{names[i]}\nscore {scores[i]:.3g}", fontsize=8)
+    for block in range(blocks):
+        for ax, name in zip(axes[3 * block : 3 * block + 3, 0], MAP_ROWS, strict=True):
+            ax.set_ylabel(name, fontsize=9)
+    fig.colorbar(heat, ax=axes[2::3, :].ravel().tolist(), shrink=0.9, label=error_label, pad=0.01)
+    fig.suptitle(title, fontsize=10)
     return save(fig, path)

@@ -4,12 +4,15 @@ The report is a list of `Section`s, each a title, a paragraph, figure files
 with captions, facts (data, epochs, seed, wall time) and links (run folders).
 Anyone can `add` a section; `write` embeds every figure as base64 so the page
 opens from disk with no network, and links each file beside it by name.
+Text is plain (escaped) except `code`, which is set in backticks and shown
+as <code>.
 """
 
 from __future__ import annotations
 
 import base64
 import html
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -17,6 +20,7 @@ from string import Template
 
 from vaelab.errors import VaelabError
 
+CODE = re.compile(r"`([^`]+)`")
 MIME = {".png": "image/png", ".gif": "image/gif", ".jpg": "image/jpeg", ".svg": "image/svg+xml"}
 
 
@@ -66,15 +70,20 @@ class Report:
         return path
 
 
+def _text(text: str) -> str:
+    """`text` escaped for HTML, with `code` in backticks set as <code>."""
+    return CODE.sub(r"<code>\1</code>", html.escape(text))
+
+
 def _paragraphs(text: str) -> str:
-    return "\n".join(f"<p>{html.escape(p.strip())}</p>" for p in text.split("\n\n") if p.strip())
+    return "\n".join(f"<p>{_text(p.strip())}</p>" for p in text.split("\n\n") if p.strip())
 
 
 def _facts(facts: dict[str, str]) -> str:
     if not facts:
         return ""
     rows = "".join(
-        f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in facts.items()
+        f"<tr><th>{html.escape(k)}</th><td>{_text(v)}</td></tr>" for k, v in facts.items()
     )
     return f'<table class="facts">{rows}</table>'
 
@@ -99,7 +108,7 @@ def _figure(figure: Figure, folder: Path) -> str:
     name = html.escape(figure.file)
     return (
         f'<figure><img src="data:{mime};base64,{data}" alt="{name}">'
-        f"<figcaption>{html.escape(figure.caption)} "
+        f"<figcaption>{_text(figure.caption)} "
         f'<a class="file" href="{name}">{name}</a></figcaption></figure>'
     )
 
