@@ -5,11 +5,18 @@ import numpy as np
 import pytest
 import torch
 
-from vaelab.anomaly import AnomalyDetector, anomaly_metrics, as_images, metrics_by_class
+from vaelab.anomaly import (
+    AnomalyDetector,
+    analyze_run,
+    anomaly_metrics,
+    as_images,
+    metrics_by_class,
+)
 from vaelab.cli import main
-from vaelab.config import ModelConfig, TrainConfig
+from vaelab.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from vaelab.data import load
 from vaelab.errors import VaelabError
+from vaelab.train import fit
 
 
 def test_metrics_on_a_case_worked_by_hand():
@@ -148,8 +155,13 @@ def test_cli_anomaly_end_to_end(tmp_path, capsys):
     assert main([*train, "--epochs", "1", "--out", str(run), "--quiet"]) == 0
     out = tmp_path / "anomaly"
     assert main(["anomaly", str(run), "--samples", "2", "--out", str(out)]) == 0
-    assert "AUROC" in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert "AUROC" in printed.out
+    # one epoch on 200 sevens: every reconstruction is the same grey square
+    assert "warning: the model reconstructs every image nearly the same way" in printed.err
+    assert "Train for more epochs" in printed.err
     metrics = json.loads((out / "metrics.json").read_text())
+    assert len(metrics["warnings"]) == 1
     assert metrics["normal_classes"] == [7] and metrics["score"] == "recon-mse"
     assert sorted(map(int, metrics["per_class"])) == [0, 1, 2, 3, 4, 5, 6, 8, 9]
     assert 0 <= metrics["overall"]["auroc"] <= 1
@@ -157,6 +169,17 @@ def test_cli_anomaly_end_to_end(tmp_path, capsys):
     assert len(rows) == 2000 and set(rows[0]) == {"index", "label", "score"}
     for name in ("roc.png", "score_histograms.png", "anomaly_maps.png"):
         assert (out / name).stat().st_size > 10_000
+
+
+def test_a_trained_model_is_not_called_untrained(tmp_path):
+    # 300 steps on the 800 sevens: reconstructions follow the input (spread 0.12, from 0.07
+    # after 250 steps and under 0.01 before 200)
+    config = RunConfig(
+        DataConfig("mnist-sample", classes=[7]), ModelConfig("vae"), TrainConfig(6, 16)
+    )
+    report = analyze_run(fit(config, tmp_path / "run", progress=False))
+    assert report.warnings == []
+    assert report.metrics["overall"]["auroc"] > 0.7
 
 
 def test_cli_anomaly_errors(tmp_path, capsys):

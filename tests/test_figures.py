@@ -1,5 +1,9 @@
+import os
 import re
+import subprocess
+import sys
 
+import matplotlib
 import numpy as np
 import pytest
 import torch
@@ -9,7 +13,9 @@ from vaelab.cli import main
 from vaelab.cli.plot import KINDS as CLI_KINDS
 from vaelab.config import ModelConfig, TrainConfig
 from vaelab.data import load
+from vaelab.diagnostics import UntrainedModelWarning, reconstruction_spread
 from vaelab.errors import VaelabError
+from vaelab.figures import continual as continual_figures
 from vaelab.figures import latent, plots
 from vaelab.figures.gifs import ReconstructionFrames, read_frames
 from vaelab.figures.report import Figure, Report, Section
@@ -183,3 +189,100 @@ def test_cli_plot_writes_the_figure_or_explains(vae_run, ae_run, tmp_path, capsy
     assert "has a 128-D code and none" in capsys.readouterr().err
     assert main(["plot", str(tmp_path / "nowhere"), "loss"]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_anomaly_maps_wrap_onto_rows_of_ten(test_images, tmp_path):
+    images, _ = one_per_class(test_images, 20)
+    errors = torch.rand(20, 28, 28)
+    sizes = []
+    for n in (10, 20):
+        path = plots.anomaly_maps(
+            images[:n], images[:n], errors[:n], [1.0] * n, [str(i) for i in range(n)],
+            tmp_path / f"maps{n}.png", "t",
+        )  # fmt: skip
+        with Image.open(path) as image:
+            sizes.append(image.size)
+    (width10, height10), (width20, height20) = sizes
+    assert width20 == width10 <= 992  # the report's column: shown at full size
+    assert height20 > 1.8 * height10 - 60
+
+
+def test_figures_in_the_report_fit_its_column(vae_run, tmp_path):
+    with Image.open(plot(vae_run, "loss", tmp_path / "loss.png")) as image:
+        assert image.size[0] <= 992
+
+
+def test_a_barely_trained_run_warns_in_its_figures(vae_run, tmp_path):
+    with pytest.warns(UntrainedModelWarning, match="nearly the same way"):
+        plot(vae_run, "reconstructions", tmp_path / "r.png")
+
+
+def test_reconstruction_spread_is_zero_for_one_picture_and_one_for_copies(test_images):
+    images = test_images.float()[:50]
+    assert reconstruction_spread(images, images) == pytest.approx(1)
+    same = images.mean(0, keepdim=True).expand_as(images)
+    assert reconstruction_spread(images, same) == pytest.approx(0, abs=1e-6)
+
+
+def _heatmap_summary(losses):
+    return {"stages": [{"loss": {"7": a, "0": b}} for a, b in losses]}
+
+
+def test_forgetting_heatmaps_of_all_strategies_share_one_colour_scale(tmp_path):
+    order = [7, 0]
+    metrics = {
+        "protocol": {"order": order},
+        "strategies": {
+            "naive": _heatmap_summary([(100, 300), (300, 100)]),
+            "replay": _heatmap_summary([(200, 200), (200, 200)]),
+        },
+    }
+    scale = continual_figures.loss_range(metrics)
+    assert scale == (100, 300)
+    path = continual_figures.forgetting_heatmap(
+        metrics["strategies"]["replay"], order, tmp_path / "h.png", "replay", scale
+    )
+    middle = np.array(matplotlib.colormaps["magma_r"](0.5)[:3]) * 255
+    with Image.open(path) as image:
+        pixels = np.asarray(image.convert("RGB")).astype(float)
+    # every cell is 200, the middle of the shared scale: the cells are its middle colour
+    near = np.abs(pixels - middle).max(axis=-1) < 4
+    assert near.sum() > 0.2 * near.size
+
+
+def test_memory_manifold_frames_have_axes(tmp_path):
+    torch.manual_seed(0)
+    models = [build(ModelConfig("vae")).eval() for _ in range(2)]
+    path = continual_figures.memory_manifold(models, [7, 0], tmp_path / "m.gif", "naive")
+    frames = read_frames(path)
+    assert len(frames) == 2 and frames[0].shape == frames[1].shape
+    assert min(frames[0].shape) > 15 * 28 + 60  # the grid plus tick labels and a title
+
+
+def test_the_interpolation_gif_is_large_enough_to_read(vae_run, tmp_path):
+    frames = read_frames(plot(vae_run, "interpolate", tmp_path / "walk.gif", steps=3))
+    assert frames[0].shape[1] >= 300
+
+
+def test_report_text_shows_code_and_escapes_the_rest(tmp_path):
+    report = Report("t", "Draw again with `vaelab plot RUN` & <b>more</b>.")
+    report.add(Section("S", "Open `a<b>`.", facts={"run": "`vaelab explore x`"}))
+    page = report.write(tmp_path / "report.html").read_text()
+    assert "<code>vaelab plot RUN</code> &amp; &lt;b&gt;more&lt;/b&gt;." in page
+    assert "<code>a&lt;b&gt;</code>" in page and "<code>vaelab explore x</code>" in page
+    assert "`" not in page
+
+
+def test_importing_the_figures_keeps_the_backend_and_no_experiment_module():
+    code = (
+        "import sys, matplotlib\n"
+        "import vaelab.figures.anomaly, vaelab.figures.continual, vaelab.figures.run_figures\n"
+        "import vaelab.demo\n"
+        "assert matplotlib.get_backend() == 'svg', matplotlib.get_backend()\n"
+        "experiments = [m for m in ('vaelab.continual', 'vaelab.anomaly') if m in sys.modules]\n"
+        "print(experiments)\n"
+    )
+    env = {**os.environ, "MPLBACKEND": "svg"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

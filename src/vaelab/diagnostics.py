@@ -58,8 +58,8 @@ def untrained_warning(model: Model, images: Tensor, labels: Tensor | None = None
         return None
     return (
         f"the model reconstructs every image nearly the same way (its reconstructions vary "
-        f"{spread:.1%} as much as the images do; below {MIN_SPREAD:.0%} means untrained), so "
+        f"{spread:.1%} as much as the images do; under {MIN_SPREAD:.0%} means untrained), so "
         "its scores and figures measure distance from one average picture, not what it "
-        "learned. Train for more epochs: on mnist-sample the 2-D VAE on the 800 sevens "
-        "reconstructs distinct sevens after about 50 epochs (20 s on a CPU)"
+        "learned. Train for more epochs: on mnist-sample a 2-D VAE on the 800 sevens needs "
+        "about 50 to reconstruct distinct sevens (about 10 s on two CPU cores)"
     )

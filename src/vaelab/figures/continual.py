@@ -23,7 +23,7 @@ from PIL import Image
 
 from vaelab.figures import latent
 from vaelab.figures.gifs import save_gif
-from vaelab.figures.plots import DIGITS, manifold_figure, pixels, save
+from vaelab.figures.plots import DIGITS, REPORT_WIDTH, manifold_figure, pixels, save
 from vaelab.figures.report import Figure, Report, Section
 from vaelab.models import Model
 
@@ -99,7 +99,7 @@ def forgetting_heatmap(
     ax.set_xlabel("test digit")
     ax.set_ylabel("after stage (digit learned)")
     ax.set_title(f"{title}: test loss (neg. ELBO, nats)\nboxed: just learned", fontsize=10)
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="same scale for every strategy")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="nats, one scale for every strategy")
     return save(fig, path)
 
 
@@ -166,7 +166,7 @@ def comparison_plot(metrics: dict, path: Path) -> Path:
     """
     order = metrics["protocol"]["order"]
     names = list(metrics["strategies"])
-    fig = mpl.Figure(figsize=(9.6, 3.9), layout="constrained")
+    fig = mpl.Figure(figsize=(REPORT_WIDTH, 3.9), layout="constrained")
     axes = fig.subplots(1, 3, width_ratios=[1, 1.5, 1.2])
     _average_forgetting(axes[0], metrics, names)
     _forgetting_per_digit(axes[1], metrics, names, order)

@@ -30,11 +30,11 @@ DIGITS = ListedColormap([*TAB10[:7], "black", *TAB10[8:]], name="digits")
 IMAGES = "gray"
 ERRORS = "inferno"
 PART_NAMES = {"recon": "reconstruction", "kl": "KL"}
-REPORT_WIDTH = 9.0
+REPORT_WIDTH = 8.8
 """Inches that fill the report's 992-pixel column at `DPI`: a figure this wide or narrower is
 shown at full size, so its 8-point text stays above 10 pixels on screen."""
 MAP_COLUMNS = 10
-MAP_ROWS = ("input", "reconstruction", "pixel error")
+MAP_ROWS = ("input", "recon.", "error")
 
 
 def save(fig: Figure, path: str | Path) -> Path:
@@ -206,7 +206,7 @@ def anomaly_maps(
     n = len(images)
     columns = min(columns, n)
     blocks = -(-n // columns)
-    fig = Figure(figsize=(0.8 * columns + 1.4, 2.75 * blocks + 0.5), layout="constrained")
+    fig = Figure(figsize=(0.75 * columns + 1.2, 2.6 * blocks + 0.5), layout="constrained")
     axes = fig.subplots(3 * blocks, columns, squeeze=False)
     vmax = float(errors.max())
     inputs, outputs = to_uint8(images), to_uint8(recons)
