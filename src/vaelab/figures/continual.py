@@ -23,7 +23,7 @@ from PIL import Image
 
 from vaelab.figures import latent
 from vaelab.figures.gifs import save_gif
-from vaelab.figures.plots import DIGITS, REPORT_WIDTH, manifold_figure, pixels, save
+from vaelab.figures.plots import DIGITS, REPORT_WIDTH, manifold_figure, render, save
 from vaelab.figures.report import Figure, Report, Section
 from vaelab.models import Model
 
@@ -155,7 +155,7 @@ def memory_manifold(models: Sequence[Model], order: Sequence[int], path: Path, t
         learned = ", ".join(str(d) for d in order[: stage + 1])
         heading = f"{title}, after stage {stage}; learned: {learned}"
         fig = manifold_figure(images, values, heading, size=FRAME_INCHES)
-        frames.append(Image.fromarray(pixels(fig)))
+        frames.append(Image.fromarray(render(fig)))
     return save_gif(frames, path, FRAME_MS)
 
 

@@ -45,7 +45,7 @@ def save(fig: Figure, path: str | Path) -> Path:
     return path
 
 
-def pixels(fig: Figure) -> np.ndarray:
+def render(fig: Figure) -> np.ndarray:
     """`fig` drawn at `DPI` as an RGB array, for animation frames of one fixed size."""
     fig.set_dpi(DPI)
     canvas = FigureCanvasAgg(fig)
