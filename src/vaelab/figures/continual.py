@@ -189,6 +189,7 @@ def _average_forgetting(ax: Any, metrics: dict, names: list[str]) -> None:
         ax.text(i, value, f"{value:.1f}", ha="center", va="bottom" if value >= 0 else "top",
                 fontsize=8)  # fmt: skip
     ax.axhline(0, color="0.5", lw=0.8)
+    ax.margins(y=0.12)
     ax.set_xticks(range(len(names)), names, rotation=20, ha="right")
     ax.set_ylabel("average forgetting (nats)")
     ax.set_title("average forgetting\n(lower is better)", fontsize=10)
@@ -206,7 +207,7 @@ def _forgetting_per_digit(ax: Any, metrics: dict, names: list[str], order: Seque
     ax.set_xlabel("digit (in the order learned)")
     ax.set_ylabel("loss at end - when learned (nats)")
     ax.set_title("forgetting per digit", fontsize=10)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, ncol=2, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.2))
     ax.grid(alpha=0.3, axis="y")
 
 

@@ -120,9 +120,11 @@ def latent_scatter(
 
 
 def _frame_prior(ax: Any, points: np.ndarray, limit: float) -> None:
-    """Square axes over [-limit, limit]^2 and the data, with that square dashed."""
-    low = min(-limit, float(points.min())) * 1.04
-    high = max(limit, float(points.max())) * 1.04
+    """Square axes over [-limit, limit]^2 and the data, with that square dashed; the margin is
+    the manifold's, whose 15 x 15 cells reach half a step (limit / 14) beyond the square."""
+    margin = limit / 14
+    low = min(-limit, float(points.min())) - margin
+    high = max(limit, float(points.max())) + margin
     ax.set_xlim(low, high)
     ax.set_ylim(low, high)
     ax.set_aspect("equal")
