@@ -15,7 +15,7 @@ from vaelab.config import ModelConfig, TrainConfig
 from vaelab.data import load
 from vaelab.diagnostics import UntrainedModelWarning, reconstruction_spread
 from vaelab.errors import VaelabError
-from vaelab.figures import continual as continual_figures
+from vaelab.figures import continual as continual_plots
 from vaelab.figures import latent, plots
 from vaelab.figures.gifs import ReconstructionFrames, read_frames
 from vaelab.figures.report import Figure, Report, Section
@@ -237,9 +237,9 @@ def test_forgetting_heatmaps_of_all_strategies_share_one_colour_scale(tmp_path):
             "replay": _heatmap_summary([(200, 200), (200, 200)]),
         },
     }
-    scale = continual_figures.loss_range(metrics)
+    scale = continual_plots.loss_range(metrics)
     assert scale == (100, 300)
-    path = continual_figures.forgetting_heatmap(
+    path = continual_plots.forgetting_heatmap(
         metrics["strategies"]["replay"], order, tmp_path / "h.png", "replay", scale
     )
     middle = np.array(matplotlib.colormaps["magma_r"](0.5)[:3]) * 255
@@ -253,7 +253,7 @@ def test_forgetting_heatmaps_of_all_strategies_share_one_colour_scale(tmp_path):
 def test_memory_manifold_frames_have_axes(tmp_path):
     torch.manual_seed(0)
     models = [build(ModelConfig("vae")).eval() for _ in range(2)]
-    path = continual_figures.memory_manifold(models, [7, 0], tmp_path / "m.gif", "naive")
+    path = continual_plots.memory_manifold(models, [7, 0], tmp_path / "m.gif", "naive")
     frames = read_frames(path)
     assert len(frames) == 2 and frames[0].shape == frames[1].shape
     assert min(frames[0].shape) > 15 * 28 + 60  # the grid plus tick labels and a title
