@@ -224,7 +224,8 @@ def test_figures_and_report_of_a_tiny_run(tmp_path, classifier):
             tiny_config(strategy=strategy), tmp_path, classifier=classifier, progress=False
         )
     assert list(metrics["strategies"]) == ["naive", "replay"]
-    models = {s: load_stage_models(tmp_path / s, [7, 0], 2) for s in metrics["strategies"]}
+    vae = ModelConfig("vae")
+    models = {s: load_stage_models(tmp_path / s, [7, 0], vae) for s in metrics["strategies"]}
     written = continual_figures(tmp_path, metrics, models)
     names = {p.relative_to(tmp_path).as_posix() for p in written}
     for strategy in ("naive", "replay"):

@@ -276,7 +276,7 @@ def test_report_text_shows_code_and_escapes_the_rest(tmp_path):
 def test_importing_the_figures_keeps_the_backend_and_no_experiment_module():
     code = (
         "import sys, matplotlib\n"
-        "import vaelab.figures.anomaly, vaelab.figures.continual, vaelab.figures.run_figures\n"
+        "import vaelab.figures.anomaly, vaelab.figures.continual, vaelab.plotting\n"
         "import vaelab.demo\n"
         "assert matplotlib.get_backend() == 'svg', matplotlib.get_backend()\n"
         "experiments = [m for m in ('vaelab.continual', 'vaelab.anomaly') if m in sys.modules]\n"
