@@ -60,7 +60,7 @@ def test_manifold_is_one_decoder_call_over_the_grid(vae_run):
     model = vae_run.load_model()
     calls = []
     decode = model.decode
-    model.decode = lambda z: calls.append(len(z)) or decode(z)
+    model.decode = lambda z, labels=None: calls.append(len(z)) or decode(z, labels)
     images, values = latent.manifold(model, size=7, limit=2.0)
     assert calls == [49]
     assert images.shape == (49, 1, 28, 28) and values.tolist() == pytest.approx(
