@@ -280,3 +280,11 @@ def test_the_demo_section_compares_naive_and_generative_replay(tmp_path, isolate
     assert set(section.facts) == {"naive", "generative-replay"}
     for figure in section.figures:
         assert (tmp_path / figure.file).exists(), figure.file
+
+
+def test_a_conditional_model_replays_each_past_digit_by_name(tmp_path, classifier):
+    config = tiny_config(strategy="generative-replay", model=ModelConfig("cvae"))
+    metrics = run_continual(config, tmp_path, classifier=classifier, progress=False)
+    stage = metrics["strategies"]["generative-replay"]["stages"][1]
+    assert stage["dreamed_images"] == stage["real_images"] == 64
+    assert (tmp_path / "generative-replay" / "memory_manifold.gif").exists()

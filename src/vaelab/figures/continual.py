@@ -148,12 +148,15 @@ def _stacked_shares(ax: Any, shares: Sequence[dict[str, float]], order: Sequence
 
 def memory_manifold(models: Sequence[Model], order: Sequence[int], path: Path, title: str) -> Path:
     """A GIF: the decoded latent grid on its z axes after each stage, with the digits learned
-    so far."""
+    so far. A conditional model is asked for the first digit throughout: its memory is the
+    one the later stages can overwrite."""
     frames = []
     for stage, model in enumerate(models):
-        images, values = latent.manifold(model, GRID, GRID_LIMIT)
+        label = order[0] if model.capabilities.conditional else None
+        images, values = latent.manifold(model, GRID, GRID_LIMIT, label=label)
         learned = ", ".join(str(d) for d in order[: stage + 1])
-        heading = f"{title}, after stage {stage}; learned: {learned}"
+        asked = "" if label is None else f"; drawing {label}s"
+        heading = f"{title}, after stage {stage}; learned: {learned}{asked}"
         fig = manifold_figure(images, values, heading, size=FRAME_INCHES)
         frames.append(Image.fromarray(render(fig)))
     return save_gif(frames, path, FRAME_MS)
