@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from vaelab.errors import VaelabWarning
 from vaelab.models import Model
 from vaelab.scores import reconstruct
 
@@ -32,7 +33,7 @@ TITLE_NOTE = "warning: nearly the same reconstruction for every image (train for
 """The line a figure adds under its title when the check fails."""
 
 
-class UntrainedModelWarning(UserWarning):
+class UntrainedModelWarning(VaelabWarning):
     """The model reconstructs every image nearly the same way: it has not learned yet."""
 
 

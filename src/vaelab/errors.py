@@ -25,3 +25,8 @@ class TrainingError(VaelabError):
 
 class Interrupted(VaelabError):
     """Training was stopped by Ctrl-C after saving a resumable checkpoint."""
+
+
+class VaelabWarning(UserWarning):
+    """Something worth telling the user that does not stop the work; the CLI prints its
+    message on one line."""

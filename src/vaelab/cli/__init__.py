@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 
 from vaelab.cli import anomaly, bench, continual, data, demo, explore, models, plot, train
-from vaelab.errors import Interrupted, VaelabError
+from vaelab.errors import Interrupted, VaelabError, VaelabWarning
 
 COMMANDS = [demo, train, models, data, plot, explore, continual, anomaly, bench]
 
@@ -27,10 +28,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def one_line_warnings() -> None:
+    """Show vaelab's own warnings as one line, like its errors; others as Python does."""
+    python_way = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+        if issubclass(category, VaelabWarning):
+            print(f"vaelab: warning: {message}", file=sys.stderr)
+        else:
+            python_way(message, category, filename, lineno, file, line)
+
+    warnings.simplefilter("always", VaelabWarning)
+    warnings.showwarning = show
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.run(args) or 0
+        with warnings.catch_warnings():
+            one_line_warnings()
+            return args.run(args) or 0
     except Interrupted as err:
         print(f"vaelab: {err}", file=sys.stderr)
         return 130

@@ -80,30 +80,22 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_plot(args: argparse.Namespace) -> None:
-    import sys
-    import warnings
-
-    from vaelab.diagnostics import UntrainedModelWarning
     from vaelab.plotting import plot
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", UntrainedModelWarning)
-        path = plot(
-            args.run_dir,
-            args.kind,
-            args.out,
-            size=args.size,
-            limit=args.limit,
-            dims=tuple(args.dims),
-            steps=args.steps,
-            start=args.start,
-            end=args.end,
-            images=tuple(args.images) if args.images else None,
-            count=args.count,
-            seed=args.seed,
-            label=args.label,
-            data_dir=args.data_dir,
-        )
+    path = plot(
+        args.run_dir,
+        args.kind,
+        args.out,
+        size=args.size,
+        limit=args.limit,
+        dims=tuple(args.dims),
+        steps=args.steps,
+        start=args.start,
+        end=args.end,
+        images=tuple(args.images) if args.images else None,
+        count=args.count,
+        seed=args.seed,
+        label=args.label,
+        data_dir=args.data_dir,
+    )
     print(f"wrote {path}")
-    for warning in caught:
-        print(f"warning: {warning.message}", file=sys.stderr)
