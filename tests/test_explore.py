@@ -339,12 +339,6 @@ def data_pixels(url: str) -> np.ndarray:
     return png_pixels(base64.b64decode(url.removeprefix("data:image/png;base64,")))
 
 
-def test_a_conditional_run_is_refused_until_labels_can_be_picked(tmp_path, tiny_run):
-    run = tiny_run(tmp_path / "cvae", "cvae")
-    with pytest.raises(VaelabError, match="conditional model .*no label picker"):
-        Explorer.from_run(run.path, count=100)
-
-
 def test_an_autoencoder_plane_is_its_data_with_no_prior(tmp_path, tiny_run):
     explorer = Explorer.from_run(tiny_run(tmp_path / "ae", "ae").path, count=100)
     assert explorer.scatter()["prior_bulk"] is None and not explorer.card()["generative"]
@@ -354,3 +348,32 @@ def test_an_autoencoder_plane_is_its_data_with_no_prior(tmp_path, tiny_run):
         len(explorer.walk(explorer.walk_options(End(test_image=0), End(test_image=1), 4))["frames"])
         == 4
     )
+
+
+def test_a_conditional_model_draws_the_class_picked(tmp_path, tiny_run):
+    run = tiny_run(tmp_path / "cvae", "cvae", epochs=1, latent_dim=2)
+    cvae = Explorer.from_run(run.path, count=100)
+    card = cvae.card()
+    assert card["conditional"] and card["score"] is None and len(card["label_names"]) == 10
+    assert not np.array_equal(cvae.decode(0.5, 0.5, 3), cvae.decode(0.5, 0.5, 5))
+    walk = cvae.walk(cvae.walk_options(End(point=(0, 0)), End(point=(1, 1)), 3, label=4))
+    assert len(walk["frames"]) == 3 and walk["command"].endswith("--label 4")
+    server = make_server(cvae, port=0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    try:
+        _, three = get(f"{url}/decode?x=0.5&y=0.5&label=3")
+        assert np.array_equal(png_pixels(three), cvae.decode(0.5, 0.5, 3))
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            get(f"{url}/decode?x=0.5&y=0.5&label=10")
+        assert refused.value.code == 400
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_label_for_an_unconditional_model_is_refused(server):
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        get(f"{server}/decode?x=0&y=0&label=3")
+    assert refused.value.code == 400
+    assert b"not conditional" in refused.value.read()

@@ -152,7 +152,8 @@ def endpoints(run: Run, model: Model, options: PlotOptions) -> tuple[Tensor, Ten
         for i in options.images:
             if not 0 <= i < len(test):
                 raise VaelabError(f"test image {i} does not exist; choose 0..{len(test) - 1}")
-        z = latent.codes(model, test.float()[list(options.images)])
+        chosen = list(options.images)
+        z = latent.codes(model, test.float()[chosen], labels_for(model, test.labels[chosen]))
         return z[0], z[1]
     latent.require_prior(
         model, "walk between latent points", "Walk between two test images instead (--images I J)"

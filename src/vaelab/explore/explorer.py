@@ -19,7 +19,6 @@ from torch import Tensor
 
 from vaelab.config import DEFAULT_SCORE
 from vaelab.data import Dataset, prepare
-from vaelab.errors import VaelabError
 from vaelab.explore import drawing, queries
 from vaelab.explore.card import model_card
 from vaelab.explore.pictures import heat_url, image_url
@@ -73,7 +72,7 @@ class Explorer:
     view: latent.View
     test: Dataset
     shown: Tensor
-    threshold: Threshold
+    threshold: Threshold | None
     style: drawing.Style
     data_dir: str | None = None
 
@@ -90,18 +89,19 @@ class Explorer:
         with `score` measured on its held-out images."""
         run = Run(run_dir)
         model = run.load_model()
-        if model.capabilities.conditional:
-            raise VaelabError(
-                f"{run.path} holds a conditional model ({run.config.model.name}), which decodes "
-                "a point only with a class label; the explorer has no label picker yet"
-            )
         test = test_set(run, data_dir)
         shown = cycle_classes(test.labels, min(count, len(test)))
-        view = latent.plane(latent.codes(model, test.images[shown].float() / 255))
+        conditional = model.capabilities.conditional
+        labels = test.labels[shown] if conditional else None
+        view = latent.plane(latent.codes(model, test.images[shown].float() / 255, labels))
         config = run.config.data
         if data_dir is not None:
             config.data_dir = data_dir
-        threshold = Threshold.of_run(run, model, prepare(config)[1], score, samples)
+        threshold = (
+            None  # an anomaly score sees no label, which a conditional model needs
+            if conditional
+            else Threshold.of_run(run, model, prepare(config)[1], score, samples)
+        )
         style = drawing.Style.of(test.images[shown[:STYLE_SAMPLE]])
         return cls(run, model, view, test, shown, threshold, style, data_dir)
 
@@ -140,35 +140,48 @@ class Explorer:
             "classes": list(self.test.class_names),
         }
 
+    @property
+    def classes(self) -> int | None:
+        """How many labels a conditional model chooses from; None for any other model."""
+        return self.model.num_classes if self.model.capabilities.conditional else None
+
     def card(self) -> dict:
-        return {**model_card(self.run, self.model, self.test), **self.threshold.describe()}
+        card = model_card(self.run, self.model, self.test)
+        if self.threshold is None:
+            return {**card, "score": None, "label_names": list(self.test.class_names)}
+        return {**card, **self.threshold.describe()}
 
     def to_plane(self, z: Tensor) -> np.ndarray:
         """Plane points (N, 2) of latent codes (N, D)."""
         return ((z - self.view.origin) @ self.view.basis.T).numpy()
 
-    def decode(self, x: float, y: float) -> np.ndarray:
-        """The image decoded at plane point (x, y), as uint8 pixels."""
+    def decode(self, x: float, y: float, label: int | None = None) -> np.ndarray:
+        """The image decoded at plane point (x, y), as uint8 pixels (a conditional model
+        draws it as `label`)."""
         z = self.view.to_latent(torch.tensor([[x, y]]))
-        return to_uint8(latent.decode(self.model, z))[0]
+        return to_uint8(latent.decode(self.model, z, label))[0]
 
     def test_image(self, index: int) -> np.ndarray:
         return self.test.images[index].permute(1, 2, 0).squeeze(-1).numpy()
 
-    def walk_options(self, start: queries.End, end: queries.End, steps: int) -> PlotOptions:
+    def walk_options(
+        self, start: queries.End, end: queries.End, steps: int, label: int | None = None
+    ) -> PlotOptions:
         """The `vaelab plot RUN interpolate` settings of a walk between two ends."""
         if start.test_image is not None and end.test_image is not None:
             images = (start.test_image, end.test_image)
-            return PlotOptions(steps=steps, images=images, data_dir=self.data_dir)
+            return PlotOptions(steps=steps, images=images, data_dir=self.data_dir, label=label)
         ends = [self.view.to_latent(torch.tensor([e.point])) for e in (start, end)]
         start_z, end_z = (np.round(z[0].tolist(), DECIMALS).tolist() for z in ends)
-        return PlotOptions(steps=steps, start=start_z, end=end_z, data_dir=self.data_dir)
+        return PlotOptions(
+            steps=steps, start=start_z, end=end_z, data_dir=self.data_dir, label=label
+        )
 
     def walk(self, options: PlotOptions) -> dict:
         """Each step's decoded image and place on the plane, and the command that draws it."""
         start, end = endpoints(self.run, self.model, options)
         points = latent.line(start, end, options.steps)
-        images = latent.decode(self.model, points)
+        images = latent.decode(self.model, points, options.label)
         return {
             "frames": [image_url(image) for image in images],
             "points": np.round(self.to_plane(points).astype(float), DECIMALS).tolist(),
@@ -180,20 +193,26 @@ class Explorer:
         with tempfile.TemporaryDirectory() as folder:
             return interpolate(self.run, Path(folder) / "walk.gif", options).read_bytes()
 
-    def analyse(self, picture: bytes) -> dict:
+    def analyse(self, picture: bytes, label: int | None = None) -> dict:
         """A drawn or dropped picture through the model: its code on the plane, reconstruction,
-        per-pixel squared error and anomaly score."""
+        per-pixel squared error and anomaly score (none for a conditional model, which reads
+        the picture as `label`)."""
         images = self.model_input(drawing.read_picture(picture))
-        code = latent.codes(self.model, images)
-        recon = torch.sigmoid(reconstruct(self.model, images))
-        error = pixel_errors(self.model, images, "mse")[0]
-        value = float(self.threshold.measure(self.model, images)[0])
-        return {
+        labels = latent.conditioning(self.model, 1, label)
+        code = latent.codes(self.model, images, labels)
+        recon = torch.sigmoid(reconstruct(self.model, images, labels))
+        error = pixel_errors(self.model, images, "mse", labels)[0]
+        result = {
             "point": np.round(self.to_plane(code)[0].astype(float), DECIMALS).tolist(),
             "input": image_url(images[0]),
             "reconstruction": image_url(recon[0]),
             "error": heat_url(error, top=float(images.shape[1])),
-            **self.threshold.judge(value),
+        }
+        if self.threshold is None:
+            return result
+        return {
+            **result,
+            **self.threshold.judge(float(self.threshold.measure(self.model, images)[0])),
         }
 
     def model_input(self, ink: np.ndarray) -> Tensor:
@@ -208,4 +227,5 @@ def walk_command(run: Run, options: PlotOptions) -> str:
         ends = f"--images {options.images[0]} {options.images[1]}"
     else:
         ends = f"--from {' '.join(map(str, options.start))} --to {' '.join(map(str, options.end))}"
-    return f"vaelab plot {run.path} interpolate {ends} --steps {options.steps}"
+    label = "" if options.label is None else f" --label {options.label}"
+    return f"vaelab plot {run.path} interpolate {ends} --steps {options.steps}{label}"

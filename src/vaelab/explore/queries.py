@@ -61,6 +61,16 @@ def whole(text: str | None, name: str, low: int, high: int) -> int:
     return value
 
 
+def label(query: str, classes: int | None) -> int | None:
+    """The class a conditional model draws (`label=3`); None where the model takes none."""
+    given = fields(query).get("label")
+    if classes is None:
+        if given is not None:
+            raise QueryError("this model is not conditional: it takes no label")
+        return None
+    return 0 if given is None else whole(given, "label", 0, classes - 1)
+
+
 def plane_point(query: str, reach: float) -> tuple[float, float]:
     """(x, y) from `x=0.5&y=-1`."""
     given = fields(query)

@@ -103,8 +103,9 @@ class App:
 
     def decode(self, query: str) -> Reply:
         x, y = queries.plane_point(query, self.explorer.reach)
+        label = queries.label(query, self.explorer.classes)
         with self.model_lock:
-            return Reply(png(self.explorer.decode(x, y)), "image/png")
+            return Reply(png(self.explorer.decode(x, y, label)), "image/png")
 
     def test_image(self, index: int) -> Reply:
         count = len(self.explorer.test)
@@ -114,7 +115,8 @@ class App:
 
     def walk_options(self, query: str) -> PlotOptions:
         start, end, steps = queries.walk(query, self.explorer.reach, len(self.explorer.test))
-        return self.explorer.walk_options(start, end, steps)
+        label = queries.label(query, self.explorer.classes)
+        return self.explorer.walk_options(start, end, steps, label)
 
     def walk(self, query: str) -> Reply:
         options = self.walk_options(query)
@@ -128,9 +130,10 @@ class App:
         attachment = {"Content-Disposition": 'attachment; filename="interpolation.gif"'}
         return Reply(gif, "image/gif", headers=attachment)
 
-    def analyse(self, picture: bytes) -> Reply:
+    def analyse(self, picture: bytes, query: str = "") -> Reply:
+        label = queries.label(query, self.explorer.classes)
         with self.model_lock:
-            return as_json(self.explorer.analyse(picture))
+            return as_json(self.explorer.analyse(picture, label))
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -159,7 +162,7 @@ class Handler(BaseHTTPRequestHandler):
         body = self._body()
         if isinstance(body, Reply):
             return body
-        return self.server.app.analyse(body)
+        return self.server.app.analyse(body, url.query)
 
     def _body(self) -> bytes | Reply:
         """The request body, if it has a length within bounds; a Reply saying why not."""

@@ -39,11 +39,17 @@ class View:
 
 
 @torch.inference_mode()
-def codes(model: Model, images: Tensor) -> Tensor:
-    """The deterministic codes (AE bottleneck or VAE z_mean) of float images, (N, D)."""
+def codes(model: Model, images: Tensor, labels: Tensor | None = None) -> Tensor:
+    """The deterministic codes (AE bottleneck or VAE z_mean) of float images, (N, D); a
+    conditional model encodes each image with its label."""
     model.eval()
     device = next(model.parameters()).device
-    return batched(lambda x: model.encode(x.to(device)).cpu(), images)
+    if labels is None:
+        return batched(lambda x: model.encode(x.to(device)).cpu(), images)
+    index = torch.arange(len(images))
+    return batched(
+        lambda i: model.encode(images[i].to(device), labels[i].to(device)).cpu(), index
+    )
 
 
 def plane(latent: Tensor) -> View:

@@ -173,7 +173,7 @@ function show(point) {
   if (busy) { pending = point; return; }
   busy = true;
   const [x, y] = point;
-  fetch(`/decode?x=${x.toFixed(5)}&y=${y.toFixed(5)}`)
+  fetch(`/decode?x=${x.toFixed(5)}&y=${y.toFixed(5)}${labelQuery()}`)
     .then(r => r.ok ? r.blob() : r.text().then(t => Promise.reject(new Error(t))))
     .then(blob => {
       const img = $("decoded"), old = img.src;
@@ -338,7 +338,7 @@ function pickEnd(px, py) {
 
 function fetchWalk(start, end) {
   const steps = Math.max(2, Math.min(64, Math.round(Number($("steps").value)) || 8));
-  const query = `from=${encodeURIComponent(start.query)}&to=${encodeURIComponent(end.query)}&steps=${steps}`;
+  const query = `from=${encodeURIComponent(start.query)}&to=${encodeURIComponent(end.query)}&steps=${steps}${labelQuery()}`;
   $("walk-status").textContent = "walking…";
   fetch(`/walk.json?${query}`)
     .then(r => r.ok ? r.json() : r.text().then(t => Promise.reject(new Error(t))))
@@ -419,7 +419,7 @@ pad.addEventListener("drop", event => {
 
 function analyse(blob) {
   $("draw-status").textContent = "encoding…";
-  fetch("/analyse", { method: "POST", body: blob, headers: { "Content-Type": blob.type || "application/octet-stream" } })
+  fetch(`/analyse?${labelQuery().slice(1)}`, { method: "POST", body: blob, headers: { "Content-Type": blob.type || "application/octet-stream" } })
     .then(r => r.ok ? r.json() : r.text().then(t => Promise.reject(new Error(t))))
     .then(showAnalysis)
     .catch(err => { $("draw-status").textContent = `cannot encode it: ${err.message}`; });
@@ -435,9 +435,16 @@ function showAnalysis(result) {
   const [x, y] = result.point;
   $("code").textContent = `Its code lands at ${ax} = ${x.toFixed(2)}` + (ay ? `, ${ay} = ${y.toFixed(2)}` : "")
     + " (the ★ on the plane).";
+  const verdict = $("verdict");
+  if (result.score === undefined) {
+    $("score").textContent = "No anomaly score: this conditional model reads the picture as the "
+      + "class chosen above, and an anomaly score has no label to give it.";
+    verdict.textContent = ""; verdict.className = "";
+    state.drawn = result.point; drawOverlay(); show(result.point);
+    return;
+  }
   $("score").textContent = `Anomaly score (${card.score}): ${result.score.toFixed(1)}, higher than `
     + `${(100 * result.share_below).toFixed(0)}% of ${card.source}.`;
-  const verdict = $("verdict");
   verdict.className = result.verdict || "";
   verdict.textContent = result.verdict
     ? `${result.verdict}: the threshold is ${card.threshold.toFixed(1)}, the ${100 * card.quantile}th `
@@ -479,10 +486,30 @@ function showCard(card) {
   }
   $("warning").textContent = card.warning;
   $("warning").hidden = !card.warning;
+  if (card.conditional) pickLabels(card.label_names);
   if (!card.generative) {
     document.querySelector("input[name=ends][value=test]").checked = true;
     document.querySelector("input[name=ends][value=points]").disabled = true;
   }
+}
+
+// A conditional model draws every point as the class picked here.
+function labelQuery() {
+  return state.card && state.card.conditional ? `&label=${$("label").value}` : "";
+}
+
+function pickLabels(names) {
+  const select = $("label");
+  names.forEach((name, i) => {
+    const option = document.createElement("option");
+    option.value = i; option.textContent = name;
+    select.append(option);
+  });
+  $("label-pick").hidden = false;
+  select.addEventListener("change", () => {
+    if (state.cursor) show(state.cursor);
+    if (state.ends && state.ends.length === 2) fetchWalk(...state.ends);
+  });
 }
 
 // ---------- start ----------
