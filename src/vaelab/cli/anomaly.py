@@ -33,7 +33,7 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
         "anomaly",
         help="anomaly detection metrics and figures for a trained run",
         description="Split the test set into normal images (the run's classes, or --normal) "
-        "and anomalous ones (the rest); write AUROC, AUPR and FPR at 95%% TPR overall and per "
+        "and anomalous ones (the rest); write AUROC, AUPR and FPR at 95% TPR overall and per "
         "anomalous class (metrics.json), every image's score (scores.csv), roc.png, "
         "score_histograms.png and anomaly_maps.png. A model trained too briefly reconstructs "
         "every image alike and its scores mean little; the command then warns (on "

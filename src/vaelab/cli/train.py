@@ -7,6 +7,7 @@ import json
 from operator import attrgetter
 
 from vaelab.cli.options import add_data_dir, add_device, class_list, positive_int
+from vaelab.wording import count
 
 
 def add_to(subparsers: argparse._SubParsersAction) -> None:
@@ -132,7 +133,7 @@ def run_train(args: argparse.Namespace) -> None:
     run = fit(config, args.out, resume=args.resume, progress=not args.quiet)
     last = run.metrics()[-1] if run.metrics() else {}
     print(
-        f"trained {config.model.name} for {last.get('epoch', 0)} epochs into {run.path}"
+        f"trained {config.model.name} for {count(last.get('epoch', 0), 'epoch')} into {run.path}"
         f" (val loss {last.get('val_loss', float('nan')):.4f})"
     )
 
