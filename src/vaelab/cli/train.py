@@ -46,7 +46,15 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--image-size", type=positive_int, metavar="PX", help="resize images to PX x PX")
     p.add_argument("--latent-dim", type=positive_int, metavar="N", help="VAE latent size (2)")
     add_objective_options(p)
-    p.add_argument("--epochs", type=positive_int, metavar="N", help="epochs (10)")
+    p.add_argument(
+        "--epochs",
+        type=positive_int,
+        metavar="N",
+        help="epochs (10). Too few leave a model that draws every image alike: on the "
+        "bundled sample the AE draws digits after about 10 epochs with Adam, and the VAE "
+        "trained on sevens alone needs about 50 for a useful anomaly score (AUROC 0.96; 0.63 "
+        "after 5)",
+    )
     p.add_argument("--batch-size", type=positive_int, metavar="N", help="batch size (128)")
     p.add_argument("--optimizer", choices=["adam", "adadelta"], help="optimiser (adam)")
     p.add_argument("--lr", type=float, help="learning rate (adam 1e-3, adadelta 1.0)")
