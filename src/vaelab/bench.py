@@ -275,7 +275,8 @@ def vaelab_row(results: dict, name: str | None = None) -> dict[str, Any]:
 
 
 def published_rows(dataset: str) -> list[dict[str, Any]]:
-    """The published one-class AUROC rows (%) for `dataset`, with their citations."""
+    """The published one-class AUROC rows (%) for `dataset`, with their citations; rows whose
+    source could not be checked say so (`unverified`)."""
     table = json.loads(PUBLISHED.read_text())
     return [
         {
@@ -283,6 +284,7 @@ def published_rows(dataset: str) -> list[dict[str, Any]]:
             "citation": row["citation"],
             "auroc": row["auroc"][dataset],
             "mean": row["mean"][dataset],
+            "unverified": row.get("notes", "").startswith("UNVERIFIED"),
         }
         for row in table["rows"]
         if dataset in row["auroc"]
