@@ -236,6 +236,17 @@ def test_settings_that_count_something_are_refused_by_their_parameter_name(
     assert not (tmp_path / "out").exists()
 
 
+def test_a_model_that_cannot_dream_is_refused_before_training(tmp_path, capsys):
+    from vaelab.cli import main
+
+    with pytest.raises(SettingError, match="model 'ae' has no prior to sample from"):
+        run_continual(tiny_config(model=ModelConfig("ae")), tmp_path / "out", classifier=None)
+    args = ["continual", "--dataset", "mnist-sample", "--model", "ae", "--quiet"]
+    assert main([*args, "--out", str(tmp_path / "out")]) == 1
+    assert "--model 'ae' has no prior" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_replay_buffer_larger_than_the_data_is_refused_before_training(tmp_path):
     """Stage 1 would replay 1,000 sevens from the 64 kept: found before stage 0 trains."""
     config = tiny_config(strategy="replay", replay_size=1000)

@@ -104,7 +104,15 @@ class ContinualConfig:
 
     def check_data(self, train: Dataset, test: Dataset) -> None:
         """Refuse settings the loaded digits cannot serve, before the first stage trains:
-        every digit needs test images, and every stage's replay buffer real images."""
+        the model must dream (every stage is measured by its samples), every digit needs
+        test images, and every stage's replay buffer real images."""
+        model = build(self.model, tuple(train.images.shape[1:]))
+        if not model.capabilities.sampling:
+            raise SettingError(
+                f"{{model}} {self.model.name!r} has no prior to sample from, and every stage "
+                "is measured by what the model dreams; choose a VAE (vaelab models lists them)",
+                "model",
+            )
         missing = [d for d in self.order if not (test.labels == d).any()]
         if missing:
             raise SettingError(
