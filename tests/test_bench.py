@@ -5,7 +5,7 @@ import pytest
 from vaelab.bench import OneClassConfig, markdown_table, published_rows, run_oneclass
 from vaelab.cli import main
 from vaelab.config import ModelConfig, TrainConfig
-from vaelab.errors import VaelabError
+from vaelab.errors import SettingError, VaelabError
 
 
 def test_published_means_match_their_digits():
@@ -45,7 +45,7 @@ def test_benchmark_end_to_end_and_resume(tmp_path, capsys):
     assert (
         results["settings"]["train"]["epochs"] == 1 and results["settings"]["score"] == "recon-mse"
     )
-    assert "| vaelab vae (latent 4, 1 epochs, recon-mse) |" in (out / "table.md").read_text()
+    assert "| vaelab vae (latent 4, 1 epoch, recon-mse) |" in (out / "table.md").read_text()
 
     weights = out / "runs" / "class3-seed0" / "weights.safetensors"
     stamp = weights.stat().st_mtime_ns
@@ -82,3 +82,22 @@ def test_benchmark_in_parallel_processes(tmp_path):
     results = run_oneclass(config, tmp_path, jobs=2, progress=False)
     assert set(results["per_class_auroc"]) == {"1", "7"}
     assert results["settings"]["jobs"] == 2
+
+
+def test_a_score_the_model_cannot_give_is_refused_before_any_class_trains(tmp_path):
+    config = OneClassConfig(
+        dataset="mnist-sample", classes=[3], seeds=1, train=TrainConfig(epochs=1), train_size=64
+    )
+    config.model, config.score = ModelConfig("ae"), "elbo"
+    with pytest.raises(VaelabError, match="needs a model with a posterior"):
+        run_oneclass(config, tmp_path, progress=False)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_train_size_larger_than_a_class_is_refused_by_name(tmp_path, capsys):
+    config = OneClassConfig(dataset="mnist-sample", classes=[3, 5], seeds=1, train_size=900)
+    with pytest.raises(SettingError, match="train_size 900 is more than the 800 training images"):
+        run_oneclass(config, tmp_path, progress=False)
+    assert main(bench_args(tmp_path / "cli", "--train-size", "900")) == 1
+    assert "lower --train-size" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "cli" / "runs").exists()

@@ -3,10 +3,13 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from vaelab.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_help_does_not_import_torch():
@@ -21,6 +24,28 @@ def test_every_command_has_help(command, capsys):
         main([*command, "--help"])
     assert exit_info.value.code == 0
     assert "usage: vaelab" in capsys.readouterr().out
+
+
+def test_version(capsys):
+    import vaelab
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"vaelab {vaelab.__version__}"
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert f'version = "{vaelab.__version__}"' in pyproject  # one version, two places
+
+
+def test_help_texts_show_percent_signs_as_written(capsys):
+    with pytest.raises(SystemExit):
+        main(["anomaly", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "FPR at 95% TPR" in text and "%%" not in text
+
+
+def test_the_demo_folder_is_ignored_by_git():
+    assert "/vaelab-demo/" in (ROOT / ".gitignore").read_text().splitlines()
 
 
 def train_args(out, *extra):
@@ -43,7 +68,7 @@ def train_args(out, *extra):
 def test_train_eval_and_resume_on_the_sample(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(train_args(out, "--epochs", "1", "--classes", "7")) == 0
-    assert "trained vae for 1 epochs" in capsys.readouterr().out
+    assert "trained vae for 1 epoch into" in capsys.readouterr().out
     config = json.loads((out / "config.json").read_text())
     assert config["data"]["classes"] == [7]
     assert config["data"]["train_size"] == 256

@@ -1,5 +1,6 @@
 import csv
 import json
+import re
 
 import pytest
 import torch
@@ -19,7 +20,7 @@ from vaelab.continual import (
 )
 from vaelab.continual.strategies import concat
 from vaelab.data import load
-from vaelab.errors import VaelabError
+from vaelab.errors import SettingError, VaelabError
 from vaelab.models import build
 from vaelab.train import train
 
@@ -79,7 +80,7 @@ def test_replay_adds_a_fixed_balanced_buffer_of_real_images(digits):
     assert kept_now < kept_then <= real_sevens  # the buffer only lets go of images
     other_seed = stage_training_set("replay", digits, ORDER, 2, replay_size=11, seed=4)
     assert not torch.equal(other_seed.images, stage2.images)
-    with pytest.raises(VaelabError, match="replay-size"):
+    with pytest.raises(SettingError, match="buffer of 1 image cannot hold all 2 past digits"):
         stage_training_set("replay", digits, ORDER, 2, replay_size=1)
 
 
@@ -216,6 +217,74 @@ def test_bad_settings_are_reported(tmp_path, overrides, message):
         run_continual(tiny_config(**overrides), tmp_path, classifier=None)
 
 
+@pytest.mark.parametrize(
+    "overrides,setting",
+    [
+        ({"batch_size": 0}, "batch_size"),
+        ({"epochs_per_stage": 0}, "epochs_per_stage"),
+        ({"dream_samples": -1}, "dream_samples"),
+        ({"train_size": 0}, "train_size"),
+        ({"strategy": "replay", "order": [7, 0, 1], "replay_size": 1}, "replay_size"),
+    ],
+)
+def test_settings_that_count_something_are_refused_by_their_parameter_name(
+    tmp_path, overrides, setting
+):
+    with pytest.raises(SettingError, match=f"^.*{setting}") as error:
+        run_continual(tiny_config(**overrides), tmp_path / "out", classifier=None)
+    assert "--" not in str(error.value)  # Python callers read parameters, not flags
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_model_that_cannot_dream_is_refused_before_training(tmp_path, capsys):
+    from vaelab.cli import main
+
+    with pytest.raises(SettingError, match="model 'ae' has no prior to sample from"):
+        run_continual(tiny_config(model=ModelConfig("ae")), tmp_path / "out", classifier=None)
+    args = ["continual", "--dataset", "mnist-sample", "--model", "ae", "--quiet"]
+    assert main([*args, "--out", str(tmp_path / "out")]) == 1
+    assert "--model 'ae' has no prior" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_replay_buffer_larger_than_the_data_is_refused_before_training(tmp_path):
+    """Stage 1 would replay 1,000 sevens from the 64 kept: found before stage 0 trains."""
+    config = tiny_config(strategy="replay", replay_size=1000)
+    with pytest.raises(SettingError, match="keeps 1000 images of digit 7, but there are only 64"):
+        run_continual(config, tmp_path / "out", classifier=None, progress=False)
+    assert not (tmp_path / "out").exists()  # nothing trained, no settings claimed
+
+
+def test_the_command_checks_the_replay_buffer_before_any_strategy_trains(tmp_path, capsys):
+    from vaelab.cli import main
+
+    args = ["continual", "--dataset", "mnist-sample", "--strategy", "all"]
+    assert main([*args, "--quiet", "--out", str(tmp_path / "out")]) == 1
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "--replay-size" in error and "replay_size" not in error
+    assert "only 800 training images" in error and "to 800 or less" in error
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_command_passes_its_batch_size(tmp_path):
+    from vaelab.cli import build_parser
+
+    args = build_parser().parse_args(["continual", "--batch-size", "32", "--out", str(tmp_path)])
+    assert args.batch_size == 32
+    assert build_parser().parse_args(["continual", "--out", str(tmp_path)]).batch_size == 128
+
+
+def test_the_progress_bar_shows_the_test_loss_of_the_digits_seen(capsys):
+    from vaelab.continual.loop import load_digits, train_stage
+
+    config = tiny_config(train_size=32)
+    train, test = load_digits(config)
+    record = train_stage(vae(), "naive", config, train, test, 0, progress=True)
+    bar = capsys.readouterr().err
+    shown = re.findall(r"val=([0-9.e+]+)", bar)
+    assert shown and float(shown[-1]) == pytest.approx(record["loss"]["7"], rel=1e-3)
+
+
 def test_figures_and_report_of_a_tiny_run(tmp_path, classifier):
     from vaelab.figures.continual import continual_figures
 
@@ -259,8 +328,9 @@ def test_the_command_runs_every_strategy_end_to_end(tmp_path, isolated_data_env,
     out = tmp_path / "out"
     args = ["continual", "--dataset", "mnist-sample", "--order", "7,0", "--strategy", "all"]
     args += ["--train-size", "64", "--first-stage-epochs", "1", "--epochs-per-stage", "1"]
-    args += ["--replay-size", "16"]
+    args += ["--replay-size", "16", "--batch-size", "16"]
     assert main([*args, "--quiet", "--out", str(out)]) == 0
+    assert json.loads((out / "continual.json").read_text())["batch_size"] == 16
     assert "generative-replay: average forgetting" in capsys.readouterr().out
     metrics = json.loads((out / "metrics.json").read_text())
     assert list(metrics["strategies"]) == ["naive", "cumulative", "replay", "generative-replay"]
@@ -275,7 +345,7 @@ def test_the_demo_section_compares_naive_and_generative_replay(tmp_path, isolate
 
     schedule = Schedule("mnist-sample", continual_train_size=64)
     section = remembers(Demo(tmp_path, schedule, progress=False, device="cpu"))
-    assert section.title == "4. Does the VAE remember?"
+    assert section.title == "5. Does the VAE remember?"
     assert "times naive's" in section.text
     assert set(section.facts) == {"naive", "generative-replay"}
     for figure in section.figures:

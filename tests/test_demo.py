@@ -1,3 +1,6 @@
+import contextlib
+import dataclasses
+import io
 import json
 import re
 
@@ -5,14 +8,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import vaelab.demo
 from vaelab.cli import main
 from vaelab.demo import FULL, SAMPLE, STAGES, Schedule, demo
-from vaelab.errors import VaelabError
+from vaelab.errors import SettingError, VaelabError
 from vaelab.figures.gifs import read_frames
 
 FIGURES = [
     "ae_training.gif",
     "ae_reconstructions.png",
+    "ae_adam_training.gif",
+    "ae_adam_reconstructions.png",
     "vae_latent_scatter.png",
     "vae_manifold.png",
     "vae_interpolation.gif",
@@ -28,6 +34,8 @@ QUICK = Schedule(
     "mnist-sample",
     ae_epochs=2,
     ae_train_size=256,
+    ae_adam_epochs=2,
+    ae_adam_train_size=256,
     vae_epochs=1,
     vae_train_size=512,
     vae7_epochs=2,
@@ -39,10 +47,21 @@ QUICK = Schedule(
 
 
 @pytest.fixture(scope="module")
-def quick_demo(tmp_path_factory):
+def demo_command(tmp_path_factory):
+    """`vaelab demo` on a shortened schedule; returns the report and what it printed."""
+    out = tmp_path_factory.mktemp("demo") / "out"
+    printed = io.StringIO()
     with pytest.MonkeyPatch.context() as patch:  # the dream classifier goes to a fresh cache
         patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
-        return demo(tmp_path_factory.mktemp("demo") / "out", schedule=QUICK, progress=False)
+        patch.setattr(vaelab.demo, "SAMPLE", QUICK)
+        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+            assert main(["demo", "--out", str(out), "--quiet"]) == 0
+    return out / "report.html", printed.getvalue()
+
+
+@pytest.fixture(scope="module")
+def quick_demo(demo_command):
+    return demo_command[0]
 
 
 def test_demo_writes_every_figure_and_a_report_that_shows_them_in_order(quick_demo):
@@ -65,6 +84,7 @@ def test_demo_trains_real_run_folders_with_the_schedule(quick_demo):
     out = quick_demo.parent
     expected = {
         "ae": (2, "adadelta", 256, None),
+        "ae-adam": (2, "adam", 256, None),
         "vae": (1, "adam", 512, None),
         "vae7": (2, "adam", 256, [7]),
     }
@@ -86,7 +106,7 @@ def test_report_says_what_produced_the_figures(quick_demo):
     page = quick_demo.read_text()
     assert "256 training images, validated on 2,000 test images" in page  # the AE
     assert "256 training images, validated on 200 test images" in page  # the sevens
-    assert page.count("seed 0") == 4  # three runs and the continual protocol
+    assert page.count("seed 0") == 5  # four runs and the continual protocol
     assert re.search(r"total wall time</th><td>[0-9.]+ s|total wall time</th><td>\d+ min", page)
     assert re.search(r"the seven ranks \d+ of 10 from least anomalous", page)
 
@@ -101,13 +121,38 @@ def test_training_gif_has_a_changing_frame_per_epoch(quick_demo):
         assert min(manifold.size) >= 15 * 28
 
 
+def test_the_two_autoencoders_say_which_is_which(quick_demo):
+    page = quick_demo.read_text()
+    assert "1. An autoencoder learns, as in the article" in page
+    assert "2. The same autoencoder, trained until it works" in page
+    assert "The article&#x27;s autoencoder (Adadelta, the first 256 images)" in page
+    assert "The same autoencoder trained with Adam" in page
+    assert "AE with Adam 2 epochs on the first 256 images" in page  # the schedule's record
+
+
+def test_the_demo_command_prints_its_last_line_once(demo_command):
+    report, printed = demo_command
+    (line,) = printed.strip().splitlines()
+    took = r"([0-9.]+ s|\d+ min \d\d s)"
+    assert re.fullmatch(f"wrote {re.escape(str(report))} and its figures in {took}; open it "
+                        "in a browser", line)  # fmt: skip
+
+
+def test_a_bad_schedule_is_refused_before_anything_trains(tmp_path):
+    bad = dataclasses.replace(QUICK, continual_order=(7, 7))
+    with pytest.raises(SettingError, match="order needs two or more different digits"):
+        demo(tmp_path / "out", schedule=bad, progress=False)
+    assert not (tmp_path / "out" / "runs").exists()
+
+
 def test_demo_refuses_to_overwrite_a_finished_demo(quick_demo):
     with pytest.raises(VaelabError, match="already holds a demo"):
         demo(quick_demo.parent, schedule=QUICK, progress=False)
 
 
 def test_schedules_follow_the_article_and_the_time_budget():
-    assert [stage.__name__ for stage in STAGES] == ["autoencoder", "vae", "sevens", "remembers"]
+    names = [stage.__name__ for stage in STAGES]
+    assert names == ["autoencoder", "working_autoencoder", "vae", "sevens", "remembers"]
     assert (FULL.dataset, FULL.ae_epochs, FULL.ae_train_size, FULL.vae_epochs) == (
         "mnist",
         10,
@@ -116,12 +161,14 @@ def test_schedules_follow_the_article_and_the_time_budget():
     )
     assert FULL.vae_train_size is None and FULL.vae7_train_size is None
     assert (SAMPLE.ae_epochs, SAMPLE.ae_train_size) == (10, 1000)
+    assert SAMPLE.ae_adam_train_size is None and SAMPLE.ae_adam_epochs == 15
     images = (
         SAMPLE.ae_epochs * SAMPLE.ae_train_size
+        + SAMPLE.ae_adam_epochs * 8000
         + SAMPLE.vae_epochs * 8000
         + SAMPLE.vae7_epochs * 800
     )
-    assert images <= 400_000  # under a minute at ~7,000 images/s, leaving room for figures
+    assert images <= 460_000  # about a minute at ~7,000 images/s, leaving room for figures
 
 
 def test_cli_demo_help_and_missing_full_mnist(isolated_data_env, tmp_path, capsys):
@@ -139,6 +186,12 @@ def test_default_demo_on_the_sample(tmp_path):
     assert main(["demo", "--out", str(tmp_path / "demo"), "--quiet"]) == 0
     for name in FIGURES:
         assert (tmp_path / "demo" / name).exists()
+    final = {
+        name: json.loads((tmp_path / "demo" / "runs" / name / "metrics.jsonl").read_text()
+                         .splitlines()[-1])["val_loss"]
+        for name in ("ae", "ae-adam")
+    }  # fmt: skip
+    assert final["ae-adam"] < 0.16 < 0.2 < final["ae"]  # digits (about 0.13) against grey blobs
 
 
 @pytest.mark.slow

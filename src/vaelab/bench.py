@@ -25,7 +25,8 @@ from statistics import fmean, pstdev
 from typing import TYPE_CHECKING, Any
 
 from vaelab.config import DEFAULT_SCORE, DataConfig, ModelConfig, RunConfig, TrainConfig
-from vaelab.errors import VaelabError
+from vaelab.errors import SettingError, VaelabError
+from vaelab.wording import count
 
 if TYPE_CHECKING:
     from tqdm import tqdm
@@ -60,6 +61,31 @@ class OneClassConfig:
             self.model.resolved(),
             dataclasses.replace(self.train, seed=seed),
         )
+
+    def check(self) -> None:
+        """Refuse settings that would stop the benchmark part-way, before any class trains:
+        every class needs training and test images, enough for `train_size`, and the model
+        must be able to give the score (one test image is scored by an untrained model)."""
+        from vaelab.anomaly import compute_score
+        from vaelab.data import load
+        from vaelab.models import build
+        from vaelab.train import resolve_device
+
+        resolve_device(self.train.device)
+        train = load(self.dataset, "train", self.data_dir)
+        test = load(self.dataset, "test", self.data_dir)
+        for normal in self.classes:
+            test.with_classes([normal])
+            available = len(train.with_classes([normal]))
+            if self.train_size is not None and self.train_size > available:
+                raise SettingError(
+                    f"{{train_size}} {self.train_size} is more than the {available:,} training "
+                    f"images of class {normal} in {self.dataset}; lower {{train_size}}",
+                    "train_size",
+                )
+        model = build(self.model, tuple(train.images.shape[1:]))
+        one = test.with_classes([self.classes[0]])
+        compute_score(model.eval(), one.float()[:1], self.score, self.samples)
 
     def protocol(self) -> dict[str, Any]:
         """The settings that change the trained models (not the data's folder, the score,
@@ -148,6 +174,7 @@ def run_oneclass(
     from vaelab.models import registered_modules
 
     out = Path(out)
+    config.check()
     _check_settings(config, out)
     tasks = [(c, seed) for c in config.classes for seed in range(config.seeds)]
     threads = max(1, (os.cpu_count() or 1) // jobs)
@@ -237,8 +264,8 @@ def summarize(config: OneClassConfig, done: list[dict], seconds: float, jobs: in
 def vaelab_row(results: dict, name: str | None = None) -> dict[str, Any]:
     """A table row (AUROC in %) from `results.json`."""
     s = results["settings"]
-    model, epochs = s["model"], s["train"]["epochs"]
-    label = f"vaelab {model['name']} (latent {model['latent_dim']}, {epochs} epochs, {s['score']})"
+    model, schedule = s["model"], count(s["train"]["epochs"], "epoch")
+    label = f"vaelab {model['name']} (latent {model['latent_dim']}, {schedule}, {s['score']})"
     return {
         "method": name or label,
         "citation": f"measured: {len(s['classes'])} classes x {s['seeds']} seeds",
@@ -248,7 +275,8 @@ def vaelab_row(results: dict, name: str | None = None) -> dict[str, Any]:
 
 
 def published_rows(dataset: str) -> list[dict[str, Any]]:
-    """The published one-class AUROC rows (%) for `dataset`, with their citations."""
+    """The published one-class AUROC rows (%) for `dataset`, with their citations; rows whose
+    source could not be checked say so (`unverified`)."""
     table = json.loads(PUBLISHED.read_text())
     return [
         {
@@ -256,6 +284,7 @@ def published_rows(dataset: str) -> list[dict[str, Any]]:
             "citation": row["citation"],
             "auroc": row["auroc"][dataset],
             "mean": row["mean"][dataset],
+            "unverified": row.get("notes", "").startswith("UNVERIFIED"),
         }
         for row in table["rows"]
         if dataset in row["auroc"]

@@ -6,6 +6,8 @@ and exits with a non-zero status. Messages say what went wrong, where, and
 what to do about it.
 """
 
+from collections.abc import Callable
+
 
 class VaelabError(Exception):
     """Base class for every error vaelab reports to the user."""
@@ -25,6 +27,29 @@ class TrainingError(VaelabError):
 
 class Interrupted(VaelabError):
     """Training was stopped by Ctrl-C after saving a resumable checkpoint."""
+
+
+class SettingError(VaelabError):
+    """A setting that cannot work with the others or with the data, found before any work.
+
+    The message is a template in which `{name}` marks a setting: Python callers
+    read the parameter (`replay_size`), and the CLI shows the flag they typed
+    (`--replay-size`) with `as_flags`. Other text, braces included, is kept as is.
+    """
+
+    def __init__(self, template: str, *settings: str) -> None:
+        self.template = template
+        self.settings = settings
+        super().__init__(self._spell(lambda name: name))
+
+    def as_flags(self) -> str:
+        return self._spell(lambda name: "--" + name.replace("_", "-"))
+
+    def _spell(self, spelling: Callable[[str], str]) -> str:
+        text = self.template
+        for name in self.settings:
+            text = text.replace("{" + name + "}", spelling(name))
+        return text
 
 
 class VaelabWarning(UserWarning):

@@ -11,8 +11,9 @@ import sys
 import warnings
 from collections.abc import Sequence
 
+from vaelab import __version__
 from vaelab.cli import anomaly, bench, continual, data, demo, explore, models, plot, train
-from vaelab.errors import Interrupted, VaelabError, VaelabWarning
+from vaelab.errors import Interrupted, SettingError, VaelabError, VaelabWarning
 
 COMMANDS = [demo, train, models, data, plot, explore, continual, anomaly, bench]
 
@@ -22,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="vaelab",
         description="Learn, see and use autoencoders and VAEs on image data.",
     )
+    parser.add_argument("--version", action="version", version=f"vaelab {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.add_to(subparsers)
@@ -51,6 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Interrupted as err:
         print(f"vaelab: {err}", file=sys.stderr)
         return 130
+    except SettingError as err:
+        print(f"vaelab: error: {err.as_flags()}", file=sys.stderr)
+        return 1
     except VaelabError as err:
         print(f"vaelab: error: {err}", file=sys.stderr)
         return 1

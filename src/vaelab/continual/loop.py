@@ -34,12 +34,14 @@ from vaelab.continual.strategies import (
     check_strategy,
     concat,
     frozen_copy,
+    replay_quotas,
     stage_training_set,
 )
 from vaelab.data import Dataset, load
-from vaelab.errors import VaelabError
+from vaelab.errors import SettingError, VaelabError
 from vaelab.models import Model, build
 from vaelab.run import load_tensors, save_tensors
+from vaelab.train import resolve_device
 from vaelab.train import train as train_model
 
 DATASETS = ("mnist", "mnist-sample")
@@ -76,19 +78,75 @@ class ContinualConfig:
         return STRATEGIES if self.strategy == "all" else (self.strategy,)
 
     def check(self) -> None:
+        """Refuse settings that cannot work, whatever the data; `check_data` does the rest."""
         if self.strategy != "all":
             check_strategy(self.strategy)
         if self.dataset not in DATASETS:
-            raise VaelabError(
-                f"continual learning reads dreams with an MNIST digit classifier, so --dataset "
-                f"must be {' or '.join(DATASETS)}, not {self.dataset!r}"
+            raise SettingError(
+                "continual learning reads dreams with an MNIST digit classifier, so {dataset} "
+                f"must be {' or '.join(DATASETS)}, not {self.dataset!r}",
+                "dataset",
             )
         if len(self.order) < 2 or len(set(self.order)) != len(self.order):
-            raise VaelabError(
-                f"--order needs two or more different digits, got {self.order}; e.g. 7,0,1,2"
+            raise SettingError(
+                f"{{order}} needs two or more different digits, got {self.order}; e.g. 7,0,1,2",
+                "order",
             )
         if not set(self.order) <= set(range(10)):
-            raise VaelabError(f"--order holds digits 0-9 only, got {self.order}")
+            raise SettingError(f"{{order}} holds digits 0-9 only, got {self.order}", "order")
+        for name in POSITIVE:
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise SettingError(f"{{{name}}} must be at least 1, got {value}", name)
+        if "replay" in self.strategies:
+            replay_quotas(self.order[:-1], self.replay_size)
+        resolve_device(self.device)
+
+    def check_data(self, train: Dataset, test: Dataset) -> None:
+        """Refuse settings the loaded digits cannot serve, before the first stage trains:
+        the model must dream (every stage is measured by its samples), every digit needs
+        test images, and every stage's replay buffer real images."""
+        model = build(self.model, tuple(train.images.shape[1:]))
+        if not model.capabilities.sampling:
+            raise SettingError(
+                f"{{model}} {self.model.name!r} has no prior to sample from, and every stage "
+                "is measured by what the model dreams; choose a VAE (vaelab models lists them)",
+                "model",
+            )
+        missing = [d for d in self.order if not (test.labels == d).any()]
+        if missing:
+            raise SettingError(
+                f"{self.dataset} has no test images of digit {missing[0]} in {{order}}", "order"
+            )
+        if "replay" not in self.strategies:
+            return
+        for stage in range(1, len(self.order)):
+            past = self.order[:stage]
+            for digit, quota in zip(past, replay_quotas(past, self.replay_size), strict=True):
+                available = int((train.labels == digit).sum())
+                if quota > available:
+                    raise SettingError(
+                        f"the replay buffer of stage {stage} keeps {quota} images of digit "
+                        f"{digit}, but there are only {available} training images of it; lower "
+                        f"{{replay_size}} to {self._largest_replay(train)} or less",
+                        "replay_size",
+                    )
+
+    def _largest_replay(self, train: Dataset) -> int:
+        """The largest buffer every stage can fill: stage k splits it over k past digits."""
+        counts = [int((train.labels == d).sum()) for d in self.order[:-1]]
+        return min(min(counts[:stage]) * stage for stage in range(1, len(self.order)))
+
+
+POSITIVE = (
+    "first_stage_epochs",
+    "epochs_per_stage",
+    "replay_size",
+    "batch_size",
+    "dream_samples",
+    "train_size",
+)
+"""Settings that count something, so must be 1 or more (`train_size` may also be None)."""
 
 
 def run_continual(
@@ -106,9 +164,10 @@ def run_continual(
     first use.
     """
     config.check()
+    train, test = load_digits(config)
+    config.check_data(train, test)
     folder = Path(out)
     _claim(folder, config)
-    train, test = load_digits(config)
     for strategy in config.strategies:
         run_strategy(strategy, config, train, test, folder / strategy, progress)
     if classifier is None:
@@ -193,10 +252,13 @@ def train_stage(
         seed=config.seed + stage,
         device=config.device,
     )
-    started = time.perf_counter()
-    history = train_model(model, data, schedule, progress=progress)
-    seconds = time.perf_counter() - started
     seen = config.order[: stage + 1]
+    started = time.perf_counter()
+    # Only for the progress bar: the test loss of the digits seen so far, instead of none.
+    # Evaluation keeps its own random state, so training is the same with or without it.
+    shown = test.with_classes(seen) if progress else None
+    history = train_model(model, data, schedule, val=shown, progress=progress)
+    seconds = time.perf_counter() - started
     dreamed = len(data) - len(train.with_classes([config.order[stage]])) if teacher else 0
     return {
         "stage": stage,

@@ -25,8 +25,9 @@ from collections.abc import Sequence
 import torch
 
 from vaelab.data import Dataset
-from vaelab.errors import VaelabError
+from vaelab.errors import SettingError, VaelabError
 from vaelab.models import Model
+from vaelab.wording import count
 
 STRATEGIES = ("naive", "cumulative", "replay", "generative-replay")
 DREAM = -1
@@ -36,7 +37,9 @@ DREAM_BATCH = 1000
 
 def check_strategy(name: str) -> None:
     if name not in STRATEGIES:
-        raise VaelabError(f"unknown strategy {name!r}; choose {', '.join(STRATEGIES)} or all")
+        raise SettingError(
+            f"unknown {{strategy}} {name!r}; choose {', '.join(STRATEGIES)} or all", "strategy"
+        )
 
 
 def stage_training_set(
@@ -78,16 +81,22 @@ def replay_buffer(train: Dataset, past: Sequence[int], size: int, seed: int) -> 
     buffer keeps a prefix of it: as digits arrive, each one's share shrinks
     to a subset of what was kept before, as a real memory buffer would.
     """
-    if size < len(past):
-        raise VaelabError(
-            f"a replay buffer of {size} images cannot hold all {len(past)} past digits; "
-            "raise --replay-size"
-        )
-    parts = []
-    for i, digit in enumerate(past):
-        quota = size // len(past) + (i < size % len(past))
-        parts.append(train.with_classes([digit]).stratified(quota, seed * 1000 + digit))
+    parts = [
+        train.with_classes([digit]).stratified(quota, seed * 1000 + digit)
+        for digit, quota in zip(past, replay_quotas(past, size), strict=True)
+    ]
     return concat(parts)
+
+
+def replay_quotas(past: Sequence[int], size: int) -> list[int]:
+    """How many buffer images each past digit keeps: `size` split evenly, earlier digits first."""
+    if size < len(past):
+        raise SettingError(
+            f"a replay buffer of {count(size, 'image')} cannot hold all {len(past)} past digits; "
+            "raise {replay_size}",
+            "replay_size",
+        )
+    return [size // len(past) + (i < size % len(past)) for i in range(len(past))]
 
 
 def frozen_copy(model: Model) -> Model:

@@ -1,0 +1,146 @@
+"""Write the results tables of the docs from the results files in docs/results/.
+
+    python scripts/doc_tables.py           # rewrite every table between its markers
+    python scripts/doc_tables.py --check   # exit 1, naming the files, if a table is stale
+
+A table sits between the lines `<!-- table:NAME -->` and `<!-- end -->` in README.md or
+a Markdown file of docs/; NAME names the results file docs/results/NAME.json,
+whose `benchmark` field chooses how it is drawn. Tables are never typed: a new
+measurement goes into its results file, and this script redraws the table,
+so the numbers in the docs are the numbers on record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from vaelab.bench import markdown_table, published_rows
+
+ROOT = Path(__file__).resolve().parents[1]
+MARKER = re.compile(r"^<!-- table:(?P<name>[\w.-]+) -->\n(?P<body>.*?)^<!-- end -->", re.S | re.M)
+OPENING = re.compile(r"^<!-- table:", re.M)
+
+
+def oneclass_table(results: dict[str, Any]) -> str:
+    """vaelab's rows (a seed-spread row under any row with one) above the published rows."""
+    rows: list[dict[str, Any]] = []
+    for row in results["rows"]:
+        method = f"**{row['method']}**" if row.get("bold") else row["method"]
+        rows.append({"method": method, "auroc": row["auroc"], "mean": row["mean"]})
+        if "std" in row:
+            spread = f"± std over the {len(row['seeds'])} seeds"
+            rows.append({"method": spread, "auroc": row["std"], "mean": row["mean_std"]})
+    for row in published_rows(results["dataset"]):
+        flag = "*" if row.get("unverified") else ""
+        rows.append({**row, "method": row["method"] + flag})
+    classes = sorted(int(c) for c in results["rows"][0]["auroc"])
+    return markdown_table(rows, classes)
+
+
+def _pair(template: str) -> Callable[[Sequence[float]], str]:
+    return lambda pair: " → ".join(template.format(value) for value in pair)
+
+
+def continual_table(results: dict[str, Any]) -> str:
+    """One row per strategy; a column appears when some row holds its measurement."""
+    first = results["protocol"]["order"][0]
+    columns: list[tuple[str, str, Callable[[Any], str], bool]] = [
+        ("average forgetting (nats)", "avg_forgetting", "{:.1f}".format, True),
+        ("final mean test loss (10 digits)", "final_mean_loss", "{:.1f}".format, True),
+        (f"{first}'s loss after stage 0 → at the end", "first_digit_loss", _pair("{:.1f}"), True),
+        (
+            f"{first}s among the dreams after stage 0 → at the end",
+            "first_digit_dream_share",
+            _pair("{:.0%}"),
+            True,
+        ),
+        ("final dreams (CNN-named shares)", "final_dreams", str, False),
+        ("images trained on", "images_trained", str, True),
+        ("training time", "train_minutes", "{:g} min".format, True),
+    ]
+    shown = [c for c in columns if any(c[1] in row for row in results["rows"])]
+    lines = [
+        "| strategy | " + " | ".join(c[0] for c in shown) + " |",
+        "|---|" + "".join("---:|" if c[3] else "---|" for c in shown),
+    ]
+    for row in results["rows"]:
+        cells = []
+        for _, key, draw, _ in shown:
+            text = draw(row[key]) if key in row else ""
+            cells.append(f"**{text}**" if key in row.get("bold", ()) else text)
+        lines.append(f"| {row['strategy']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def epochs_table(results: dict[str, Any]) -> str:
+    """One row per training length: how useful the model's anomaly score is by then."""
+    lines = [
+        "| epochs | AUROC, sevens against the other digits | the hardest digit's AUROC |",
+        "|---:|---:|---:|",
+    ]
+    for row in results["rows"]:
+        lines.append(f"| {row['epochs']} | {row['auroc']:.3f} | {row['worst_digit_auroc']:.3f} |")
+    return "\n".join(lines)
+
+
+TABLES: dict[str, Callable[[dict[str, Any]], str]] = {
+    "oneclass": oneclass_table,
+    "continual": continual_table,
+    "epochs": epochs_table,
+}
+"""How each kind of results file (its `benchmark` field) is drawn."""
+
+
+def render(name: str, root: Path = ROOT) -> str:
+    """The table of docs/results/NAME.json, as Markdown."""
+    path = root / "docs" / "results" / f"{name}.json"
+    if not path.exists():
+        raise SystemExit(f"doc_tables: no results file {path} for the table {name!r}")
+    results = json.loads(path.read_text())
+    return TABLES[results["benchmark"]](results)
+
+
+def rewrite(text: str, root: Path = ROOT) -> str:
+    """`text` with every table between its markers redrawn from its results file."""
+    if len(OPENING.findall(text)) != len(MARKER.findall(text)):
+        raise SystemExit("doc_tables: a '<!-- table:NAME -->' marker has no '<!-- end -->'")
+    return MARKER.sub(
+        lambda m: f"<!-- table:{m['name']} -->\n{render(m['name'], root)}\n<!-- end -->", text
+    )
+
+
+def documents(root: Path = ROOT) -> list[Path]:
+    """Every Markdown file that may hold tables: README.md and docs/**/*.md."""
+    return [root / "README.md", *sorted((root / "docs").rglob("*.md"))]
+
+
+def stale(root: Path = ROOT) -> list[Path]:
+    """The documents whose tables differ from their results files."""
+    present = [path for path in documents(root) if path.exists()]
+    return [path for path in present if rewrite(path.read_text(), root) != path.read_text()]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="only report stale tables")
+    args = parser.parse_args(argv)
+    if args.check:
+        outdated = stale()
+        for path in outdated:
+            print(f"{path.relative_to(ROOT)}: tables differ from docs/results; "
+                  "run python scripts/doc_tables.py", file=sys.stderr)  # fmt: skip
+        return 1 if outdated else 0
+    for path in documents():
+        if path.exists():
+            path.write_text(rewrite(path.read_text()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
