@@ -85,8 +85,8 @@ def test_a_user_registered_model_runs_in_the_benchmarks_spawned_workers(tmp_path
     assert results["settings"]["model"]["name"] == "user-mlp-vae"
 
 
-def test_the_docs_model_table_matches_the_presets():
-    text = (Path(__file__).parents[1] / "docs" / "models.md").read_text()
+def test_the_readme_model_table_matches_the_presets():
+    text = (Path(__file__).parents[1] / "README.md").read_text()
     table = text.split("<!-- models-table -->")[1].split("<!-- end -->")[0]
     rows = {
         cells[0].strip("` "): (int(cells[1].replace(",", "")), cells[2])
