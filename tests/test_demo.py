@@ -10,7 +10,7 @@ from PIL import Image
 
 import vaelab.demo
 from vaelab.cli import main
-from vaelab.demo import FULL, SAMPLE, STAGES, Schedule, demo
+from vaelab.demo import CONTINUAL, FULL, SAMPLE, STAGES, Schedule, demo
 from vaelab.errors import SettingError, VaelabError
 from vaelab.figures.gifs import read_frames
 
@@ -40,9 +40,7 @@ QUICK = Schedule(
     vae_train_size=512,
     vae7_epochs=2,
     vae7_train_size=256,
-    continual_order=(7, 0, 1),
-    continual_epochs=1,
-    continual_train_size=64,
+    continual=dataclasses.replace(CONTINUAL, order=[7, 0, 1], epochs_per_stage=1, train_size=64),
 )
 
 
@@ -139,7 +137,7 @@ def test_the_demo_command_prints_its_last_line_once(demo_command):
 
 
 def test_a_bad_schedule_is_refused_before_anything_trains(tmp_path):
-    bad = dataclasses.replace(QUICK, continual_order=(7, 7))
+    bad = dataclasses.replace(QUICK, continual=dataclasses.replace(QUICK.continual, order=[7, 7]))
     with pytest.raises(SettingError, match="order needs two or more different digits"):
         demo(tmp_path / "out", schedule=bad, progress=False)
     assert not (tmp_path / "out" / "runs").exists()

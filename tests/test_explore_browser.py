@@ -5,6 +5,7 @@ missing browser is a failure. Screenshots go to $VAELAB_SCREENSHOTS, or a
 temporary folder whose path the test prints.
 """
 
+import dataclasses
 import io
 import os
 import threading
@@ -16,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vaelab.demo import Schedule, demo
+from vaelab.demo import CONTINUAL, Schedule, demo
 from vaelab.explore import Explorer, make_server
 from vaelab.figures.gifs import read_frames
 
@@ -39,10 +40,9 @@ SHORT_DEMO = Schedule(
     vae_train_size=256,
     vae7_epochs=1,
     vae7_train_size=128,
-    continual_order=(7, 0),
-    continual_first_epochs=1,
-    continual_epochs=1,
-    continual_train_size=64,
+    continual=dataclasses.replace(
+        CONTINUAL, order=[7, 0], first_stage_epochs=1, epochs_per_stage=1, train_size=64
+    ),
 )
 
 

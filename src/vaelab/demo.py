@@ -25,6 +25,7 @@ VAE). docs/demo.md records the measured wall times.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
@@ -53,6 +54,16 @@ DEFAULT_OUT = "vaelab-demo"
 Drawing = Callable[[Run, Path, plotting.PlotOptions], Path]
 
 
+CONTINUAL = ContinualConfig(
+    dataset="mnist-sample",
+    order=[7, 0, 1, 2, 3],
+    first_stage_epochs=20,
+    epochs_per_stage=4,
+    batch_size=32,
+)
+"""The continual section's settings (its strategy, seed and device are the demo's)."""
+
+
 @dataclass(frozen=True)
 class Schedule:
     """How much data and how many epochs each of the demo's models gets.
@@ -71,12 +82,7 @@ class Schedule:
     vae_train_size: int | None = None
     vae7_epochs: int = 100
     vae7_train_size: int | None = None
-    continual_dataset: str = "mnist-sample"
-    continual_order: tuple[int, ...] = (7, 0, 1, 2, 3)
-    continual_first_epochs: int = 20
-    continual_epochs: int = 4
-    continual_batch_size: int = 32
-    continual_train_size: int | None = None
+    continual: ContinualConfig = field(default_factory=lambda: dataclasses.replace(CONTINUAL))
 
 
 SAMPLE = Schedule("mnist-sample", vae_epochs=30, vae7_epochs=100)
@@ -137,17 +143,8 @@ class Demo:
 
     def continual_config(self) -> ContinualConfig:
         """The settings of the continual section (its strategy is set per run)."""
-        s = self.schedule
-        return ContinualConfig(
-            dataset=s.continual_dataset,
-            data_dir=self.data_dir,
-            order=list(s.continual_order),
-            first_stage_epochs=s.continual_first_epochs,
-            epochs_per_stage=s.continual_epochs,
-            batch_size=s.continual_batch_size,
-            train_size=s.continual_train_size,
-            seed=self.seed,
-            device=self.device,
+        return dataclasses.replace(
+            self.schedule.continual, data_dir=self.data_dir, seed=self.seed, device=self.device
         )
 
     def check(self) -> None:

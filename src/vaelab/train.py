@@ -24,7 +24,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from vaelab.config import RunConfig, TrainConfig
-from vaelab.errors import Interrupted, RunError, TrainingError, VaelabError
+from vaelab.errors import Interrupted, RunError, SettingError, TrainingError, VaelabError
 from vaelab.models import Model, build
 from vaelab.run import CHECKPOINT, Run, load_tensors, save_tensors
 
@@ -420,8 +420,10 @@ def fit(
     if resume:
         _check_resumable(run, config)
     elif (run.path / CHECKPOINT).exists():
-        raise RunError(
-            f"{run.path} already holds a run; continue it with --resume or choose another --out"
+        raise SettingError(
+            f"{run.path} already holds a run; continue it ({{resume}}) or choose another {{out}}",
+            "resume",
+            "out",
         )
     run = Run.create(out, config)
     train_data, val_data = prepare(config.data)
