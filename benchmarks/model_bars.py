@@ -28,11 +28,12 @@ from vaelab.scores import iwae
 
 
 def train(
-    name: str, epochs: int, out: Path, seed: int, latent_dim: int | None = None
+    name: str, epochs: int, out: Path, seed: int, latent_dim: int | None = None, beta: float = 1.0
 ) -> tuple[vaelab.Run, float]:
     config = RunConfig()
     config.data.dataset = "mnist"
-    config.model = ModelConfig(name, latent_dim=latent_dim)
+    config.model = ModelConfig(name, latent_dim=latent_dim).resolved()
+    config.model.objective.beta = beta
     config.train = TrainConfig(epochs=epochs, seed=seed)
     started = time.perf_counter()
     run = vaelab.fit(config, out / name, resume=(out / name / "checkpoint.safetensors").exists())
@@ -65,6 +66,7 @@ def main() -> None:
     parser.add_argument("--test-images", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--latent-dim", type=int, help="the cvae's latent size (its preset's)")
+    parser.add_argument("--beta", type=float, default=1.0, help="the cvae's KL weight (1)")
     parser.add_argument("--only", choices=["cvae", "iwae"], default=None)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
@@ -78,11 +80,12 @@ def main() -> None:
         "seed": args.seed,
     }
     if args.only in (None, "cvae"):
-        run, seconds = train("cvae", args.epochs, args.out, args.seed, args.latent_dim)
+        run, seconds = train("cvae", args.epochs, args.out, args.seed, args.latent_dim, args.beta)
         per_label = label_accuracy(run, args.samples, args.seed)
         results["cvae"] = {
             **protocol,
             "latent_dim": run.config.model.latent_dim,
+            "beta": args.beta,
             "samples_per_label": args.samples,
             "classifier": "vaelab's cached MNIST CNN",
             "named_as_asked": per_label,

@@ -89,10 +89,34 @@ def epochs_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def labels_table(results: dict[str, Any]) -> str:
+    """One row per conditional model: the share of its samples named as the label asked."""
+    labels = sorted(results["rows"][0]["named_as_asked"], key=int)
+    lines = [
+        "| model | " + " | ".join(labels) + " | lowest | training |",
+        "|---|" + "---:|" * (len(labels) + 2),
+    ]
+    for row in results["rows"]:
+        shares = " | ".join(f"{row['named_as_asked'][c]:.1%}" for c in labels)
+        lowest = min(row["named_as_asked"].values())
+        lines.append(f"| {row['model']} | {shares} | {lowest:.1%} | {row['training']} |")
+    return "\n".join(lines)
+
+
+def bound_table(results: dict[str, Any]) -> str:
+    """One row per model: its test negative log-likelihood bound, and how it was trained."""
+    lines = ["| model | test bound (nats) | training |", "|---|---:|---|"]
+    for row in results["rows"]:
+        lines.append(f"| {row['model']} | {row['nll_bound']:.2f} | {row['training']} |")
+    return "\n".join(lines)
+
+
 TABLES: dict[str, Callable[[dict[str, Any]], str]] = {
     "oneclass": oneclass_table,
     "continual": continual_table,
     "epochs": epochs_table,
+    "labels": labels_table,
+    "bound": bound_table,
 }
 """How each kind of results file (its `benchmark` field) is drawn."""
 

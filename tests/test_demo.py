@@ -48,12 +48,13 @@ QUICK = Schedule(
 def demo_command(tmp_path_factory):
     """`vaelab demo` on a shortened schedule; returns the report and what it printed."""
     out = tmp_path_factory.mktemp("demo") / "out"
-    printed = io.StringIO()
+    printed, warned = io.StringIO(), io.StringIO()
     with pytest.MonkeyPatch.context() as patch:  # the dream classifier goes to a fresh cache
         patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
         patch.setattr(vaelab.demo, "SAMPLE", QUICK)
-        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(warned):
             assert main(["demo", "--out", str(out), "--quiet"]) == 0
+    assert all(line.startswith("vaelab: warning: ") for line in warned.getvalue().splitlines())
     return out / "report.html", printed.getvalue()
 
 
