@@ -1,4 +1,5 @@
 import csv
+import dataclasses
 import json
 import re
 
@@ -341,9 +342,9 @@ def test_the_command_runs_every_strategy_end_to_end(tmp_path, isolated_data_env,
 
 @pytest.mark.slow
 def test_the_demo_section_compares_naive_and_generative_replay(tmp_path, isolated_data_env):
-    from vaelab.demo import Demo, Schedule, remembers
+    from vaelab.demo import CONTINUAL, Demo, Schedule, remembers
 
-    schedule = Schedule("mnist-sample", continual_train_size=64)
+    schedule = Schedule("mnist-sample", continual=dataclasses.replace(CONTINUAL, train_size=64))
     section = remembers(Demo(tmp_path, schedule, progress=False, device="cpu"))
     assert section.title == "5. Does the VAE remember?"
     assert "times naive's" in section.text

@@ -277,9 +277,9 @@ def test_importing_the_figures_keeps_the_backend_and_no_experiment_module():
     code = (
         "import sys, matplotlib\n"
         "import vaelab.figures.anomaly, vaelab.figures.continual, vaelab.plotting\n"
+        "experiments = [m for m in ('vaelab.continual', 'vaelab.anomaly') if m in sys.modules]\n"
         "import vaelab.demo\n"
         "assert matplotlib.get_backend() == 'svg', matplotlib.get_backend()\n"
-        "experiments = [m for m in ('vaelab.continual', 'vaelab.anomaly') if m in sys.modules]\n"
         "print(experiments)\n"
     )
     env = {**os.environ, "MPLBACKEND": "svg"}
