@@ -21,6 +21,7 @@ from vaelab.models.likelihoods import likelihood
 class AE(Model):
     def __init__(self, config: ModelConfig, shape: tuple[int, int, int] = (1, 28, 28)) -> None:
         super().__init__()
+        config = config.resolved()  # a preset's name alone is enough
         assert config.encoder and config.decoder and config.likelihood and config.objective
         if config.objective.name != "reconstruction" or config.conditional:
             raise VaelabError(

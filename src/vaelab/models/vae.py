@@ -25,6 +25,7 @@ from vaelab.models.objectives import objective
 class VAE(Model):
     def __init__(self, config: ModelConfig, shape: tuple[int, int, int] = (1, 28, 28)) -> None:
         super().__init__()
+        config = config.resolved()  # a preset's name alone is enough
         assert config.encoder and config.decoder and config.likelihood and config.objective
         self.name = config.name
         self.shape = tuple(shape)
