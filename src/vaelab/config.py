@@ -126,14 +126,17 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> ModelConfig:
-        parts = {
-            "encoder": NetworkConfig,
-            "decoder": NetworkConfig,
-            "likelihood": LikelihoodConfig,
-            "objective": ObjectiveConfig,
-        }
-        values = {k: parts[k](**v) if k in parts and v is not None else v for k, v in raw.items()}
+        values = {k: PARTS[k](**v) if k in PARTS and v is not None else v for k, v in raw.items()}
         return cls(**values)
+
+
+PARTS: dict[str, type] = {
+    "encoder": NetworkConfig,
+    "decoder": NetworkConfig,
+    "likelihood": LikelihoodConfig,
+    "objective": ObjectiveConfig,
+}
+"""The fields of `ModelConfig` that are parts, and the dataclass of each."""
 
 
 @dataclass

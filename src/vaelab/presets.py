@@ -104,14 +104,8 @@ def resolve(config: ModelConfig) -> ModelConfig:
     """A copy of `config` with the fields left as None filled in from its preset, and the
     parts a preset leaves out with their defaults (only the latent size, for a registered
     model's name)."""
-    from vaelab.config import LikelihoodConfig, NetworkConfig, ObjectiveConfig
+    from vaelab.config import PARTS as kinds
 
-    kinds = {
-        "encoder": NetworkConfig,
-        "decoder": NetworkConfig,
-        "likelihood": LikelihoodConfig,
-        "objective": ObjectiveConfig,
-    }
     filled = copy.deepcopy(config)
     preset = PRESETS.get(config.name)
     for f in fields(filled):

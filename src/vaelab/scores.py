@@ -182,10 +182,6 @@ SCORES: dict[str, Score] = {
     "iwae": Score(iwae, "negative K-sample importance-weighted bound", True, sampled=True),
     "latent": Score(latent, "-log prior density of the posterior mean", needs_posterior=True),
 }
-POSTERIOR_SCORES = tuple(name for name, s in SCORES.items() if s.needs_posterior)
-"""Scores that need a posterior q(z|x): a VAE, not an AE."""
-SAMPLED = tuple(name for name, s in SCORES.items() if s.sampled)
-"""Scores that draw posterior samples and take `samples` and `seed`."""
 
 
 def register_score(name: str, score: Score) -> None:
