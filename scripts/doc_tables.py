@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from vaelab.bench import markdown_table, published_rows
+from vaelab.continual.split_bench import markdown_table as split_mnist_table
 
 ROOT = Path(__file__).resolve().parents[1]
 MARKER = re.compile(r"^<!-- table:(?P<name>[\w.-]+) -->\n(?P<body>.*?)^<!-- end -->", re.S | re.M)
@@ -117,6 +118,7 @@ TABLES: dict[str, Callable[[dict[str, Any]], str]] = {
     "epochs": epochs_table,
     "labels": labels_table,
     "bound": bound_table,
+    "split-mnist": split_mnist_table,
 }
 """How each kind of results file (its `benchmark` field) is drawn."""
 

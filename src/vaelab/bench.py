@@ -112,8 +112,9 @@ def run_task(
     normal: int,
     seed: int,
     out: str,
+    *,
     threads: int,
-    modules: list[str] | None = None,
+    modules: list[str],
 ) -> dict:
     """Train on class `normal` with `seed` (or resume), score the test set, store the result.
 
@@ -126,7 +127,7 @@ def run_task(
     from vaelab.run import CHECKPOINT
     from vaelab.train import fit
 
-    import_registered(modules or [])
+    import_registered(modules)
     torch.set_num_threads(threads)
     folder = task_dir(Path(out), normal, seed)
     result_path = folder / config.result_file()
@@ -166,36 +167,20 @@ def run_oneclass(
     Up to `jobs` trainings run at once in spawned processes, each with
     `cores // jobs` torch threads.
     """
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-    from multiprocessing import get_context
-
     from tqdm.auto import tqdm
 
-    from vaelab.models import registered_modules
+    from vaelab.executors import run_calls
 
     out = Path(out)
     config.check()
     _check_settings(config, out)
-    tasks = [(c, seed) for c in config.classes for seed in range(config.seeds)]
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    calls = [(config, c, seed, str(out)) for c in config.classes for seed in range(config.seeds)]
     started = time.perf_counter()
     done: list[dict] = []
-    bar = tqdm(total=len(tasks), desc="one-class", unit="run", disable=not progress)
-    with bar:
-        if jobs == 1:
-            for c, seed in tasks:
-                done.append(run_task(config, c, seed, str(out), threads))
-                _report(bar, done[-1])
-        else:
-            modules = registered_modules()
-            with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
-                futures = [
-                    pool.submit(run_task, config, c, seed, str(out), threads, modules)
-                    for c, seed in tasks
-                ]
-                for future in as_completed(futures):
-                    done.append(future.result())
-                    _report(bar, done[-1])
+    with tqdm(total=len(calls), desc="one-class", unit="run", disable=not progress) as bar:
+        for result in run_calls(run_task, calls, jobs):
+            done.append(result)
+            _report(bar, result)
     results = summarize(config, done, time.perf_counter() - started, jobs)
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     rows = [vaelab_row(results), *published_rows(config.dataset)]

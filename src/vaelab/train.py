@@ -162,15 +162,11 @@ class CtrlC:
             signal.signal(signal.SIGINT, self._previous)
 
 
-def save_checkpoint(
-    run: Run,
-    model: Model,
-    optimizer: torch.optim.Optimizer,
-    shuffle: torch.Generator,
-    pos: Position,
-) -> None:
-    tensors = {f"model/{k}": v for k, v in model.state_dict().items()}
+def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, Tensor], dict]:
+    """An optimiser's state as safetensors-ready tensors (`optim/INDEX/KEY`) and the JSON
+    rest (its parameter groups and per-parameter scalars), so nothing needs pickling."""
     state = optimizer.state_dict()
+    tensors: dict[str, Tensor] = {}
     scalars: dict[str, dict[str, Any]] = {}
     for index, param_state in state["state"].items():
         for key, value in param_state.items():
@@ -178,28 +174,14 @@ def save_checkpoint(
                 tensors[f"optim/{index}/{key}"] = value
             else:
                 scalars.setdefault(str(index), {})[key] = value
-    tensors["rng/torch"] = torch.get_rng_state()
-    tensors["rng/shuffle"] = shuffle.get_state()
-    if pos.order is not None:
-        tensors["epoch/order"] = pos.order
-    meta = {
-        "epoch": pos.epoch,
-        "step": pos.step,
-        "sums": pos.sums,
-        "names": pos.names,
-        "seconds": pos.seconds,
-        "param_groups": state["param_groups"],
-        "scalars": scalars,
-    }
-    save_tensors(tensors, run.path / CHECKPOINT, meta)
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
 
 
-def load_checkpoint(
-    run: Run, model: Model, optimizer: torch.optim.Optimizer, shuffle: torch.Generator
-) -> Position:
-    tensors, meta = load_tensors(run.path / CHECKPOINT)
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model/")})
-    params = list(model.parameters())
+def restore_optimizer(
+    optimizer: torch.optim.Optimizer, tensors: dict[str, Tensor], meta: dict[str, Any]
+) -> None:
+    """Load what `optimizer_tensors` saved back into `optimizer`."""
+    params = [p for group in optimizer.param_groups for p in group["params"]]
     param_state: dict[int, dict[str, Any]] = {}
     for key, value in tensors.items():
         if key.startswith("optim/"):
@@ -211,6 +193,38 @@ def load_checkpoint(
     for index, values in meta["scalars"].items():
         param_state.setdefault(int(index), {}).update(values)
     optimizer.load_state_dict({"state": param_state, "param_groups": meta["param_groups"]})
+
+
+def save_checkpoint(
+    run: Run,
+    model: Model,
+    optimizer: torch.optim.Optimizer,
+    shuffle: torch.Generator,
+    pos: Position,
+) -> None:
+    optim, optim_meta = optimizer_tensors(optimizer)
+    tensors = {f"model/{k}": v for k, v in model.state_dict().items()} | optim
+    tensors["rng/torch"] = torch.get_rng_state()
+    tensors["rng/shuffle"] = shuffle.get_state()
+    if pos.order is not None:
+        tensors["epoch/order"] = pos.order
+    meta = {
+        "epoch": pos.epoch,
+        "step": pos.step,
+        "sums": pos.sums,
+        "names": pos.names,
+        "seconds": pos.seconds,
+        **optim_meta,
+    }
+    save_tensors(tensors, run.path / CHECKPOINT, meta)
+
+
+def load_checkpoint(
+    run: Run, model: Model, optimizer: torch.optim.Optimizer, shuffle: torch.Generator
+) -> Position:
+    tensors, meta = load_tensors(run.path / CHECKPOINT)
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model/")})
+    restore_optimizer(optimizer, tensors, meta)
     torch.set_rng_state(tensors["rng/torch"])
     shuffle.set_state(tensors["rng/shuffle"])
     order = tensors.get("epoch/order")

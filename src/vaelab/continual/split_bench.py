@@ -1,0 +1,243 @@
+"""`vaelab bench split-mnist`: every strategy over seeds, beside the published table.
+
+    out/
+      settings.json                  the protocol (a rerun must match it)
+      <strategy>/seed<k>/task<t>.safetensors
+                                     the learner after task t, with that task's accuracy
+                                     row and its generator's samples
+      <strategy>/seed<k>/result.json the accuracy matrix of one (strategy, seed)
+      results.json, table.md         every strategy finished so far, and the table
+      accuracy_matrix.png, samples-<strategy>.png
+
+A task's file is written once it is trained and measured, so an interrupted
+benchmark resumes at the next task of each (strategy, seed) and gives the same
+numbers as an unbroken one.
+
+    results = run_split_mnist(SplitConfig(), "bench/split-mnist", ["dgr-distill"], seeds=5)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from pathlib import Path
+from statistics import fmean, stdev
+from typing import Any
+
+from vaelab.continual.split import STRATEGIES, TASKS, SplitConfig, check_strategies
+from vaelab.errors import VaelabError
+
+PUBLISHED = Path(__file__).parents[1] / "published" / "split_mnist.json"
+SETTINGS = "settings.json"
+DATASETS = ("mnist", "mnist-sample")
+
+
+def protocol(config: SplitConfig) -> dict[str, Any]:
+    """The settings every result in one folder shares (not where the data is, nor the device)."""
+    settings = dataclasses.asdict(config)
+    for name in ("data_dir", "device"):
+        settings.pop(name)
+    return settings
+
+
+def run_seed(
+    config: SplitConfig, strategy: str, seed: int, out: str, *, threads: int, modules: list[str]
+) -> dict[str, Any]:
+    """Train one strategy with one seed through the five tasks (resuming after the last saved
+    task); its result: the tasks x tasks accuracy matrix and the final accuracy."""
+    import torch
+
+    from vaelab.continual.split import task_data, train_and_measure
+    from vaelab.data import load
+    from vaelab.models import import_registered
+    from vaelab.run import load_tensors, save_tensors
+
+    import_registered(modules)
+    torch.set_num_threads(threads)
+    folder = Path(out) / strategy / f"seed{seed}"
+    done = folder / "result.json"
+    if done.exists():
+        return json.loads(done.read_text())
+    folder.mkdir(parents=True, exist_ok=True)
+    train = task_data(config, load(config.dataset, "train", config.data_dir))
+    test_set = load(config.dataset, "test", config.data_dir)
+    test = (test_set.float(), test_set.labels)
+    torch.manual_seed(seed)  # the initial weights
+    learner = STRATEGIES[strategy].learner(config, STRATEGIES[strategy])
+    records = []
+    for task in range(len(TASKS)):
+        path = folder / f"task{task}.safetensors"
+        if path.exists():
+            tensors, meta = load_tensors(path)
+            learner.load(tensors, meta["learner"])
+            records.append(meta["record"])
+            continue
+        record, samples = train_and_measure(learner, task, train, test, seed)
+        tensors, meta = learner.state()
+        if samples is not None:
+            tensors["samples"] = samples
+        save_tensors(tensors, path, {"record": record, "learner": meta})
+        records.append(record)
+    final = records[-1]["accuracy"]
+    result = {
+        "strategy": strategy,
+        "seed": seed,
+        "accuracy_matrix": [r["accuracy"] for r in records],
+        "final_accuracy": fmean(final),
+        "final_test_set_accuracy": whole_test_set(final, test[1]),
+        "train_seconds": round(sum(r["train_seconds"] for r in records), 1),
+        "eval_seconds": round(sum(r["eval_seconds"] for r in records), 1),
+    }
+    done.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def whole_test_set(row: list[float], labels: Any) -> float:
+    """The accuracy over every test image, from the per-task accuracies of `row`."""
+    sizes = [int(sum((labels == d).sum() for d in digits)) for digits in TASKS]
+    return sum(a * n for a, n in zip(row, sizes, strict=True)) / sum(sizes)
+
+
+def run_split_mnist(
+    config: SplitConfig,
+    out: str | os.PathLike[str],
+    strategies: list[str],
+    *,
+    seeds: int = 5,
+    jobs: int = 1,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run (or finish) `strategies` x seeds 0..`seeds`-1 into `out`, `jobs` at a time; write
+    `results.json`, `table.md` and the figures; return what `results.json` holds."""
+    from tqdm.auto import tqdm
+
+    from vaelab.executors import run_calls
+
+    check_strategies(strategies)
+    config.check()
+    if config.dataset not in DATASETS:
+        raise VaelabError(
+            f"Split-MNIST is defined on MNIST digits; choose a dataset of {', '.join(DATASETS)}"
+        )
+    folder = Path(out)
+    claim(folder, config)
+    calls = [(config, s, seed, str(folder)) for s in strategies for seed in range(seeds)]
+    started = time.perf_counter()
+    with tqdm(total=len(calls), desc="split-mnist", unit="run", disable=not progress) as bar:
+        for result in run_calls(run_seed, calls, jobs):
+            bar.set_postfix_str(
+                f"{result['strategy']} seed {result['seed']}: {result['final_accuracy']:.3f}"
+            )
+            bar.update(1)
+    results = collect(folder, config, time.perf_counter() - started, jobs)
+    (folder / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (folder / "table.md").write_text(markdown_table(results) + "\n")
+    draw(folder, results)
+    return results
+
+
+def claim(folder: Path, config: SplitConfig) -> None:
+    """Record the protocol in `folder`, or check it matches the one recorded there."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path, settings = folder / SETTINGS, protocol(config)
+    if path.exists():
+        saved = json.loads(path.read_text())
+        if saved != settings:
+            changed = sorted(
+                k for k in settings.keys() | saved.keys() if saved.get(k) != settings.get(k)
+            )
+            raise VaelabError(
+                f"{folder} holds a Split-MNIST benchmark with other settings "
+                f"({', '.join(changed)} differ); use the same settings to resume it, or "
+                "another --out"
+            )
+        return
+    path.write_text(json.dumps(settings, indent=2) + "\n")
+
+
+def collect(folder: Path, config: SplitConfig, seconds: float, jobs: int) -> dict[str, Any]:
+    """Every (strategy, seed) finished in `folder`, summarised per strategy."""
+    summaries = {}
+    for strategy in STRATEGIES:
+        paths = sorted((folder / strategy).glob("seed*/result.json"))
+        if paths:
+            runs = sorted((json.loads(p.read_text()) for p in paths), key=lambda r: r["seed"])
+            summaries[strategy] = summarize(strategy, runs)
+    return {
+        "benchmark": "split-mnist",
+        "protocol": protocol(config),
+        "tasks": [list(t) for t in TASKS],
+        "metric": "class-incremental accuracy after the last task: the mean of the five tasks' "
+        "test accuracies (the reference code's average), fractions in [0, 1]",
+        "strategies": summaries,
+        "published": published_rows(),
+        "wall_seconds": round(seconds, 1),
+        "jobs": jobs,
+    }
+
+
+def summarize(strategy: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and standard error of the final accuracy over seeds, and the mean matrix."""
+    finals = [r["final_accuracy"] for r in runs]
+    matrices = [r["accuracy_matrix"] for r in runs]
+    mean_matrix = [
+        [None if cells[0] is None else fmean(cells) for cells in zip(*rows, strict=True)]
+        for rows in zip(*matrices, strict=True)
+    ]
+    return {
+        "summary": STRATEGIES[strategy].summary,
+        "published_row": STRATEGIES[strategy].published,
+        "seeds": [r["seed"] for r in runs],
+        "final_accuracy": finals,
+        "final_accuracy_mean": fmean(finals),
+        "final_accuracy_sem": stdev(finals) / len(finals) ** 0.5 if len(finals) > 1 else None,
+        "final_test_set_accuracy_mean": fmean(r["final_test_set_accuracy"] for r in runs),
+        "accuracy_matrix": mean_matrix,
+        "train_seconds_mean": round(fmean(r["train_seconds"] for r in runs), 1),
+        "eval_seconds_mean": round(fmean(r["eval_seconds"] for r in runs), 1),
+    }
+
+
+def published_rows() -> list[dict[str, Any]]:
+    """The published class-incremental Split-MNIST rows, with their citation."""
+    table = json.loads(PUBLISHED.read_text())
+    return [{**row, "citation": table["citation"]} for row in table["rows"]]
+
+
+def markdown_table(results: dict[str, Any]) -> str:
+    """Published rows and vaelab's, accuracy in % (mean ± standard error over seeds)."""
+    lines = [
+        "| method | class-IL accuracy (%) | source |",
+        "|---|---:|---|",
+    ]
+    for row in results["published"]:
+        sem = "" if row.get("sem") is None else f" ± {row['sem']:.2f}"
+        lines.append(f"| {row['method']} | {row['accuracy']:.2f}{sem} | published |")
+    for name, s in results["strategies"].items():
+        sem = "" if s["final_accuracy_sem"] is None else f" ± {100 * s['final_accuracy_sem']:.2f}"
+        seeds = len(s["seeds"])
+        lines.append(
+            f"| vaelab {name}: {s['summary']} | {100 * s['final_accuracy_mean']:.2f}{sem} | "
+            f"measured, {seeds} seed{'s' * (seeds != 1)}, {s['train_seconds_mean'] / 60:.1f} min |"
+        )
+    return "\n".join(lines)
+
+
+def draw(folder: Path, results: dict[str, Any]) -> None:
+    """The accuracy matrices of every strategy, and what each generator dreams after each
+    task (seed 0)."""
+    from vaelab.figures.split_mnist import accuracy_matrices, task_samples
+    from vaelab.run import load_tensors
+
+    matrices = {name: s["accuracy_matrix"] for name, s in results["strategies"].items()}
+    accuracy_matrices(matrices, folder / "accuracy_matrix.png")
+    for name in results["strategies"]:
+        seed = folder / name / "seed0"
+        files = [seed / f"task{t}.safetensors" for t in range(len(TASKS))]
+        if not all(f.exists() for f in files):
+            continue
+        samples = [load_tensors(f)[0].get("samples") for f in files]
+        if any(s is not None for s in samples):
+            task_samples(samples, name, folder / f"samples-{name}.png")
