@@ -9,7 +9,9 @@ from vaelab.cli.anomaly import SCORE_NAMES
 from vaelab.config import ModelConfig
 from vaelab.data import load
 from vaelab.errors import VaelabError
+from vaelab.likelihood import SAMPLE_CHUNK
 from vaelab.models import build
+from vaelab.seeding import keyed_generator
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +36,11 @@ def log_normal_by_hand(z, mean, std):
 
 
 def draws(shape, samples, seed=0):
-    generator = torch.Generator().manual_seed(seed)
-    return [torch.randn(shape, generator=generator) for _ in range(samples)]
+    """The noise of the sampled scores: each image's own keyed stream, its first draws."""
+    images, latent = shape
+    noise = [torch.randn(SAMPLE_CHUNK, latent, generator=keyed_generator(seed, i))[:samples]
+             for i in range(images)]  # fmt: skip
+    return list(torch.stack(noise).unbind(1))
 
 
 @torch.no_grad()

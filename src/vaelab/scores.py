@@ -16,13 +16,13 @@ The VAE's probabilistic scores are in nats, per image:
 - `latent`: `-log N(z_mean; 0, I)`, how unlikely the posterior mean is
   under the prior.
 
-Sampled scores draw their noise from a generator seeded with `seed`, so a
-score is reproducible for the same images, seed and batch size.
+Sampled scores draw each image's noise from its own generator, keyed by `seed` and the
+image's index (`vaelab.likelihood`), so a score is reproducible for a seed whatever the
+batch size, and `iwae` is the likelihood estimate itself.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -31,8 +31,16 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from vaelab.errors import VaelabError
+from vaelab.likelihood import (
+    by_batch,
+    check_samples,
+    default_batch,
+    importance_nll,
+    log_likelihood,
+    posterior_chunks,
+)
 from vaelab.models import Model
-from vaelab.models.losses import LOG_2PI, gaussian_kl, log_normal
+from vaelab.models.losses import LOG_2PI, gaussian_kl
 
 BATCH = 1000
 SAMPLES = 10
@@ -98,63 +106,27 @@ def require_unconditional(model: Model) -> None:
         )
 
 
-def _posterior_samples(
-    model: Model, x: Tensor, samples: int, generator: torch.Generator
-) -> tuple[Tensor, Tensor, list[Tensor]]:
-    """(mu, logvar, [eps_k]) for a batch: K standard normal draws shaped like mu."""
-    mu, logvar = model.posterior(x)
-    noise = [
-        torch.randn(mu.shape, generator=generator, device=generator.device).to(mu.device)
-        for _ in range(samples)
-    ]
-    return mu, logvar, noise
-
-
-def _check_samples(samples: int) -> None:
-    if samples < 1:
-        raise VaelabError(f"the number of posterior samples must be at least 1, got {samples}")
-
-
 @torch.inference_mode()
 def elbo(model: Model, images: Tensor, samples: int = SAMPLES, seed: int = 0) -> Tensor:
     """Negative ELBO in nats: reconstruction NLL averaged over `samples` draws of q(z|x),
     plus the exact KL to the prior (the VAE's training loss, with less noise)."""
     require_posterior(model, "elbo")
-    _check_samples(samples)
+    check_samples(samples)
     model.eval()
-    generator = torch.Generator().manual_seed(seed)
 
-    def negative_elbo(x: Tensor) -> Tensor:
-        mu, logvar, noise = _posterior_samples(model, x, samples, generator)
-        std = torch.exp(0.5 * logvar)
-        nll = model.likelihood.nll
-        recon = torch.stack([nll(model.decode(mu + std * eps), x) for eps in noise])
-        return recon.mean(0) + gaussian_kl(mu, logvar)
+    def negative_elbo(x: Tensor, first: int) -> Tensor:
+        mean, log_var, chunks = posterior_chunks(model, x, first, samples, seed)
+        recon = sum(-log_likelihood(model, z, x).sum(1) for z in chunks)
+        return recon / samples + gaussian_kl(mean, log_var)
 
-    return batched(negative_elbo, images)
+    return by_batch(negative_elbo, images, default_batch(samples))
 
 
-@torch.inference_mode()
 def iwae(model: Model, images: Tensor, samples: int = SAMPLES, seed: int = 0) -> Tensor:
     """Negative importance-weighted bound in nats with `samples` draws (K): an estimate of
     -log p(x) that tightens as K grows; K=1 is a single-sample negative ELBO."""
     require_posterior(model, "iwae")
-    _check_samples(samples)
-    model.eval()
-    generator = torch.Generator().manual_seed(seed)
-
-    def negative_bound(x: Tensor) -> Tensor:
-        mu, logvar, noise = _posterior_samples(model, x, samples, generator)
-        std = torch.exp(0.5 * logvar)
-        zero = torch.zeros_like(mu)
-        log_weights = []
-        for eps in noise:
-            z = mu + std * eps
-            log_joint = log_normal(z, zero, zero) - model.likelihood.nll(model.decode(z), x)
-            log_weights.append(log_joint - log_normal(z, mu, logvar))
-        return math.log(samples) - torch.logsumexp(torch.stack(log_weights), dim=0)
-
-    return batched(negative_bound, images)
+    return importance_nll(model, images, samples, seed)
 
 
 @torch.inference_mode()

@@ -28,3 +28,13 @@ def gaussian_kl(z_mean: Tensor, z_log_var: Tensor) -> Tensor:
 def log_normal(z: Tensor, mean: Tensor, log_var: Tensor) -> Tensor:
     """log N(z; mean, diag(exp(log_var))), summed over the last (latent) axis."""
     return -0.5 * (LOG_2PI + log_var + (z - mean).square() / log_var.exp()).sum(-1)
+
+
+def importance_log_weights(
+    log_likelihood: Tensor, z: Tensor, mean: Tensor, log_var: Tensor
+) -> Tensor:
+    """log p(x | z) + log p(z) - log q(z | x) for draws z of q = N(mean, exp(log_var)) and a
+    standard normal prior: the log importance weights that the IWAE objective trains on and
+    the likelihood estimate averages (`mean` and `log_var` broadcast against z)."""
+    zero = torch.zeros_like(mean)
+    return log_likelihood + log_normal(z, zero, zero) - log_normal(z, mean, log_var)

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from vaelab.config import ObjectiveConfig
 from vaelab.errors import VaelabError
 from vaelab.models.base import Output
-from vaelab.models.losses import gaussian_kl, log_normal
+from vaelab.models.losses import gaussian_kl, importance_log_weights
 
 if TYPE_CHECKING:
     from vaelab.models.vae import VAE
@@ -86,8 +86,7 @@ class IWAE(Objective):
         logits = model.decode(z.flatten(0, 1), repeated)
         images = x.expand(k, *x.shape).flatten(0, 1)
         log_likelihood = -model.likelihood.nll(logits, images).view(k, n)
-        zero = torch.zeros_like(mean)
-        log_weights = log_likelihood + log_normal(z, zero, zero) - log_normal(z, mean, log_var)
+        log_weights = importance_log_weights(log_likelihood, z, mean, log_var)
         bound = torch.logsumexp(log_weights, 0) - math.log(k)
         return Output(logits[:n], z[0], {"iwae": -bound}, z_mean=mean, z_log_var=log_var)
 
