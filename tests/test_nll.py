@@ -3,6 +3,7 @@ dynamic binarisation; `vaelab eval --nll` and `vaelab bench nll`."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -10,14 +11,17 @@ import torch
 from torch import Tensor, nn
 
 from vaelab import likelihood, scores
-from vaelab.config import ModelConfig
-from vaelab.data import load
+from vaelab import train as train_module
+from vaelab.cli import main
+from vaelab.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from vaelab.data import TEST_BITS_SEED, load, prepare, redraw_bits
 from vaelab.errors import SettingError, VaelabError
 from vaelab.likelihood import SAMPLE_CHUNK, importance_nll, nll_curve
 from vaelab.models import build
 from vaelab.models.base import Capabilities, Model
 from vaelab.models.losses import LOG_2PI, log_normal
 from vaelab.seeding import keyed_generator
+from vaelab.train import fit
 
 DATA, LATENT, SIGMA = 8, 2, 0.5
 
@@ -176,3 +180,93 @@ def test_bad_sample_counts_and_models_are_named(vae, digits):
         importance_nll(build(ModelConfig("ae")), digits, 10)
     with pytest.raises(VaelabError, match="cvae is conditional"):
         importance_nll(build(ModelConfig("cvae")), digits, 10)
+
+
+# Dynamic binarisation
+
+
+def tiny_config(binarize: str = "dynamic", epochs: int = 2) -> RunConfig:
+    return RunConfig(
+        DataConfig("mnist-sample", train_size=128, binarize=binarize),
+        ModelConfig("vae"),
+        TrainConfig(epochs, batch_size=32),
+    )
+
+
+def test_binarised_images_are_bits_drawn_with_the_pixel_intensities():
+    grey = load("mnist-sample", "test").first(500)
+    bits = grey.binarized(TEST_BITS_SEED)
+    assert set(bits.images.unique().tolist()) <= {0, 255}
+    assert torch.equal(grey.binarized(TEST_BITS_SEED).images, bits.images)
+    assert not torch.equal(grey.binarized(TEST_BITS_SEED + 1).images, bits.images)
+    assert abs(bits.float().mean() - grey.float().mean()) < 0.005
+    assert (bits.images[grey.images == 0] == 0).all()
+    assert (bits.images[grey.images == 255] == 255).all()
+
+
+def test_the_test_bits_never_change_and_the_training_images_stay_grey():
+    train, test = prepare(DataConfig("mnist-sample", binarize="dynamic"))
+    again = prepare(DataConfig("mnist-sample", binarize="dynamic"))[1]
+    assert torch.equal(test.images, again.images)
+    assert set(test.images.unique().tolist()) == {0, 255}
+    assert len(train.images.unique()) > 2
+    # an image's bits do not depend on the classes selected
+    threes = prepare(DataConfig("mnist-sample", classes=[3], binarize="dynamic"))[1]
+    assert torch.equal(threes.images, test.images[test.labels == 3])
+    held_out = prepare(DataConfig("mnist-sample", validation=0.1, binarize="dynamic"))[1]
+    assert set(held_out.images.unique().tolist()) == {0, 255}
+
+
+def test_every_epoch_draws_new_bits_for_the_same_images():
+    grey = load("mnist-sample", "train").first(64).float()
+    first, second = redraw_bits(grey, 0, 1, 0), redraw_bits(grey, 0, 2, 0)
+    assert set(first.unique().tolist()) == {0.0, 1.0}
+    assert torch.equal(redraw_bits(grey, 0, 1, 0), first)
+    assert not torch.equal(first, second)
+    assert not torch.equal(redraw_bits(grey, 1, 1, 0), first)  # another seed
+
+
+def test_the_training_loop_binarises_every_batch_of_every_epoch_afresh(tmp_path, monkeypatch):
+    keys, inputs = [], []
+
+    def recording(images, seed, epoch, step):
+        keys.append((seed, epoch, step))
+        inputs.append(redraw_bits(images, seed, epoch, step))
+        return inputs[-1]
+
+    monkeypatch.setattr(train_module, "redraw_bits", recording)
+    fit(tiny_config(), tmp_path / "run", progress=False)
+    # 128 images, 32 a batch, 2 epochs: each batch its own stream, so new bits every epoch
+    assert keys == [(0, epoch, step) for epoch in (1, 2) for step in range(4)]
+    assert all(set(x.unique().tolist()) == {0.0, 1.0} for x in inputs)
+    assert RunConfig.load(tmp_path / "run" / "config.json").data.binarize == "dynamic"
+
+
+def test_a_resumed_dynamically_binarised_run_is_exact(tmp_path):
+    whole = fit(tiny_config(epochs=2), tmp_path / "whole", progress=False)
+    fit(tiny_config(epochs=1), tmp_path / "parts", progress=False)
+    parts = fit(tiny_config(epochs=2), tmp_path / "parts", resume=True, progress=False)
+    a, b = whole.load_model().state_dict(), parts.load_model().state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    grey = fit(tiny_config("none", epochs=1), tmp_path / "grey", progress=False)
+    assert grey.metrics()[0]["train_loss"] != parts.metrics()[0]["train_loss"]
+
+
+def test_configs_saved_before_binarisation_still_load(tmp_path):
+    raw = tiny_config().to_dict()
+    del raw["data"]["binarize"]
+    (tmp_path / "config.json").write_text(json.dumps(raw))
+    assert RunConfig.load(tmp_path / "config.json").data.binarize == "none"
+
+
+def test_a_bad_binarisation_is_named():
+    with pytest.raises(SettingError, match="binarize must be none or dynamic, got 'static'"):
+        prepare(DataConfig("mnist-sample", binarize="static"))
+    with pytest.raises(SystemExit):
+        main(["train", "vae", "--binarize", "static", "--out", "x"])
+
+
+def test_full_mnist_under_the_protocol(mnist_dir):
+    train, test = prepare(DataConfig("mnist", str(mnist_dir), binarize="dynamic"))
+    assert (len(train), len(test)) == (60_000, 10_000)
+    assert set(test.images.unique().tolist()) == {0, 255}

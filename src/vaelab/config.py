@@ -28,6 +28,9 @@ class DataConfig:
     or a path (a folder of class subfolders, or an `.npz` with `x` and `y`).
     `validation` is `"test"` (the test split, filtered to the same classes, as
     the article does) or a fraction of the training images held out.
+    `binarize` is `"none"` (grey levels) or `"dynamic"`, the log-likelihood literature's
+    protocol: every training image is re-drawn as Bernoulli(pixel intensity) each time a
+    batch holds it, and the validation images are binarised once with a fixed seed.
     """
 
     dataset: str = "mnist-sample"
@@ -37,6 +40,7 @@ class DataConfig:
     subset: str = "first"
     validation: str | float = "test"
     image_size: int | None = None
+    binarize: str = "none"
 
 
 @dataclass

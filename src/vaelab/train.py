@@ -24,6 +24,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from vaelab.config import RunConfig, TrainConfig
+from vaelab.data.dataset import check_binarize, redraw_bits
 from vaelab.errors import Interrupted, RunError, SettingError, TrainingError, VaelabError
 from vaelab.models import Model, build
 from vaelab.run import CHECKPOINT, Run, load_tensors, save_tensors
@@ -262,12 +263,17 @@ def train(
     callbacks: Sequence[EpochCallback] = (),
     resume: bool = False,
     progress: bool = True,
+    binarize: str = "none",
 ) -> list[dict[str, Any]]:
     """Train `model` on a `vaelab.data.Dataset`; returns one metrics dict per epoch.
 
     With a `run`, each epoch is checkpointed there and appended to its
     `metrics.jsonl`, and `resume=True` continues from its checkpoint exactly.
+    `binarize="dynamic"` re-draws every batch's pixels as Bernoulli(intensity) from a
+    stream keyed by the seed, epoch and batch, so resuming draws the same bits.
     """
+    check_binarize(binarize)
+    bits_seed = config.seed if binarize == "dynamic" else None
     device = resolve_device(config.device)
     prepare_for_speed(model, device)
     images, labels = data.float().to(device), data.labels.to(device)
@@ -300,8 +306,9 @@ def train(
             )
             with bar:
                 pos = _train_epoch(
-                    model, optimizer, (images, labels), config.batch_size, pos, ctrl_c, bar, epoch
-                )
+                    model, optimizer, (images, labels), config.batch_size, pos, ctrl_c, bar, epoch,
+                    bits_seed,
+                )  # fmt: skip
                 if pos.step < n_batches:
                     _stop(run, model, optimizer, shuffle, pos, epoch, n_batches)
                 row = _epoch_metrics(epoch, pos, len(images), model, val_set, config.seed)
@@ -338,8 +345,10 @@ def _train_epoch(
     ctrl_c: CtrlC,
     bar: tqdm,
     epoch: int,
+    bits_seed: int | None = None,
 ) -> Position:
-    """Run the rest of one epoch from `pos.step`; returns where it stopped."""
+    """Run the rest of one epoch from `pos.step`; returns where it stopped (with a
+    `bits_seed`, each batch is binarised afresh)."""
     assert pos.order is not None
     images, labels = data
     model.train()
@@ -349,7 +358,10 @@ def _train_epoch(
     n_batches = -(-len(images) // batch_size)
     while step < n_batches and not ctrl_c.requested:
         index = pos.order[step * batch_size : (step + 1) * batch_size].to(images.device)
-        out = model(images[index], labels[index])
+        batch = images[index]
+        if bits_seed is not None:
+            batch = redraw_bits(batch, bits_seed, epoch, step)
+        out = model(batch, labels[index])
         loss = out.loss
         if not torch.isfinite(loss):
             raise TrainingError(
@@ -452,6 +464,7 @@ def fit(
         callbacks=callbacks,
         resume=resume,
         progress=progress,
+        binarize=config.data.binarize,
     )
     return run
 

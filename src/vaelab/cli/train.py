@@ -44,6 +44,12 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
         help="validate on the test split of the same classes (default) or hold out a fraction",
     )
     p.add_argument("--image-size", type=positive_int, metavar="PX", help="resize images to PX x PX")
+    p.add_argument(
+        "--binarize",
+        choices=["none", "dynamic"],
+        help="none: grey levels (default); dynamic: the log-likelihood protocol, each training "
+        "image re-drawn as Bernoulli(intensity) every epoch, the test images binarised once",
+    )
     p.add_argument("--latent-dim", type=positive_int, metavar="N", help="VAE latent size (2)")
     add_objective_options(p)
     p.add_argument(
@@ -103,7 +109,10 @@ def add_objective_options(p: argparse.ArgumentParser) -> None:
 
 
 SETTINGS = {
-    "data": ["dataset", "data_dir", "classes", "train_size", "subset", "validation", "image_size"],
+    "data": [
+        "dataset", "data_dir", "classes", "train_size", "subset", "validation", "image_size",
+        "binarize",
+    ],  # fmt: skip
     "model": ["latent_dim"],
     "model.objective": ["beta", "warmup_steps", "capacity", "capacity_steps"],
     "train": ["epochs", "batch_size", "optimizer", "lr", "seed", "device"],

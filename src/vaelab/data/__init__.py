@@ -13,16 +13,28 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from vaelab.config import DataConfig
 from vaelab.data import named
-from vaelab.data.dataset import Dataset
+from vaelab.data.dataset import Dataset, check_binarize, redraw_bits
 from vaelab.data.folder import load_folder
 from vaelab.data.npz import load_npz
 from vaelab.data.sources import SAMPLE, SAMPLE_FILE, SOURCES, Source, normalize
 from vaelab.errors import DatasetError
 
-__all__ = ["Dataset", "DatasetInfo", "fetch", "list_datasets", "load", "prepare", "verify"]
+__all__ = [
+    "Dataset",
+    "DatasetInfo",
+    "check_binarize",
+    "fetch",
+    "list_datasets",
+    "load",
+    "prepare",
+    "protocol",
+    "redraw_bits",
+    "verify",
+]
 
 SAMPLE_PATH = Path(__file__).with_name(SAMPLE_FILE)
 SAMPLE_DESCRIPTION = (
@@ -30,6 +42,9 @@ SAMPLE_DESCRIPTION = (
     "(800 per digit train, 200 per digit test)"
 )
 SELECTION_SEED = 0
+TEST_BITS_SEED = 0
+"""The seed that binarises the validation (test) images once, for every run alike, so the
+likelihoods of all dynamically binarised runs are measured on the same bits."""
 PathLike = str | os.PathLike
 
 
@@ -94,20 +109,48 @@ def prepare(config: DataConfig) -> tuple[Dataset, Dataset]:
     """(train, validation) as `config` describes them.
 
     Classes are chosen first; a held-out validation fraction is taken before
-    `train_size` trims the training set, so it does not shrink with it.
+    `train_size` trims the training set, so it does not shrink with it. With dynamic
+    binarisation the validation images are binarised once (the whole test split, before
+    any class selection, so an image's bits do not depend on the selection); the training
+    images stay grey levels, which the training loop re-draws as bits at every batch.
     """
+    check_binarize(config.binarize)
     train = load(config.dataset, "train", config.data_dir, config.image_size)
     if config.classes is not None:
         train = train.with_classes(config.classes)
     if config.validation == "test":
-        validation = load(config.dataset, "test", config.data_dir, config.image_size)
+        test = load(config.dataset, "test", config.data_dir, config.image_size)
+        validation = _fixed_bits(test, config.binarize)
         if config.classes is not None:
             validation = validation.with_classes(config.classes)
     else:
         train, validation = train.split(_fraction(config.validation), SELECTION_SEED)
+        validation = _fixed_bits(validation, config.binarize)
     if config.train_size is not None:
         train = _subset(train, config.train_size, config.subset)
     return train, validation
+
+
+def protocol(config: DataConfig) -> dict[str, Any]:
+    """How the images were binarised, to print next to every likelihood measured on them."""
+    if config.binarize == "dynamic":
+        return {
+            "dataset": config.dataset,
+            "binarize": "dynamic",
+            "train": "each image re-drawn as Bernoulli(pixel intensity) every time a batch "
+            "holds it (new bits every epoch), from the run's seed",
+            "test": "binarised once as Bernoulli(pixel intensity) with test_bits_seed",
+            "test_bits_seed": TEST_BITS_SEED,
+        }
+    return {
+        "dataset": config.dataset,
+        "binarize": "none",
+        "test": "grey levels in [0, 1], scored by the model's likelihood as they are",
+    }
+
+
+def _fixed_bits(dataset: Dataset, binarize: str) -> Dataset:
+    return dataset.binarized(TEST_BITS_SEED) if binarize == "dynamic" else dataset
 
 
 def _load(

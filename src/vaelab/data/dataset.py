@@ -13,9 +13,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from vaelab.errors import DatasetError
+from vaelab.errors import DatasetError, SettingError
+from vaelab.seeding import keyed_generator
 
 RESIZE_CHUNK = 4096
+BINARIZE = ("none", "dynamic")
 
 
 @dataclass
@@ -108,6 +110,12 @@ class Dataset:
         chunks = [resize(chunk, size) for chunk in self.images.split(RESIZE_CHUNK)]
         return Dataset(torch.cat(chunks), self.labels, self.name, self.class_names)
 
+    def binarized(self, seed: int) -> Dataset:
+        """Every pixel drawn once as Bernoulli(intensity / 255), stored as 0 or 255; the same
+        seed gives the same bits."""
+        bits = bernoulli_bits(self.float(), torch.Generator().manual_seed(seed))
+        return Dataset(bits.to(torch.uint8) * 255, self.labels, self.name, self.class_names)
+
     def _take(self, indices: torch.Tensor) -> Dataset:
         return Dataset(self.images[indices], self.labels[indices], self.name, self.class_names)
 
@@ -131,3 +139,24 @@ def resize(images: torch.Tensor, size: int) -> torch.Tensor:
     """uint8 (N, C, H, W) images scaled to `size` x `size`, antialiased bilinear."""
     scaled = F.interpolate(images.float(), size=(size, size), mode="bilinear", antialias=True)
     return scaled.round_().clamp_(0, 255).to(torch.uint8)
+
+
+def check_binarize(binarize: str) -> None:
+    """Refuse a binarisation vaelab does not know, naming the setting."""
+    if binarize not in BINARIZE:
+        raise SettingError(
+            f"{{binarize}} must be {' or '.join(BINARIZE)}, got {binarize!r}", "binarize"
+        )
+
+
+def bernoulli_bits(probabilities: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """0/1 pixels (of the input's dtype and device), 1 with each pixel's probability: uniform
+    draws from the CPU `generator`, so the bits do not depend on the device."""
+    uniform = torch.rand(probabilities.shape, generator=generator).to(probabilities.device)
+    return (uniform < probabilities).to(probabilities.dtype)
+
+
+def redraw_bits(images: torch.Tensor, seed: int, epoch: int, step: int) -> torch.Tensor:
+    """A training batch binarised afresh from the stream keyed by (seed, epoch, step): new
+    bits every epoch, and the same bits again when a stopped run resumes at that step."""
+    return bernoulli_bits(images, keyed_generator(seed, epoch, step))
