@@ -16,7 +16,7 @@ from vaelab.cli import main
 from vaelab.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from vaelab.data import TEST_BITS_SEED, load, prepare, redraw_bits
 from vaelab.errors import SettingError, VaelabError
-from vaelab.likelihood import SAMPLE_CHUNK, importance_nll, nll_curve
+from vaelab.likelihood import SAMPLE_CHUNK, estimate_nll, importance_nll, nll_curve
 from vaelab.models import build
 from vaelab.models.base import Capabilities, Model
 from vaelab.models.losses import LOG_2PI, log_normal
@@ -270,3 +270,45 @@ def test_full_mnist_under_the_protocol(mnist_dir):
     train, test = prepare(DataConfig("mnist", str(mnist_dir), binarize="dynamic"))
     assert (len(train), len(test)) == (60_000, 10_000)
     assert set(test.images.unique().tolist()) == {0, 255}
+
+
+# vaelab eval RUN --nll
+
+
+@pytest.fixture(scope="module")
+def binary_run(tmp_path_factory):
+    return fit(tiny_config(epochs=1), tmp_path_factory.mktemp("nll") / "vae", progress=False)
+
+
+def eval_json(capsys, *argv: str) -> dict:
+    assert main(["eval", *argv]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_eval_nll_prints_the_estimate_with_its_protocol(binary_run, capsys):
+    shown = eval_json(capsys, str(binary_run.path), "--nll", "--iw-samples", "20",
+                      "--test-images", "40")  # fmt: skip
+    assert {"mean", "sem", "K", "images", "seconds", "seed", "protocol"} <= set(shown)
+    assert (shown["K"], shown["images"], shown["seed"]) == (20, 40, 0)
+    assert shown["protocol"]["binarize"] == "dynamic"
+    assert shown["protocol"]["test_bits_seed"] == TEST_BITS_SEED
+    assert 0 < shown["sem"] < shown["mean"]
+    direct = estimate_nll(binary_run, 20, test_images=40)
+    assert direct["mean"] == shown["mean"]
+    rebatched = eval_json(capsys, str(binary_run.path), "--nll", "--iw-samples", "20",
+                          "--test-images", "40", "--batch", "3")  # fmt: skip
+    assert rebatched["mean"] == pytest.approx(shown["mean"], rel=1e-6)
+    assert "loss" in eval_json(capsys, str(binary_run.path))
+
+
+def test_eval_nll_names_the_flag_it_cannot_use(binary_run, tiny_run, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["eval", str(binary_run.path), "--nll", "--iw-samples", "0"])
+    assert "--iw-samples" in capsys.readouterr().err
+    assert main(["eval", str(binary_run.path), "--iw-samples", "50"]) == 1
+    assert "--iw-samples is read only with --nll" in capsys.readouterr().err
+    with pytest.raises(SettingError, match="iw_samples must be a whole number"):
+        estimate_nll(binary_run, 0)
+    ae = tiny_run(tmp_path / "ae", "ae")
+    assert main(["eval", str(ae.path), "--nll", "--iw-samples", "5"]) == 1
+    assert "needs a model with a posterior q(z|x)" in capsys.readouterr().err

@@ -35,6 +35,8 @@ _API = {
     "Run": "vaelab.run",
     "fit": "vaelab.train",
     "evaluate": "vaelab.train",
+    "estimate_nll": "vaelab.likelihood",
+    "importance_nll": "vaelab.likelihood",
     "run_demo": ("vaelab.demo", "demo"),
     "plot": ("vaelab.plotting", "plot"),
     "Explorer": "vaelab.explore",

@@ -15,19 +15,24 @@ The log-likelihood literature reports it at K = 5000 on the test set.
   `elbo` score's first sample uses.
 
     nll = importance_nll(model, test.float(), samples=5000)     # (N,) nats per image
+    estimate_nll(run, 5000)                                     # a run's test set, summarised
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
 
+from vaelab.data import prepare, protocol
 from vaelab.errors import SettingError, VaelabError
 from vaelab.models import Model
 from vaelab.models.losses import importance_log_weights
+from vaelab.run import Run
 from vaelab.seeding import keyed_generator
 
 SAMPLE_CHUNK = 100
@@ -151,3 +156,38 @@ def summary(values: Tensor) -> dict[str, float]:
     sem = values.std().item() / math.sqrt(len(values)) if len(values) > 1 else math.nan
     return {"mean": values.mean().item(), "sem": sem}
 
+
+def estimate_nll(
+    run: Run,
+    iw_samples: int = DEFAULT_SAMPLES,
+    *,
+    batch: int | None = None,
+    seed: int = 0,
+    data_dir: str | None = None,
+    test_images: int | None = None,
+    device: str | torch.device = "cpu",
+) -> dict[str, Any]:
+    """A run's K-sample estimate of -log p(x) on its test set (its first `test_images`, if
+    given), binarised as the run was trained: mean, standard error, K, images, seconds and
+    the protocol, ready to print as JSON."""
+    check_samples(iw_samples, "iw_samples")
+    if test_images is not None:
+        check_samples(test_images, "test_images")
+    config = run.config
+    if data_dir is not None:
+        config.data.data_dir = data_dir
+    config.data.validation = "test"
+    _, test = prepare(config.data)
+    test = test.first(min(test_images, len(test))) if test_images else test
+    model = run.load_model(device)
+    started = time.perf_counter()
+    values = importance_nll(model, test.float().to(device), iw_samples, seed, batch)
+    return {
+        "estimate": "-log p(x) in nats per test image, K-sample importance-weighted",
+        **summary(values),
+        "K": iw_samples,
+        "images": len(test),
+        "seconds": round(time.perf_counter() - started, 1),
+        "seed": seed,
+        "protocol": protocol(config.data),
+    }
