@@ -20,6 +20,7 @@ from vaelab.likelihood import SAMPLE_CHUNK, estimate_nll, importance_nll, nll_cu
 from vaelab.models import build
 from vaelab.models.base import Capabilities, Model
 from vaelab.models.losses import LOG_2PI, log_normal
+from vaelab.nll_bench import NllConfig, published_rows, run_nll
 from vaelab.seeding import keyed_generator
 from vaelab.train import fit
 
@@ -312,3 +313,65 @@ def test_eval_nll_names_the_flag_it_cannot_use(binary_run, tiny_run, tmp_path, c
     ae = tiny_run(tmp_path / "ae", "ae")
     assert main(["eval", str(ae.path), "--nll", "--iw-samples", "5"]) == 1
     assert "needs a model with a posterior q(z|x)" in capsys.readouterr().err
+
+
+# vaelab bench nll
+
+PUBLISHED = {
+    ("burda2016", 1, "vae", 1): 86.76,
+    ("burda2016", 1, "vae", 5): 86.47,
+    ("burda2016", 1, "vae", 50): 86.35,
+    ("burda2016", 1, "iwae", 5): 85.54,
+    ("burda2016", 1, "iwae", 50): 84.78,
+    ("burda2016", 2, "vae", 1): 85.33,
+    ("burda2016", 2, "vae", 50): 84.78,
+    ("burda2016", 2, "iwae", 5): 83.89,
+    ("burda2016", 2, "iwae", 50): 82.90,
+    ("pythae", 1, "vae", 1): 89.78,
+}
+
+
+def trial(**options) -> NllConfig:
+    settings = {"train": TrainConfig(1, batch_size=32), "iw_samples": 20, "test_images": 30,
+                "dataset": "mnist-sample", "train_size": 128, **options}  # fmt: skip
+    return NllConfig(**settings)
+
+
+def test_the_published_rows_are_as_printed():
+    rows = published_rows()
+    assert {(r["source"], r["layers"], r["objective"], r["k"]): r["nll"] for r in rows} == PUBLISHED
+    burda = [r for r in rows if r["source"] == "burda2016"]
+    assert all(r["iw_samples"] == 5000 and r["binarization"] == "dynamic" for r in burda)
+    assert all("Importance Weighted Autoencoders" in r["citation"] for r in burda)
+    pythae = next(r for r in rows if r["source"] == "pythae")
+    assert pythae["iw_samples"] == 200 and "not dynamic" in pythae["protocol"]
+
+
+def test_the_benchmark_writes_its_results_beside_the_published_table(tmp_path, monkeypatch):
+    results = run_nll(trial(), tmp_path, progress=False)
+    (run,) = results["runs"]
+    assert (results["K"], results["images"], results["seeds"]) == (20, 30, [0])
+    assert results["nll_mean"] == run["nll"] and results["sem_over"] == "test images"
+    assert results["binarization"]["test_bits_seed"] == TEST_BITS_SEED
+    assert run["epochs"] == 1 and run["train_seconds"] > 0
+    assert run["curve"]["ks"] == [1, 2, 5, 10, 20] and len(run["curve"]["nll"]) == 4
+    assert json.loads((tmp_path / "results.json").read_text())["nll_mean"] == run["nll"]
+    table = (tmp_path / "table.md").read_text()
+    assert "| vaelab mlp-vae-iwae |" in table and "1 epochs" not in table
+    assert "| VAE, one stochastic layer, k = 1 | 86.76 | 5000 | dynamic |" in table
+    assert (tmp_path / "figure-mlp-vae-iwae.png").stat().st_size > 10_000
+    # a second call reads the finished seed instead of training it again
+    monkeypatch.setattr(train_module, "train", lambda *a, **k: pytest.fail("retrained"))
+    assert run_nll(trial(), tmp_path, progress=False)["runs"] == [run]
+
+
+def test_the_benchmark_refuses_what_cannot_give_an_estimate(tmp_path, capsys):
+    assert main(["bench", "nll", "--model", "ae", "--out", str(tmp_path / "ae")]) == 1
+    assert "--model ae has no q(z|x)" in capsys.readouterr().err
+    with pytest.raises(SettingError, match="dataset must be one of mnist, mnist-sample"):
+        run_nll(trial(dataset="fashion-mnist"), tmp_path / "f", progress=False)
+    with pytest.raises(SettingError, match="iw_samples must be"):
+        run_nll(trial(iw_samples=0), tmp_path / "k", progress=False)
+    run_nll(trial(iw_samples=5), tmp_path / "b", progress=False)
+    with pytest.raises(VaelabError, match="other settings"):
+        run_nll(trial(iw_samples=5, train_size=64), tmp_path / "b", progress=False)

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from vaelab.data import prepare, protocol
+from vaelab.data import Dataset, prepare, protocol
 from vaelab.errors import SettingError, VaelabError
 from vaelab.models import Model
 from vaelab.models.losses import importance_log_weights
@@ -171,14 +171,7 @@ def estimate_nll(
     given), binarised as the run was trained: mean, standard error, K, images, seconds and
     the protocol, ready to print as JSON."""
     check_samples(iw_samples, "iw_samples")
-    if test_images is not None:
-        check_samples(test_images, "test_images")
-    config = run.config
-    if data_dir is not None:
-        config.data.data_dir = data_dir
-    config.data.validation = "test"
-    _, test = prepare(config.data)
-    test = test.first(min(test_images, len(test))) if test_images else test
+    test = evaluation_set(run, data_dir, test_images)
     model = run.load_model(device)
     started = time.perf_counter()
     values = importance_nll(model, test.float().to(device), iw_samples, seed, batch)
@@ -189,5 +182,18 @@ def estimate_nll(
         "images": len(test),
         "seconds": round(time.perf_counter() - started, 1),
         "seed": seed,
-        "protocol": protocol(config.data),
+        "protocol": protocol(run.config.data),
     }
+
+
+def evaluation_set(run: Run, data_dir: str | None = None, first: int | None = None) -> Dataset:
+    """The test images of a run's classes (its `first` only, if given), binarised as the run
+    was trained."""
+    if first is not None:
+        check_samples(first, "test_images")
+    config = run.config.data
+    if data_dir is not None:
+        config.data_dir = data_dir
+    config.validation = "test"
+    test = prepare(config)[1]
+    return test.first(min(first, len(test))) if first else test

@@ -1,0 +1,255 @@
+"""`vaelab bench nll`: a model's test -log p(x) on MNIST under the log-likelihood protocol,
+beside the published rows kept, with their citations, in `vaelab/published/nll.json`.
+
+The protocol is the IWAE paper's: dynamically binarised MNIST (60,000 training images
+re-drawn as bits every time they are used, 10,000 test images binarised once with a fixed
+seed) and the K = 5000 importance-weighted estimate.
+
+    out/
+      settings.json                the protocol (a rerun must match it)
+      runs/seed<k>/                a run folder per seed, trained by `vaelab.train.fit`
+      runs/seed<k>/nll-k<K>.json   its estimate, budget and curve over K
+      results.json, table.md       every seed, their mean, and the table
+      figure-<model>.png           samples from the prior and the estimate against K
+
+A seed whose estimate is written is neither retrained nor estimated again; an interrupted
+one resumes from its checkpoint, and another K reuses the trained runs.
+
+    results = run_nll(NllConfig(train=TrainConfig(epochs=20)), "bench/nll")
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from statistics import fmean, stdev
+from typing import Any
+
+from vaelab.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from vaelab.errors import SettingError
+from vaelab.wording import count
+
+PUBLISHED = Path(__file__).with_name("published") / "nll.json"
+DATASETS = ("mnist", "mnist-sample")
+CURVE_KS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+CURVE_IMAGES = 4
+PRIOR_SAMPLES = 64
+
+
+@dataclass
+class NllConfig:
+    """Benchmark settings: the IWAE paper's one-stochastic-layer MLP trained on the ELBO for
+    `train.epochs` epochs of Adam (vaelab's defaults: batch 128, lr 1e-3), far fewer than the
+    paper's 3^8 passes. `train.seed` is replaced by each run's seed (0 to `seeds` - 1);
+    `test_images` and `train_size` shorten a trial run, `batch` only sets the memory."""
+
+    model: ModelConfig = field(default_factory=lambda: ModelConfig("mlp-vae-iwae"))
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=20))
+    iw_samples: int = 5000
+    seeds: int = 1
+    dataset: str = "mnist"
+    train_size: int | None = None
+    test_images: int | None = None
+    batch: int | None = None
+    data_dir: str | None = None
+
+    def run_config(self, seed: int) -> RunConfig:
+        """The `RunConfig` of one seed's training."""
+        data = DataConfig(self.dataset, self.data_dir, train_size=self.train_size,
+                          binarize="dynamic")  # fmt: skip
+        return RunConfig(data, self.model.resolved(), dataclasses.replace(self.train, seed=seed))
+
+    def check(self) -> None:
+        """Refuse settings that cannot give an estimate, before anything trains."""
+        from vaelab.likelihood import check_samples
+        from vaelab.models import build
+        from vaelab.train import resolve_device
+
+        for name in ("iw_samples", "seeds"):
+            check_samples(getattr(self, name), name)
+        if self.dataset not in DATASETS:
+            raise SettingError(
+                f"{{dataset}} must be one of {', '.join(DATASETS)} (the protocol is "
+                f"MNIST's), got {self.dataset!r}",
+                "dataset",
+            )
+        resolve_device(self.train.device)
+        model = build(self.model)
+        if not model.capabilities.posterior or model.capabilities.conditional:
+            raise SettingError(
+                f"{{model}} {self.model.name} has no q(z|x) to sample -log p(x) from, or "
+                "needs labels: choose an unconditional VAE such as mlp-vae-iwae",
+                "model",
+            )
+
+    def protocol(self) -> dict[str, Any]:
+        """The settings every result in one folder shares (not the data's folder, the seeds'
+        count, the memory per pass or the device)."""
+        settings = dataclasses.asdict(self)
+        for name in ("data_dir", "seeds", "batch"):
+            settings.pop(name)
+        settings["model"] = self.model.resolved().to_dict()
+        for name in ("seed", "device"):
+            settings["train"].pop(name)
+        return settings
+
+    def curve_ks(self) -> list[int]:
+        """The K of the figure's curves: the standard steps up to `iw_samples`, and it."""
+        return [k for k in CURVE_KS if k < self.iw_samples] + [self.iw_samples]
+
+
+def run_seed(
+    config: NllConfig, seed: int, out: str, *, threads: int, modules: list[str]
+) -> dict[str, Any]:
+    """Train one seed (or resume it), estimate its test -log p(x), store the result."""
+    import torch
+
+    from vaelab.likelihood import estimate_nll, evaluation_set, nll_curve
+    from vaelab.models import import_registered
+    from vaelab.run import CHECKPOINT
+    from vaelab.train import fit
+
+    import_registered(modules)
+    torch.set_num_threads(threads)
+    folder = Path(out) / "runs" / f"seed{seed}"
+    done = folder / f"nll-k{config.iw_samples}.json"
+    if done.exists():
+        return json.loads(done.read_text())
+    run = fit(config.run_config(seed), folder, resume=(folder / CHECKPOINT).exists(),
+              progress=False)  # fmt: skip
+    estimate = estimate_nll(run, config.iw_samples, batch=config.batch, seed=seed,
+                            data_dir=config.data_dir, test_images=config.test_images)  # fmt: skip
+    shown = evaluation_set(run, config.data_dir, CURVE_IMAGES).float()
+    curve = nll_curve(run.load_model(), shown, config.curve_ks(), seed, config.batch)
+    metrics = run.metrics()
+    result = {
+        "seed": seed,
+        "nll": estimate["mean"],
+        "sem": estimate["sem"],
+        "K": estimate["K"],
+        "images": estimate["images"],
+        "eval_seconds": estimate["seconds"],
+        "epochs": len(metrics),
+        "train_seconds": round(sum(m["seconds"] for m in metrics), 1),
+        "final_val_loss": metrics[-1].get("val_loss"),
+        "curve": {"ks": config.curve_ks(), "nll": curve.tolist()},
+    }
+    done.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def run_nll(
+    config: NllConfig, out: str | os.PathLike[str], *, jobs: int = 1, progress: bool = True
+) -> dict[str, Any]:
+    """Run (or finish) every seed into `out`, `jobs` at a time; write `results.json`,
+    `table.md` and the figure; return what `results.json` holds."""
+    from tqdm.auto import tqdm
+
+    from vaelab.bench import _check_settings
+    from vaelab.executors import run_calls
+
+    config.check()
+    folder = Path(out)
+    _check_settings(config, folder)
+    calls = [(config, seed, str(folder)) for seed in range(config.seeds)]
+    started = time.perf_counter()
+    done = []
+    with tqdm(total=len(calls), desc="nll", unit="run", disable=not progress) as bar:
+        for result in run_calls(run_seed, calls, jobs):
+            done.append(result)
+            bar.set_postfix_str(f"seed {result['seed']}: {result['nll']:.2f} nats")
+            bar.update(1)
+    results = summarize(config, done, time.perf_counter() - started, jobs)
+    (folder / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (folder / "table.md").write_text(markdown_table(results) + "\n")
+    draw(folder, results)
+    return results
+
+
+def summarize(
+    config: NllConfig, done: list[dict[str, Any]], seconds: float, jobs: int
+) -> dict[str, Any]:
+    """The seeds' mean estimate with its standard error (over the seeds, or over the test
+    images for one seed), vaelab's budget and the published rows."""
+    from vaelab.data import protocol
+    from vaelab.train import OPTIMIZERS
+
+    runs = sorted(done, key=lambda r: r["seed"])
+    values = [r["nll"] for r in runs]
+    over_seeds = len(runs) > 1
+    return {
+        "benchmark": "nll",
+        "model": config.model.name,
+        "protocol": config.protocol(),
+        "binarization": protocol(config.run_config(0).data),
+        "K": config.iw_samples,
+        "images": runs[0]["images"],
+        "seeds": [r["seed"] for r in runs],
+        "nll_mean": fmean(values),
+        "nll_sem": stdev(values) / len(values) ** 0.5 if over_seeds else runs[0]["sem"],
+        "sem_over": "seeds" if over_seeds else "test images",
+        "budget": {
+            "epochs": config.train.epochs,
+            "batch_size": config.train.batch_size,
+            "optimizer": config.train.optimizer,
+            "lr": config.train.lr or OPTIMIZERS[config.train.optimizer][1]["lr"],
+            "train_minutes_mean": round(fmean(r["train_seconds"] for r in runs) / 60, 1),
+            "eval_minutes_mean": round(fmean(r["eval_seconds"] for r in runs) / 60, 1),
+        },
+        "runs": runs,
+        "published": published_rows(),
+        "wall_seconds": round(seconds, 1),
+        "jobs": jobs,
+    }
+
+
+def published_rows() -> list[dict[str, Any]]:
+    """The published MNIST -log p(x) rows, each with its source's citation and protocol."""
+    table = json.loads(PUBLISHED.read_text())
+    return [{**row, **table["sources"][row["source"]]} for row in table["rows"]]
+
+
+def markdown_table(results: dict[str, Any]) -> str:
+    """vaelab's row above the published rows: -log p(x) in nats, how it was estimated and
+    trained, and where it comes from."""
+    lines = [
+        "| model | test -log p(x) (nats) | K | binarisation | training | source |",
+        "|---|---:|---:|---|---|---|",
+    ]
+    b = results["budget"]
+    lines.append(
+        f"| vaelab {results['model']} | {results['nll_mean']:.2f} ± {results['nll_sem']:.2f} | "
+        f"{results['K']} | dynamic | {count(b['epochs'], 'epoch')} "
+        f"({b['train_minutes_mean']:g} min), batch {b['batch_size']}, {b['optimizer']} lr "
+        f"{b['lr']:g} | measured: {results['images']:,} test images, "
+        f"{count(len(results['seeds']), 'seed')} (± over the {results['sem_over']}) |"
+    )
+    for row in results["published"]:
+        lines.append(
+            f"| {row['method']} | {row['nll']:.2f} | {row['iw_samples']} | {row['binarization']} "
+            f"| {row['budget_short']} | {row['short']} |"
+        )
+    return "\n".join(lines)
+
+
+def draw(folder: Path, results: dict[str, Any]) -> Path:
+    """Seed 0's figure: samples from its prior and its estimate against K."""
+    import torch
+
+    from vaelab.figures.likelihood import nll_figure
+    from vaelab.run import Run
+
+    model = Run(folder / "runs" / "seed0").load_model()
+    with torch.inference_mode():
+        samples = model.sample(PRIOR_SAMPLES, torch.Generator().manual_seed(0))
+    run = results["runs"][0]
+    title = (
+        f"{results['model']}, {run['epochs']} epochs: -log p(x) = {run['nll']:.2f} nats "
+        f"at K = {run['K']} on {run['images']:,} test images"
+    )
+    path = folder / f"figure-{results['model']}.png"
+    return nll_figure(samples, run["curve"]["ks"], run["curve"]["nll"], title, path)
