@@ -271,6 +271,8 @@ def test_full_mnist_under_the_protocol(mnist_dir):
     train, test = prepare(DataConfig("mnist", str(mnist_dir), binarize="dynamic"))
     assert (len(train), len(test)) == (60_000, 10_000)
     assert set(test.images.unique().tolist()) == {0, 255}
+    bits = load("mnist", "test", str(mnist_dir)).binarized(TEST_BITS_SEED)
+    assert torch.equal(bits.images, test.images)  # as docs/likelihood.md draws them
 
 
 # vaelab eval RUN --nll

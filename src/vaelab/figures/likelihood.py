@@ -36,6 +36,6 @@ def nll_figure(
     right.set_ylabel("estimate of -log p(x) (nats)")
     right.set_title("the estimate tightens as K grows", fontsize=9)
     right.grid(alpha=0.3)
-    right.legend(fontsize=7)
+    right.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.suptitle(title, fontsize=10)
     return save(fig, path)
