@@ -22,6 +22,7 @@ from typing import Any
 
 from vaelab.bench import markdown_table, published_rows
 from vaelab.continual.split_bench import markdown_table as split_mnist_table
+from vaelab.nll_bench import markdown_table as nll_table
 
 ROOT = Path(__file__).resolve().parents[1]
 MARKER = re.compile(r"^<!-- table:(?P<name>[\w.-]+) -->\n(?P<body>.*?)^<!-- end -->", re.S | re.M)
@@ -119,6 +120,7 @@ TABLES: dict[str, Callable[[dict[str, Any]], str]] = {
     "labels": labels_table,
     "bound": bound_table,
     "split-mnist": split_mnist_table,
+    "nll": nll_table,
 }
 """How each kind of results file (its `benchmark` field) is drawn."""
 
