@@ -21,6 +21,7 @@ The log-likelihood literature reports it at K = 5000 on the test set.
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -46,7 +47,7 @@ DEFAULT_SAMPLES = 5000
 
 def check_samples(samples: int, name: str = "samples") -> None:
     """Refuse a sample count below one, naming the setting `name`."""
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+    if isinstance(samples, bool) or not isinstance(samples, numbers.Integral) or samples < 1:
         raise SettingError(
             f"{{{name}}} must be a whole number of at least 1, got {samples!r}", name
         )
@@ -78,12 +79,16 @@ def posterior_chunks(
     def chunks() -> Iterator[Tensor]:
         std = torch.exp(0.5 * log_var)
         for start in range(0, samples, SAMPLE_CHUNK):
-            count = min(SAMPLE_CHUNK, samples - start)
-            eps = torch.stack([torch.randn(SAMPLE_CHUNK, mean.shape[1], generator=g)
-                               for g in generators])[:, :count]  # fmt: skip
+            eps = _noise(generators, mean.shape[1])[:, : samples - start]
             yield mean[:, None] + std[:, None] * eps.to(mean)
 
     return mean, log_var, chunks()
+
+
+def _noise(generators: list[torch.Generator], latent: int) -> Tensor:
+    """The next `SAMPLE_CHUNK` standard normal draws of each image's generator, always drawn
+    whole (a shorter draw would not be a prefix of a longer one): (images, chunk, latent)."""
+    return torch.stack([torch.randn(SAMPLE_CHUNK, latent, generator=g) for g in generators])
 
 
 def log_likelihood(model: Model, z: Tensor, x: Tensor) -> Tensor:
@@ -111,21 +116,29 @@ def _log_weight_sums(
     if batch is not None:
         check_samples(batch, "batch")
     model.eval()
-
-    def sums(x: Tensor, first: int) -> Tensor:
-        mean, log_var, chunks = posterior_chunks(model, x, first, ks[-1], seed)
-        total = torch.full((len(x),), -math.inf, device=x.device)
-        found, start = [], 0
-        for z in chunks:
-            lw = importance_log_weights(log_likelihood(model, z, x), z, mean[:, None],
-                                        log_var[:, None])  # fmt: skip
-            running = torch.logaddexp(total[:, None], torch.logcumsumexp(lw, 1))
-            found += [running[:, k - start - 1] for k in ks if start < k <= start + len(z[0])]
-            total, start = running[:, -1], start + len(z[0])
-        return torch.stack(found, 1)
-
     with torch.inference_mode():
-        return by_batch(sums, images, batch or default_batch(ks[-1]))
+        return by_batch(
+            lambda x, first: _batch_log_sums(model, x, first, ks, seed),
+            images,
+            batch or default_batch(ks[-1]),
+        )
+
+
+def _batch_log_sums(model: Model, x: Tensor, first: int, ks: Sequence[int], seed: int) -> Tensor:
+    """`_log_weight_sums` for one batch: a running log-sum of the weights over the chunks,
+    read off at each K."""
+    mean, log_var, chunks = posterior_chunks(model, x, first, ks[-1], seed)
+    total = torch.full((len(x),), -math.inf, device=x.device)
+    found, start = [], 0
+    for z in chunks:
+        log_weights = importance_log_weights(
+            log_likelihood(model, z, x), z, mean[:, None], log_var[:, None]
+        )
+        running = torch.logaddexp(total[:, None], torch.logcumsumexp(log_weights, 1))
+        end = start + z.shape[1]
+        found += [running[:, k - start - 1] for k in ks if start < k <= end]
+        total, start = running[:, -1], end
+    return torch.stack(found, 1)
 
 
 def importance_nll(

@@ -69,8 +69,9 @@ class NllConfig:
         from vaelab.models import build
         from vaelab.train import resolve_device
 
-        for name in ("iw_samples", "seeds"):
-            check_samples(getattr(self, name), name)
+        for name in ("iw_samples", "seeds", "test_images", "train_size", "batch"):
+            if getattr(self, name) is not None:
+                check_samples(getattr(self, name), name)
         if self.dataset not in DATASETS:
             raise SettingError(
                 f"{{dataset}} must be one of {', '.join(DATASETS)} (the protocol is "
