@@ -152,10 +152,23 @@ class TrainConfig:
 
 
 @dataclass
+class DistributedConfig:
+    """How many processes trained the run, and over which backend they shared gradients.
+
+    A record, not a setting: `fit` fills it in from torchrun's environment (one process,
+    backend None, without torchrun), and a resumed run records its latest processes.
+    """
+
+    world_size: int = 1
+    backend: str | None = None
+
+
+@dataclass
 class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -167,6 +180,7 @@ class RunConfig:
                 data=DataConfig(**raw.get("data", {})),
                 model=ModelConfig.from_dict(raw.get("model", {})).resolved(),
                 train=TrainConfig(**raw.get("train", {})),
+                distributed=DistributedConfig(**raw.get("distributed", {})),
             )
         except TypeError as err:
             raise RunError(f"config has an unknown or missing field: {err}") from None

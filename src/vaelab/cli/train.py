@@ -15,7 +15,9 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
         "train",
         help="train a model into a run folder",
         description="Train a model; the run folder gets its config, "
-        "weights, checkpoint and per-epoch metrics.",
+        "weights, checkpoint and per-epoch metrics. Started by torchrun "
+        "(torchrun --nproc-per-node N -m vaelab train ...), N processes train "
+        "the model together with DistributedDataParallel.",
     )
     p.add_argument(
         "model", help="model preset, e.g. ae, vae, cvae, resnet-vae (`vaelab models` lists them)"
@@ -64,8 +66,8 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--resume",
         action="store_true",
-        help="continue the run in --out from its checkpoint (only --epochs and "
-        "--device may change)",
+        help="continue the run in --out from its checkpoint (only --epochs, "
+        "--device and the number of processes may change)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(run=run_train)
@@ -127,6 +129,7 @@ def validation_split(text: str) -> str | float:
 
 def run_train(args: argparse.Namespace) -> None:
     from vaelab.config import ModelConfig, RunConfig
+    from vaelab.distributed import is_main_process
     from vaelab.run import Run
     from vaelab.train import fit
 
@@ -139,6 +142,8 @@ def run_train(args: argparse.Namespace) -> None:
         if value is not None:
             setattr(attrgetter(section)(config), field, value)
     run = fit(config, args.out, resume=args.resume, progress=not args.quiet)
+    if not is_main_process():  # the main process wrote the run and reports it
+        return
     last = run.metrics()[-1] if run.metrics() else {}
     print(
         f"trained {config.model.name} for {count(last.get('epoch', 0), 'epoch')} into {run.path}"
