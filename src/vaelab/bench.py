@@ -56,12 +56,13 @@ class OneClassConfig:
     train_size: int | None = None
     data_dir: str | None = None
 
-    def run_config(self, normal: int, seed: int) -> RunConfig:
-        """The `RunConfig` of one (class, seed) training."""
+    def run_config(self, normal: int, seed: int, threads: int | None = None) -> RunConfig:
+        """The `RunConfig` of one (class, seed) training, on `threads` torch threads (a job's
+        share of the cores; None lets the run choose)."""
         return RunConfig(
             DataConfig(self.dataset, self.data_dir, [normal], self.train_size),
             self.model.resolved(),
-            dataclasses.replace(self.train, seed=seed),
+            dataclasses.replace(self.train, seed=seed, threads=threads),
         )
 
     def check(self) -> None:
@@ -96,7 +97,7 @@ class OneClassConfig:
         for name in ("data_dir", "classes", "seeds", "score", "samples"):
             settings.pop(name)
         settings["model"] = self.model.resolved().to_dict()
-        for name in ("seed", "device"):
+        for name in ("seed", "device", "threads"):
             settings["train"].pop(name)
         return settings
 
@@ -121,7 +122,6 @@ def run_task(
     """Train on class `normal` with `seed` (or resume), score the test set, store the result.
 
     `modules` are imported first: in a spawned worker they register the user's models."""
-    import torch
 
     from vaelab.anomaly import anomaly_metrics, compute_score
     from vaelab.data import load
@@ -130,14 +130,13 @@ def run_task(
     from vaelab.train import fit
 
     import_registered(modules)
-    torch.set_num_threads(threads)
     folder = task_dir(Path(out), normal, seed)
     result_path = folder / config.result_file()
     if result_path.exists():
         return json.loads(result_path.read_text())
     started = time.perf_counter()
     run = fit(
-        config.run_config(normal, seed),
+        config.run_config(normal, seed, threads),
         folder,
         resume=(folder / CHECKPOINT).exists(),
         progress=False,

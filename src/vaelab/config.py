@@ -141,7 +141,9 @@ PARTS: dict[str, type] = {
 
 @dataclass
 class TrainConfig:
-    """How to train. `lr=None` takes the optimiser's default (adam 1e-3, adadelta 1.0)."""
+    """How to train. `lr=None` takes the optimiser's default (adam 1e-3, adadelta 1.0);
+    `threads=None` uses the cores nobody else is using when the run starts
+    (`vaelab.threads`), and the run's saved config records the count chosen."""
 
     epochs: int = 10
     batch_size: int = 128
@@ -149,6 +151,7 @@ class TrainConfig:
     lr: float | None = None
     seed: int = 0
     device: str = "auto"
+    threads: int | None = None
 
 
 @dataclass

@@ -14,7 +14,6 @@ settings a benchmark takes (`executor`, `ray_address`), the same as the CLI's fl
 
 from __future__ import annotations
 
-import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -22,6 +21,7 @@ from types import ModuleType
 from typing import Any, ClassVar
 
 from vaelab.errors import SettingError, VaelabError
+from vaelab.threads import choose as available_threads
 
 RETRIES = 3
 """How many times Ray runs a call again after its worker died (a lost node, a killed process)."""
@@ -81,7 +81,7 @@ class LocalExecutor(Executor):
         """One after the other in this process for one job, else in `jobs` spawned processes
         (spawned, not forked: torch's thread pools do not survive a fork). The calls share
         this machine's devices, so `gpu` changes nothing here."""
-        threads = threads_per_job(jobs, os.cpu_count() or 1)
+        threads = threads_per_job(jobs, available_threads())
         if self.runs_here(jobs):
             for args in calls:
                 yield fn(*args, threads=threads, modules=[])

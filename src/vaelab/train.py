@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from vaelab import distributed
+from vaelab import distributed, threads
 from vaelab.config import RunConfig, TrainConfig
 from vaelab.distributed import LOCAL, Group
 from vaelab.errors import Interrupted, RunError, SettingError, TrainingError, VaelabError
@@ -471,6 +471,8 @@ def fit(
         config = dataclasses.replace(
             config, model=config.model.resolved(), distributed=group.record()
         )
+        config.train = _with_threads(config.train, Run(out) if resume else None)
+        torch.set_num_threads(config.train.threads)
         run = _open_run(out, config, resume, group)
         train_data, val_data = prepare(config.data)
         torch.manual_seed(config.train.seed)
@@ -487,6 +489,15 @@ def fit(
             group=group,
         )
     return run
+
+
+def _with_threads(schedule: TrainConfig, resumed: Run | None) -> TrainConfig:
+    """`schedule` with its thread count settled: the one asked for, else the resumed run's
+    (so it continues bit-exact), else the free cores now."""
+    if schedule.threads is not None:
+        return schedule
+    saved = resumed.config.train.threads if resumed is not None else None
+    return dataclasses.replace(schedule, threads=saved or threads.choose())
 
 
 def _open_run(out: str | os.PathLike[str], config: RunConfig, resume: bool, group: Group) -> Run:
@@ -511,9 +522,9 @@ def _check_resumable(run: Run, config: RunConfig) -> None:
         raise RunError(f"nothing to resume in {run.path}: it holds no checkpoint")
     saved = run.config.to_dict()
     wanted = config.to_dict()
-    for key in ("epochs", "device"):
-        saved["train"].pop(key)
-        wanted["train"].pop(key)
+    for key in ("epochs", "device", "threads"):
+        saved["train"].pop(key, None)
+        wanted["train"].pop(key, None)
     saved.pop("distributed")
     wanted.pop("distributed")
     if saved != wanted:

@@ -61,6 +61,10 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--optimizer", choices=["adam", "adadelta"], help="optimiser (adam)")
     p.add_argument("--lr", type=float, help="learning rate (adam 1e-3, adadelta 1.0)")
     p.add_argument("--seed", type=int, help="random seed (0)")
+    p.add_argument("--threads", type=positive_int, metavar="N",
+                   help="torch threads (default: the cores no other process is using when "
+                   "the run starts; the count is saved, and the same count repeats a run "
+                   "exactly)")  # fmt: skip
     add_device(p)
     p.add_argument("--out", required=True, metavar="DIR", help="run folder to write")
     p.add_argument(
@@ -108,7 +112,7 @@ SETTINGS = {
     "data": ["dataset", "data_dir", "classes", "train_size", "subset", "validation", "image_size"],
     "model": ["latent_dim"],
     "model.objective": ["beta", "warmup_steps", "capacity", "capacity_steps"],
-    "train": ["epochs", "batch_size", "optimizer", "lr", "seed", "device"],
+    "train": ["epochs", "batch_size", "optimizer", "lr", "seed", "device", "threads"],
 }
 """Config fields each section takes from the command line (options of the same name)."""
 RENAMED = {("model.objective", "samples"): "iw_samples", ("model.likelihood", "name"): "likelihood"}
