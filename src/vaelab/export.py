@@ -231,9 +231,9 @@ def export_run(
     """
     require_onnx()
     source = open_run(run_dir, score)
+    found = graphs(source.model, source.score)  # refuses a score that cannot be exported
     folder = Path(out) if out is not None else source.run.path / FOLDER
     folder.mkdir(parents=True, exist_ok=True)
-    found = graphs(source.model, source.score)
     entries = {graph.name: _export(graph, source.model, folder, opset) for graph in found}
     if source.score is None:  # a score graph from an earlier export would contradict the card
         (folder / "score.onnx").unlink(missing_ok=True)

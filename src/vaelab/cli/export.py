@@ -41,8 +41,9 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
 def run_export(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from vaelab.export import FOLDER, check_export, export_run, test_set
+    from vaelab.export import FOLDER, check_export, export_run, require_onnx, test_set
 
+    require_onnx()
     test = test_set(args.run_dir, args.dataset, args.data_dir)  # refused before any export
     card = export_run(args.run_dir, args.out, score=args.score)
     out = Path(args.out) if args.out else Path(args.run_dir) / FOLDER
@@ -60,8 +61,8 @@ def run_export(args: argparse.Namespace) -> None:
     if check.auroc is not None:
         in_torch, in_onnx = check.auroc
         print(
-            f"{card['score']['name']} AUROC, normal classes {check.normal}: {in_torch:.6f} "
-            f"with PyTorch, {in_onnx:.6f} with ONNX"
+            f"{card['score']['name']} AUROC, normal classes {check.normal}: {in_torch:.7f} "
+            f"with PyTorch, {in_onnx:.7f} with ONNX (difference {abs(in_torch - in_onnx):.1e})"
         )
     if check.decisions_differ is not None:
         threshold = card["score"]["threshold"]
