@@ -222,6 +222,18 @@ def test_scores_and_models_that_cannot_be_exported_are_refused(tmp_path):
 
 
 @needs_onnx
+@pytest.mark.parametrize("name", ["mlp-vae", "resnet-vae"])
+def test_the_other_network_families_export_too(tmp_path, name):
+    from vaelab.export import check_export, export_run
+
+    run = untrained_run(tmp_path / name, name)
+    card = export_run(run.path)
+    assert card["latent_dim"] == {"mlp-vae": 2, "resnet-vae": 32}[name]
+    check = check_export(run.path, test=load("mnist-sample", "test").first(200))
+    assert check.max_abs_diff["encoder"] < 1e-5 and check.max_abs_diff["decoder"] < 1e-5
+
+
+@needs_onnx
 def test_a_missing_run_folder_is_a_clear_error(tmp_path):
     from vaelab.export import check_export, export_run
 

@@ -227,7 +227,7 @@ def export_run(
     """Write the run's graphs and `card.json` into `out` (default RUN/onnx); return the card.
 
     A detector exports its own score and threshold; for another run, `score` adds the
-    score's graph (without a threshold).
+    score's graph (without a threshold). `opset` is the ONNX operator set to write.
     """
     require_onnx()
     source = open_run(run_dir, score)
@@ -243,7 +243,7 @@ def export_run(
 
 
 def _example(graph: Graph, model: Model) -> Tensor:
-    """An input to trace with; two images, so that the batch size stays a variable."""
+    """An input to trace with: two images or codes, so that the batch size stays a variable."""
     if graph.input == "images":
         return torch.full((2, *model.shape), 0.5)
     return torch.zeros(2, model.latent_dim)
