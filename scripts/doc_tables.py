@@ -113,6 +113,23 @@ def bound_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def export_table(results: dict[str, Any]) -> str:
+    """One row per exported model and score: the largest absolute differences of its graphs
+    from PyTorch, and the score's AUROC computed both ways."""
+    lines = [
+        "| model | score | encoder | decoder | score graph | AUROC, PyTorch | AUROC, ONNX "
+        "| difference |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in results["rows"]:
+        pytorch, onnx = row["auroc_pytorch"], row["auroc_onnx"]
+        lines.append(
+            f"| {row['model']} | {row['score']} | {row['encoder']:.1e} | {row['decoder']:.1e} "
+            f"| {row['score_diff']:.1e} | {pytorch:.7f} | {onnx:.7f} | {abs(pytorch - onnx):.1e} |"
+        )
+    return "\n".join(lines)
+
+
 TABLES: dict[str, Callable[[dict[str, Any]], str]] = {
     "oneclass": oneclass_table,
     "continual": continual_table,
@@ -120,6 +137,7 @@ TABLES: dict[str, Callable[[dict[str, Any]], str]] = {
     "labels": labels_table,
     "bound": bound_table,
     "split-mnist": split_mnist_table,
+    "onnx-export": export_table,
     "nll": nll_table,
 }
 """How each kind of results file (its `benchmark` field) is drawn."""

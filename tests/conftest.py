@@ -14,6 +14,10 @@ import pytest
 
 from vaelab.data.sources import SOURCES, FileSpec, Source
 
+# Runs choose their thread count from the cores free when they start; the tests pin it, so
+# two runs that must match do, whatever else the machine is doing.
+os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
+
 # Read at import, before any fixture clears the variable for isolation.
 DATA_DIR = Path(os.environ.get("VAELAB_DATA_DIR", "/work/shared/data"))
 

@@ -31,6 +31,8 @@ from vaelab.wording import count
 if TYPE_CHECKING:
     from tqdm import tqdm
 
+    from vaelab.executors import Executor
+
 PUBLISHED = Path(__file__).with_name("published") / "oneclass.json"
 SETTINGS_FILE = "settings.json"
 
@@ -54,12 +56,13 @@ class OneClassConfig:
     train_size: int | None = None
     data_dir: str | None = None
 
-    def run_config(self, normal: int, seed: int) -> RunConfig:
-        """The `RunConfig` of one (class, seed) training."""
+    def run_config(self, normal: int, seed: int, threads: int | None = None) -> RunConfig:
+        """The `RunConfig` of one (class, seed) training, on `threads` torch threads (a job's
+        share of the cores; None lets the run choose)."""
         return RunConfig(
             DataConfig(self.dataset, self.data_dir, [normal], self.train_size),
             self.model.resolved(),
-            dataclasses.replace(self.train, seed=seed),
+            dataclasses.replace(self.train, seed=seed, threads=threads),
         )
 
     def check(self) -> None:
@@ -94,7 +97,7 @@ class OneClassConfig:
         for name in ("data_dir", "classes", "seeds", "score", "samples"):
             settings.pop(name)
         settings["model"] = self.model.resolved().to_dict()
-        for name in ("seed", "device"):
+        for name in ("seed", "device", "threads"):
             settings["train"].pop(name)
         return settings
 
@@ -119,7 +122,6 @@ def run_task(
     """Train on class `normal` with `seed` (or resume), score the test set, store the result.
 
     `modules` are imported first: in a spawned worker they register the user's models."""
-    import torch
 
     from vaelab.anomaly import anomaly_metrics, compute_score
     from vaelab.data import load
@@ -128,14 +130,13 @@ def run_task(
     from vaelab.train import fit
 
     import_registered(modules)
-    torch.set_num_threads(threads)
     folder = task_dir(Path(out), normal, seed)
     result_path = folder / config.result_file()
     if result_path.exists():
         return json.loads(result_path.read_text())
     started = time.perf_counter()
     run = fit(
-        config.run_config(normal, seed),
+        config.run_config(normal, seed, threads),
         folder,
         resume=(folder / CHECKPOINT).exists(),
         progress=False,
@@ -160,28 +161,35 @@ def run_oneclass(
     out: str | os.PathLike[str],
     *,
     jobs: int = 1,
+    executor: str | Executor = "local",
+    ray_address: str | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Run (or finish) the benchmark into `out`; returns what `results.json` holds.
 
-    Up to `jobs` trainings run at once in spawned processes, each with
-    `cores // jobs` torch threads.
+    Up to `jobs` trainings run at once on a machine, each with `cores // jobs`
+    torch threads. `executor` says where: "local" (this machine; spawned processes
+    for two or more jobs) or "ray" (the Ray cluster at `ray_address`, which must
+    reach `out` too), or an `Executor`; see `vaelab.executors`.
     """
     from tqdm.auto import tqdm
 
-    from vaelab.executors import run_calls
+    from vaelab.executors import get_executor
+    from vaelab.train import resolve_device
 
+    runner = get_executor(executor, ray_address)
     out = Path(out)
     config.check()
     _check_settings(config, out)
     calls = [(config, c, seed, str(out)) for c in config.classes for seed in range(config.seeds)]
+    gpu = resolve_device(config.train.device).type == "cuda"
     started = time.perf_counter()
     done: list[dict] = []
     with tqdm(total=len(calls), desc="one-class", unit="run", disable=not progress) as bar:
-        for result in run_calls(run_task, calls, jobs):
+        for result in runner.run(run_task, calls, jobs=jobs, gpu=gpu):
             done.append(result)
             _report(bar, result)
-    results = summarize(config, done, time.perf_counter() - started, jobs)
+    results = summarize(config, done, time.perf_counter() - started, jobs, runner.name)
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     rows = [vaelab_row(results), *published_rows(config.dataset)]
     (out / "table.json").write_text(json.dumps(rows, indent=2) + "\n")
@@ -222,7 +230,9 @@ def _flat(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def summarize(config: OneClassConfig, done: list[dict], seconds: float, jobs: int) -> dict:
+def summarize(
+    config: OneClassConfig, done: list[dict], seconds: float, jobs: int, executor: str
+) -> dict:
     """Per-class AUROC averaged over seeds, the mean over classes, and the spread over seeds."""
     per_class = {
         c: [r["auroc"] for r in done if r["class"] == c] for c in sorted({r["class"] for r in done})
@@ -235,6 +245,7 @@ def summarize(config: OneClassConfig, done: list[dict], seconds: float, jobs: in
             **dataclasses.asdict(config),
             "model": config.model.resolved().to_dict(),
             "jobs": jobs,
+            "executor": executor,
         },
         "per_class_auroc": {str(c): fmean(v) for c, v in per_class.items()},
         "per_class_std": {str(c): pstdev(v) for c, v in per_class.items()},

@@ -145,7 +145,9 @@ PARTS: dict[str, type] = {
 
 @dataclass
 class TrainConfig:
-    """How to train. `lr=None` takes the optimiser's default (adam 1e-3, adadelta 1.0)."""
+    """How to train. `lr=None` takes the optimiser's default (adam 1e-3, adadelta 1.0);
+    `threads=None` uses the cores nobody else is using when the run starts
+    (`vaelab.threads`), and the run's saved config records the count chosen."""
 
     epochs: int = 10
     batch_size: int = 128
@@ -153,6 +155,19 @@ class TrainConfig:
     lr: float | None = None
     seed: int = 0
     device: str = "auto"
+    threads: int | None = None
+
+
+@dataclass
+class DistributedConfig:
+    """How many processes trained the run, and over which backend they shared gradients.
+
+    A record, not a setting: `fit` fills it in from torchrun's environment (one process,
+    backend None, without torchrun), and a resumed run records its latest processes.
+    """
+
+    world_size: int = 1
+    backend: str | None = None
 
 
 @dataclass
@@ -160,6 +175,7 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -171,6 +187,7 @@ class RunConfig:
                 data=DataConfig(**raw.get("data", {})),
                 model=ModelConfig.from_dict(raw.get("model", {})).resolved(),
                 train=TrainConfig(**raw.get("train", {})),
+                distributed=DistributedConfig(**raw.get("distributed", {})),
             )
         except TypeError as err:
             raise RunError(f"config has an unknown or missing field: {err}") from None

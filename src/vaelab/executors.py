@@ -1,43 +1,221 @@
-"""Where a benchmark's independent trainings run: here, or in a pool of spawned processes.
+"""Where a benchmark's independent trainings run: here, in spawned processes, or on Ray.
 
 Every benchmark is a list of calls `fn(*args, threads=..., modules=...)`, one
 per (task, seed): `threads` is the torch thread count each call should use
-(the cores split between the calls running at once) and `modules` the
-modules a spawned worker imports first, so the user's registered models
-exist there too. A call keeps its own results on disk, so the order in
-which they finish does not matter and a rerun skips what is done.
+(a machine's cores split between the `jobs` calls running on it at once) and
+`modules` the modules a worker imports first, so the user's registered models
+exist there too. A call keeps its own results on disk, so the order in which
+they finish does not matter and a rerun skips what is done.
+
+An executor runs such calls and yields each result as it finishes.
+`EXECUTORS` names them (`--executor NAME`); `get_executor` builds one from the
+settings a benchmark takes (`executor`, `ray_address`), the same as the CLI's flags.
 """
 
 from __future__ import annotations
 
-import os
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from contextlib import contextmanager
+from types import ModuleType
+from typing import Any, ClassVar
+
+from vaelab.errors import SettingError, VaelabError
+from vaelab.threads import choose as available_threads
+
+RETRIES = 3
+"""How many times Ray runs a call again after its worker died (a lost node, a killed process)."""
 
 
-def threads_per_job(jobs: int) -> int:
-    """Torch threads for each of `jobs` trainings running at once: the cores, shared out."""
-    return max(1, (os.cpu_count() or 1) // jobs)
+class Executor(ABC):
+    """Runs a benchmark's calls and yields their results as they finish."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+
+    @classmethod
+    def create(cls, ray_address: str | None = None) -> Executor:
+        """This executor from a benchmark's settings; only Ray's takes an address."""
+        if ray_address is not None:
+            raise SettingError(
+                f"{{ray_address}} names a Ray cluster, but {{executor}} is {cls.name}; "
+                "add {executor} ray or leave {ray_address} out",
+                "ray_address",
+                "executor",
+            )
+        return cls()
+
+    def runs_here(self, jobs: int) -> bool:
+        """Whether the calls run in this process (so they may draw progress bars)."""
+        return False
+
+    @abstractmethod
+    def run(
+        self,
+        fn: Callable[..., Any],
+        calls: Sequence[tuple[Any, ...]],
+        *,
+        jobs: int = 1,
+        gpu: bool = False,
+    ) -> Iterator[Any]:
+        """Yield `fn(*args, threads=..., modules=...)` for every `args` in `calls` as each
+        finishes, `jobs` at a time on each machine; `gpu`: the calls train on CUDA, so an
+        executor that places them reserves each one `1 / jobs` of a GPU."""
 
 
-def run_calls(
-    fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]], jobs: int = 1
-) -> Iterator[Any]:
-    """Yield `fn(*args, threads=..., modules=...)` for every `args` in `calls`, as each
-    finishes: one after the other in this process for one job, else in `jobs` spawned
-    processes (spawned, not forked: torch's thread pools do not survive a fork)."""
-    threads = threads_per_job(jobs)
-    if jobs == 1:
-        for args in calls:
-            yield fn(*args, threads=threads, modules=[])
+class LocalExecutor(Executor):
+    name = "local"
+    summary = "on this machine, one call after another or in --jobs spawned processes"
+
+    def runs_here(self, jobs: int) -> bool:
+        return jobs == 1
+
+    def run(
+        self,
+        fn: Callable[..., Any],
+        calls: Sequence[tuple[Any, ...]],
+        *,
+        jobs: int = 1,
+        gpu: bool = False,
+    ) -> Iterator[Any]:
+        """One after the other in this process for one job, else in `jobs` spawned processes
+        (spawned, not forked: torch's thread pools do not survive a fork). The calls share
+        this machine's devices, so `gpu` changes nothing here."""
+        threads = threads_per_job(jobs, available_threads())
+        if self.runs_here(jobs):
+            for args in calls:
+                yield fn(*args, threads=threads, modules=[])
+            return
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from multiprocessing import get_context
+
+        from vaelab.models import registered_modules
+
+        modules = registered_modules()
+        with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
+            futures = [pool.submit(fn, *args, threads=threads, modules=modules) for args in calls]
+            for future in as_completed(futures):
+                yield future.result()
+
+
+class RayExecutor(Executor):
+    name = "ray"
+    summary = (
+        "on a Ray cluster (--ray-address, else a local one), one task per call, "
+        "run again if its worker dies"
+    )
+
+    def __init__(self, address: str | None = None) -> None:
+        import_ray()  # refuse before any work, not when the first call is sent
+        self.address = address
+
+    @classmethod
+    def create(cls, ray_address: str | None = None) -> Executor:
+        return cls(ray_address)
+
+    def run(
+        self,
+        fn: Callable[..., Any],
+        calls: Sequence[tuple[Any, ...]],
+        *,
+        jobs: int = 1,
+        gpu: bool = False,
+    ) -> Iterator[Any]:
+        """Send every call to the cluster as a task asking for its threads in CPUs (the
+        smallest node's CPUs // `jobs`, so every node can take one) and `1 / jobs` of a GPU
+        for `gpu`. A task whose worker dies runs again, up to `RETRIES` times; an error the
+        call raises (a bad setting, a diverged training) is the call's own and is raised here
+        as it is, not retried. Tasks not finished when this stops are cancelled."""
+        ray = import_ray()
+        from vaelab.models import registered_modules
+
+        with connected(ray, self.address):
+            threads = threads_per_job(jobs, smallest_node_cpus(ray))
+            task = ray.remote(fn).options(
+                num_cpus=threads,
+                num_gpus=1 / jobs if gpu else 0,
+                max_retries=RETRIES,
+                retry_exceptions=False,
+            )
+            modules = registered_modules()
+            pending = [task.remote(*args, threads=threads, modules=modules) for args in calls]
+            try:
+                while pending:
+                    [done], pending = ray.wait(pending)
+                    yield ray_result(ray, done)
+            finally:
+                for ref in pending:
+                    ray.cancel(ref)
+
+
+EXECUTORS: dict[str, type[Executor]] = {e.name: e for e in (LocalExecutor, RayExecutor)}
+"""Every executor by the name `--executor` takes, each with its one-line `summary`."""
+
+
+def get_executor(executor: str | Executor = "local", ray_address: str | None = None) -> Executor:
+    """The executor named `executor` with its settings, or `executor` itself when it is one
+    (it then carries its own settings)."""
+    if isinstance(executor, Executor):
+        if ray_address is not None:
+            raise SettingError(
+                "{ray_address} goes with an executor's name; an executor object carries its own",
+                "ray_address",
+            )
+        return executor
+    if executor not in EXECUTORS:
+        raise SettingError(
+            f"unknown {{executor}} {executor!r}; choose one of {', '.join(EXECUTORS)}",
+            "executor",
+        )
+    return EXECUTORS[executor].create(ray_address)
+
+
+def threads_per_job(jobs: int, cores: int) -> int:
+    """Torch threads for each of `jobs` trainings running at once on `cores`: shared out."""
+    return max(1, cores // jobs)
+
+
+def import_ray() -> ModuleType:
+    try:
+        import ray
+    except ImportError:
+        raise SettingError(
+            "{executor} ray needs Ray: pip install 'vaelab[ray]'", "executor"
+        ) from None
+    return ray
+
+
+@contextmanager
+def connected(ray: ModuleType, address: str | None) -> Iterator[None]:
+    """Use this process's Ray connection if it has one; else connect to `address` (without
+    one, Ray's own choice: `RAY_ADDRESS`, a cluster `ray start` began on this machine, or a
+    new local one) for this sweep alone, and disconnect after it (a local one stops)."""
+    if ray.is_initialized():
+        yield
         return
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-    from multiprocessing import get_context
+    ray.init(address=address, include_dashboard=False)
+    try:
+        yield
+    finally:
+        ray.shutdown()
 
-    from vaelab.models import registered_modules
 
-    modules = registered_modules()
-    with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(fn, *args, threads=threads, modules=modules) for args in calls]
-        for future in as_completed(futures):
-            yield future.result()
+def smallest_node_cpus(ray: ModuleType) -> int:
+    """The CPUs of the cluster's smallest live node with any: a task asking for more could
+    never be placed on it."""
+    cpus = [node["Resources"].get("CPU", 0) for node in ray.nodes() if node["Alive"]]
+    return int(min((c for c in cpus if c), default=1))
+
+
+def ray_result(ray: ModuleType, ref: Any) -> Any:
+    """A task's result; the call's own error as it raised it (`VaelabError`s stay one line);
+    one line when Ray lost the task on every try."""
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError as err:
+        raise err.cause from err
+    except ray.exceptions.RayError as err:
+        raise VaelabError(
+            f"Ray lost a call {RETRIES + 1} times ({type(err).__name__}; the Ray logs say "
+            "why); the finished calls are kept in the results folder: rerun to go on"
+        ) from err

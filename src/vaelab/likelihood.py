@@ -179,11 +179,15 @@ def estimate_nll(
     data_dir: str | None = None,
     test_images: int | None = None,
     device: str | torch.device = "cpu",
+    threads: int | None = None,
 ) -> dict[str, Any]:
     """A run's K-sample estimate of -log p(x) on its test set (its first `test_images`, if
     given), binarised as the run was trained: mean, standard error, K, images, seconds and
-    the protocol, ready to print as JSON."""
+    the protocol, ready to print as JSON. `threads` sets torch's thread count first (None
+    leaves it as it is)."""
     check_samples(iw_samples, "iw_samples")
+    if threads is not None:
+        torch.set_num_threads(threads)
     test = evaluation_set(run, data_dir, test_images)
     model = run.load_model(device)
     started = time.perf_counter()

@@ -27,11 +27,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import fmean, stdev
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vaelab.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from vaelab.errors import SettingError
 from vaelab.wording import count
+
+if TYPE_CHECKING:
+    from vaelab.executors import Executor
 
 PUBLISHED = Path(__file__).with_name("published") / "nll.json"
 DATASETS = ("mnist", "mnist-sample")
@@ -57,11 +60,13 @@ class NllConfig:
     batch: int | None = None
     data_dir: str | None = None
 
-    def run_config(self, seed: int) -> RunConfig:
-        """The `RunConfig` of one seed's training."""
+    def run_config(self, seed: int, threads: int | None = None) -> RunConfig:
+        """The `RunConfig` of one seed's training, on `threads` torch threads (a job's share
+        of the cores; None lets the run choose)."""
         data = DataConfig(self.dataset, self.data_dir, train_size=self.train_size,
                           binarize="dynamic")  # fmt: skip
-        return RunConfig(data, self.model.resolved(), dataclasses.replace(self.train, seed=seed))
+        schedule = dataclasses.replace(self.train, seed=seed, threads=threads)
+        return RunConfig(data, self.model.resolved(), schedule)
 
     def check(self) -> None:
         """Refuse settings that cannot give an estimate, before anything trains."""
@@ -89,12 +94,12 @@ class NllConfig:
 
     def protocol(self) -> dict[str, Any]:
         """The settings every result in one folder shares (not the data's folder, the seeds'
-        count, the memory per pass or the device)."""
+        count, the memory per pass, the device or the threads)."""
         settings = dataclasses.asdict(self)
         for name in ("data_dir", "seeds", "batch"):
             settings.pop(name)
         settings["model"] = self.model.resolved().to_dict()
-        for name in ("seed", "device"):
+        for name in ("seed", "device", "threads"):
             settings["train"].pop(name)
         return settings
 
@@ -106,24 +111,23 @@ class NllConfig:
 def run_seed(
     config: NllConfig, seed: int, out: str, *, threads: int, modules: list[str]
 ) -> dict[str, Any]:
-    """Train one seed (or resume it), estimate its test -log p(x), store the result."""
-    import torch
-
+    """Train one seed (or resume it) on `threads` torch threads, estimate its test -log p(x)
+    with as many, store the result."""
     from vaelab.likelihood import estimate_nll, evaluation_set, nll_curve
     from vaelab.models import import_registered
     from vaelab.run import CHECKPOINT
     from vaelab.train import fit
 
     import_registered(modules)
-    torch.set_num_threads(threads)
     folder = Path(out) / "runs" / f"seed{seed}"
     done = folder / f"nll-k{config.iw_samples}.json"
     if done.exists():
         return json.loads(done.read_text())
-    run = fit(config.run_config(seed), folder, resume=(folder / CHECKPOINT).exists(),
+    run = fit(config.run_config(seed, threads), folder, resume=(folder / CHECKPOINT).exists(),
               progress=False)  # fmt: skip
     estimate = estimate_nll(run, config.iw_samples, batch=config.batch, seed=seed,
-                            data_dir=config.data_dir, test_images=config.test_images)  # fmt: skip
+                            data_dir=config.data_dir, test_images=config.test_images,
+                            threads=threads)  # fmt: skip
     shown = evaluation_set(run, config.data_dir, CURVE_IMAGES).float()
     curve = nll_curve(run.load_model(), shown, config.curve_ks(), seed, config.batch)
     metrics = run.metrics()
@@ -144,27 +148,37 @@ def run_seed(
 
 
 def run_nll(
-    config: NllConfig, out: str | os.PathLike[str], *, jobs: int = 1, progress: bool = True
+    config: NllConfig,
+    out: str | os.PathLike[str],
+    *,
+    jobs: int = 1,
+    executor: str | Executor = "local",
+    ray_address: str | None = None,
+    progress: bool = True,
 ) -> dict[str, Any]:
-    """Run (or finish) every seed into `out`, `jobs` at a time; write `results.json`,
-    `table.md` and the figure; return what `results.json` holds."""
+    """Run (or finish) every seed into `out`, `jobs` at a time on a machine, where `executor`
+    says (as in `vaelab.bench.run_oneclass`); write `results.json`, `table.md` and the
+    figure; return what `results.json` holds."""
     from tqdm.auto import tqdm
 
     from vaelab.bench import _check_settings
-    from vaelab.executors import run_calls
+    from vaelab.executors import get_executor
+    from vaelab.train import resolve_device
 
+    runner = get_executor(executor, ray_address)
     config.check()
     folder = Path(out)
     _check_settings(config, folder)
     calls = [(config, seed, str(folder)) for seed in range(config.seeds)]
+    gpu = resolve_device(config.train.device).type == "cuda"
     started = time.perf_counter()
     done = []
     with tqdm(total=len(calls), desc="nll", unit="run", disable=not progress) as bar:
-        for result in run_calls(run_seed, calls, jobs):
+        for result in runner.run(run_seed, calls, jobs=jobs, gpu=gpu):
             done.append(result)
             bar.set_postfix_str(f"seed {result['seed']}: {result['nll']:.2f} nats")
             bar.update(1)
-    results = summarize(config, done, time.perf_counter() - started, jobs)
+    results = summarize(config, done, time.perf_counter() - started, jobs, runner.name)
     (folder / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (folder / "table.md").write_text(markdown_table(results) + "\n")
     draw(folder, results)
@@ -172,7 +186,7 @@ def run_nll(
 
 
 def summarize(
-    config: NllConfig, done: list[dict[str, Any]], seconds: float, jobs: int
+    config: NllConfig, done: list[dict[str, Any]], seconds: float, jobs: int, executor: str
 ) -> dict[str, Any]:
     """The seeds' mean estimate with its standard error (over the seeds, or over the test
     images for one seed), vaelab's budget and the published rows."""
@@ -205,6 +219,7 @@ def summarize(
         "published": published_rows(),
         "wall_seconds": round(seconds, 1),
         "jobs": jobs,
+        "executor": executor,
     }
 
 

@@ -64,11 +64,9 @@ def reconstruct(model: Model, images: Tensor, labels: Tensor | None = None) -> T
     )
 
 
-def pixel_errors(
-    model: Model, images: Tensor, kind: str = "bce", labels: Tensor | None = None
-) -> Tensor:
-    """Per-pixel reconstruction error (N, H, W), summed over channels: the anomaly map."""
-    logits = reconstruct(model, images, labels)
+def error_map(logits: Tensor, images: Tensor, kind: str) -> Tensor:
+    """Per-pixel error (N, H, W) of reconstruction logits against the images, summed over
+    channels."""
     if kind == "bce":
         error = F.binary_cross_entropy_with_logits(logits, images, reduction="none")
     elif kind == "mse":
@@ -78,14 +76,42 @@ def pixel_errors(
     return error.sum(1)
 
 
+def pixel_errors(
+    model: Model, images: Tensor, kind: str = "bce", labels: Tensor | None = None
+) -> Tensor:
+    """Per-pixel reconstruction error (N, H, W), summed over channels: the anomaly map."""
+    return error_map(reconstruct(model, images, labels), images, kind)
+
+
+@torch.inference_mode()
+def over_batches(
+    per_batch: Callable[[Model, Tensor], Tensor], model: Model, images: Tensor
+) -> Tensor:
+    """A deterministic score of every image, from its function of one batch."""
+    model.eval()
+    return batched(lambda x: per_batch(model, x), images)
+
+
+def recon_bce_of_batch(model: Model, x: Tensor) -> Tensor:
+    return error_map(model.decode(model.encode(x)), x, "bce").flatten(1).sum(1)
+
+
+def recon_mse_of_batch(model: Model, x: Tensor) -> Tensor:
+    return error_map(model.decode(model.encode(x)), x, "mse").flatten(1).sum(1)
+
+
+def latent_of_batch(model: Model, x: Tensor) -> Tensor:
+    return 0.5 * (LOG_2PI + model.encode(x).square()).sum(1)
+
+
 def recon_bce(model: Model, images: Tensor) -> Tensor:
     """-log p(x | code): binary cross-entropy summed over pixels."""
-    return pixel_errors(model, images, "bce").flatten(1).sum(1)
+    return over_batches(recon_bce_of_batch, model, images)
 
 
 def recon_mse(model: Model, images: Tensor) -> Tensor:
     """Squared error between image and reconstruction, summed over pixels."""
-    return pixel_errors(model, images, "mse").flatten(1).sum(1)
+    return over_batches(recon_mse_of_batch, model, images)
 
 
 def require_posterior(model: Model, name: str) -> None:
@@ -129,30 +155,46 @@ def iwae(model: Model, images: Tensor, samples: int = SAMPLES, seed: int = 0) ->
     return importance_nll(model, images, samples, seed)
 
 
-@torch.inference_mode()
 def latent(model: Model, images: Tensor) -> Tensor:
     """-log N(z_mean; 0, I) in nats: how far the posterior mean lies from the prior's bulk."""
     require_posterior(model, "latent")
-    model.eval()
-    return batched(lambda x: 0.5 * (LOG_2PI + model.encode(x).square()).sum(1), images)
+    return over_batches(latent_of_batch, model, images)
 
 
 @dataclass(frozen=True)
 class Score:
-    """A registered score: its function and what it needs."""
+    """A registered score: its function and what it needs.
+
+    `per_batch` is the score of one batch, `(model, x) -> (N,)`, as plain tensor
+    operations (no batching, no inference mode), for a score that is one fixed
+    function of the image: `vaelab.export` traces it into an ONNX graph. Scores
+    without it (the sampled ones) cannot be exported.
+    """
 
     function: Callable[..., Tensor]
     summary: str
     needs_posterior: bool = False
     sampled: bool = False
+    per_batch: Callable[[Model, Tensor], Tensor] | None = None
 
 
 SCORES: dict[str, Score] = {
-    "recon-bce": Score(recon_bce, "BCE between the image and its reconstruction"),
-    "recon-mse": Score(recon_mse, "squared error between the image and its reconstruction"),
+    "recon-bce": Score(
+        recon_bce, "BCE between the image and its reconstruction", per_batch=recon_bce_of_batch
+    ),
+    "recon-mse": Score(
+        recon_mse,
+        "squared error between the image and its reconstruction",
+        per_batch=recon_mse_of_batch,
+    ),
     "elbo": Score(elbo, "negative ELBO, K posterior samples", needs_posterior=True, sampled=True),
     "iwae": Score(iwae, "negative K-sample importance-weighted bound", True, sampled=True),
-    "latent": Score(latent, "-log prior density of the posterior mean", needs_posterior=True),
+    "latent": Score(
+        latent,
+        "-log prior density of the posterior mean",
+        needs_posterior=True,
+        per_batch=latent_of_batch,
+    ),
 }
 
 

@@ -3,13 +3,16 @@
 The loop relies only on the model's `Output` record, so new models need no
 change here. Each epoch ends with an atomic checkpoint; Ctrl-C finishes the
 current batch, saves a mid-epoch checkpoint and stops; a NaN loss stops before
-the bad step is applied, leaving the last good checkpoint in place.
+the bad step is applied, leaving the last good checkpoint in place. Under
+torchrun the same loop runs in every process, each on its slice of every
+global batch (`vaelab.distributed`); one process is the loop without a group.
 """
 
 from __future__ import annotations
 
 import ctypes
 import dataclasses
+import math
 import os
 import signal
 import sys
@@ -23,8 +26,10 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from vaelab import distributed, threads
 from vaelab.config import RunConfig, TrainConfig
 from vaelab.data.dataset import check_binarize, redraw_bits
+from vaelab.distributed import LOCAL, Group
 from vaelab.errors import Interrupted, RunError, SettingError, TrainingError, VaelabError
 from vaelab.models import Model, build
 from vaelab.run import CHECKPOINT, Run, load_tensors, save_tensors
@@ -263,34 +268,44 @@ def train(
     callbacks: Sequence[EpochCallback] = (),
     resume: bool = False,
     progress: bool = True,
+    group: Group = LOCAL,
     binarize: str = "none",
 ) -> list[dict[str, Any]]:
     """Train `model` on a `vaelab.data.Dataset`; returns one metrics dict per epoch.
 
     With a `run`, each epoch is checkpointed there and appended to its
     `metrics.jsonl`, and `resume=True` continues from its checkpoint exactly.
+    In a `group` of processes (see `fit`) only the main one writes to the run,
+    validates, shows progress and calls the callbacks; the others return the
+    rows of the epochs they trained, without validation metrics.
     `binarize="dynamic"` re-draws every batch's pixels as Bernoulli(intensity) from a
     stream keyed by the seed, epoch and batch, so resuming draws the same bits.
     """
     check_binarize(binarize)
     bits_seed = config.seed if binarize == "dynamic" else None
-    device = resolve_device(config.device)
+    device = group.place(resolve_device(config.device))
     prepare_for_speed(model, device)
     images, labels = data.float().to(device), data.labels.to(device)
     check_fits(model, images, labels)
-    has_val = val is not None and len(val) > 0
+    group.check_batches(len(images), config.batch_size)
+    has_val = group.is_main and val is not None and len(val) > 0
     val_set = (val.float().to(device), val.labels.to(device)) if has_val else None
     optimizer = make_optimizer(model, config)
-    torch.manual_seed(config.seed)  # the noise of sampling models
+    torch.manual_seed(group.noise_seed(config.seed))  # the noise of sampling models
     shuffle = torch.Generator().manual_seed(config.seed)
     pos = Position()
-    if run is not None:
-        run.path.mkdir(parents=True, exist_ok=True)
+    n_batches = -(-len(images) // config.batch_size)
+    writes = run if group.is_main else None
+    if writes is not None:
+        writes.path.mkdir(parents=True, exist_ok=True)
     if resume and run is not None:
         pos = load_checkpoint(run, model, optimizer, shuffle)
-        run.truncate_metrics(pos.epoch)
-    history = run.metrics() if run is not None else []
-    n_batches = -(-len(images) // config.batch_size)
+        if not group.is_main:  # checkpoints hold the main process's noise stream only
+            torch.manual_seed(group.noise_seed(config.seed, pos.epoch * n_batches + pos.step))
+        if writes is not None:
+            writes.truncate_metrics(pos.epoch)
+    history = writes.metrics() if writes is not None else []
+    learner = Learner(model, group.wrap(model), optimizer, group)
 
     with CtrlC() as ctrl_c:
         for epoch in range(pos.epoch + 1, config.epochs + 1):
@@ -301,31 +316,43 @@ def train(
                 initial=pos.step,
                 desc=f"epoch {epoch}/{config.epochs}",
                 unit="batch",
-                disable=not progress,
+                disable=not (progress and group.is_main),
                 dynamic_ncols=True,
             )
             with bar:
                 pos = _train_epoch(
-                    model, optimizer, (images, labels), config.batch_size, pos, ctrl_c, bar, epoch,
+                    learner, (images, labels), config.batch_size, pos, ctrl_c, bar, epoch,
                     bits_seed,
                 )  # fmt: skip
                 if pos.step < n_batches:
-                    _stop(run, model, optimizer, shuffle, pos, epoch, n_batches)
+                    _stop(run, learner, shuffle, pos, epoch, n_batches)
                 row = _epoch_metrics(epoch, pos, len(images), model, val_set, config.seed)
                 bar.set_postfix(_progress_postfix(row))
             pos = Position(epoch=epoch)
-            if run is not None:
-                save_checkpoint(run, model, optimizer, shuffle, pos)
-                run.save_weights(model, epoch)
-                run.append_metrics(row)
+            if writes is not None:
+                save_checkpoint(writes, model, optimizer, shuffle, pos)
+                writes.save_weights(model, epoch)
+                writes.append_metrics(row)
             history.append(row)
-            for callback in callbacks:
+            for callback in callbacks if group.is_main else ():
                 callback(epoch, model, row)
+            group.barrier()
             model.train()
-            if ctrl_c.requested:
-                _stop(run, model, optimizer, shuffle, pos, epoch + 1, n_batches)
+            if group.any(ctrl_c.requested):
+                _stop(run, learner, shuffle, pos, epoch + 1, n_batches)
     model.eval()
     return history
+
+
+@dataclass
+class Learner:
+    """What a training step uses: the model, what runs its forward pass (the model, or
+    its DDP wrapper in a group), its optimiser, and the group of processes."""
+
+    model: Model
+    forward: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    group: Group
 
 
 def _progress_postfix(row: dict[str, Any]) -> dict[str, str]:
@@ -337,8 +364,7 @@ def _progress_postfix(row: dict[str, Any]) -> dict[str, str]:
 
 
 def _train_epoch(
-    model: Model,
-    optimizer: torch.optim.Optimizer,
+    learner: Learner,
     data: tuple[Tensor, Tensor],
     batch_size: int,
     pos: Position,
@@ -347,43 +373,51 @@ def _train_epoch(
     epoch: int,
     bits_seed: int | None = None,
 ) -> Position:
-    """Run the rest of one epoch from `pos.step`; returns where it stopped (with a
-    `bits_seed`, each batch is binarised afresh)."""
+    """Run the rest of one epoch from `pos.step`; returns where it stopped.
+
+    Each process trains on its slice of every global batch; the returned loss sums
+    are the group's (the main process carries those restored from a checkpoint).
+    With a `bits_seed`, each global batch is binarised afresh (`redraw_bits`).
+    """
     assert pos.order is not None
     images, labels = data
-    model.train()
-    sums = None if pos.sums is None else torch.tensor(pos.sums, dtype=torch.float64)
+    group = learner.group
+    learner.model.train()
+    restored = pos.sums if group.is_main else None
+    sums = None if restored is None else torch.tensor(restored, dtype=torch.float64)
     started = time.perf_counter()
-    step = pos.step
+    done, stop = pos.step, False
     n_batches = -(-len(images) // batch_size)
-    while step < n_batches and not ctrl_c.requested:
-        index = pos.order[step * batch_size : (step + 1) * batch_size].to(images.device)
-        batch = images[index]
+    while done < n_batches and not stop:
+        batch = pos.order[done * batch_size : (done + 1) * batch_size]
+        index = group.shard(batch).to(images.device)
+        x = images[index]
         if bits_seed is not None:
-            batch = redraw_bits(batch, bits_seed, epoch, step)
-        out = model(batch, labels[index])
-        loss = out.loss
-        if not torch.isfinite(loss):
+            rows = group.shard(torch.arange(len(batch)))
+            x = redraw_bits(x, bits_seed, epoch, done, rows, len(batch))
+        out = learner.forward(x, labels[index])
+        loss = group.batch_loss(out, len(batch))
+        mean, stop = group.agree(loss, ctrl_c.requested)
+        if not math.isfinite(mean):
             raise TrainingError(
-                f"the loss became {loss.item()} in epoch {epoch}, batch {step + 1}; training "
+                f"the loss became {mean} in epoch {epoch}, batch {done + 1}; training "
                 "stopped before applying it (the last good checkpoint is kept). "
                 "Try a lower --lr or check the input data for NaNs."
             )
-        optimizer.zero_grad(set_to_none=True)
+        learner.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        optimizer.step()
-        model.after_step()
+        learner.optimizer.step()
+        learner.model.after_step()
         part_sums = torch.stack([v.detach().double().sum() for v in out.losses.values()]).cpu()
         sums = part_sums if sums is None else sums + part_sums
-        step += 1
+        done += 1
         bar.update(1)
-        if step % 20 == 0:
-            bar.set_postfix(loss=f"{loss.item():.4g}")
+        if done % 20 == 0:
+            bar.set_postfix(loss=f"{mean:.4g}")
+    assert sums is not None  # the loop runs at least one batch
     seconds = pos.seconds + time.perf_counter() - started
-    names = list(out.losses) if step > pos.step else pos.names
-    return replace(
-        pos, step=step, sums=None if sums is None else sums.tolist(), seconds=seconds, names=names
-    )
+    sums = group.sum(sums)
+    return replace(pos, step=done, sums=sums.tolist(), seconds=seconds, names=list(out.losses))
 
 
 def _epoch_metrics(
@@ -410,16 +444,18 @@ def _epoch_metrics(
 
 def _stop(
     run: Run | None,
-    model: Model,
-    optimizer: torch.optim.Optimizer,
+    learner: Learner,
     shuffle: torch.Generator,
     pos: Position,
     epoch: int,
     n_batches: int,
 ) -> None:
+    """Save a resumable checkpoint (the main process) and stop every process together."""
     if run is None:
         raise KeyboardInterrupt
-    save_checkpoint(run, model, optimizer, shuffle, pos)
+    if learner.group.is_main:
+        save_checkpoint(run, learner.model, learner.optimizer, shuffle, pos)
+    learner.group.barrier()  # no process exits, and so ends the group, before it is saved
     raise Interrupted(
         f"interrupted in epoch {epoch} after {pos.step}/{n_batches} batches; a resumable "
         f"checkpoint is saved in {run.path}; continue with --resume"
@@ -437,11 +473,50 @@ def fit(
     """Load the data, build the model and train it into the run folder `out`.
 
     With `resume=True` the run continues from its checkpoint; only the number
-    of epochs and the device may differ from the saved config.
+    of epochs, the device and the number of processes may differ from the saved
+    config. Started by torchrun, every process trains its share of each batch
+    (see `vaelab.distributed`); only the main one writes `out` and calls the
+    callbacks, and resuming needs `out` readable by every process.
     """
     from vaelab.data import prepare
 
-    config = dataclasses.replace(config, model=config.model.resolved())
+    with distributed.setup(resolve_device(config.train.device)) as group:
+        config = dataclasses.replace(
+            config, model=config.model.resolved(), distributed=group.record()
+        )
+        config.train = _with_threads(config.train, Run(out) if resume else None)
+        torch.set_num_threads(config.train.threads)
+        run = _open_run(out, config, resume, group)
+        train_data, val_data = prepare(config.data)
+        torch.manual_seed(config.train.seed)
+        model = build(config.model, shape=tuple(train_data.images.shape[1:]))
+        train(
+            model,
+            train_data,
+            config.train,
+            val=val_data,
+            run=run,
+            callbacks=callbacks,
+            resume=resume,
+            progress=progress,
+            group=group,
+            binarize=config.data.binarize,
+        )
+    return run
+
+
+def _with_threads(schedule: TrainConfig, resumed: Run | None) -> TrainConfig:
+    """`schedule` with its thread count settled: the one asked for, else the resumed run's
+    (so it continues bit-exact), else the free cores now."""
+    if schedule.threads is not None:
+        return schedule
+    saved = resumed.config.train.threads if resumed is not None else None
+    return dataclasses.replace(schedule, threads=saved or threads.choose())
+
+
+def _open_run(out: str | os.PathLike[str], config: RunConfig, resume: bool, group: Group) -> Run:
+    """The run folder `out`, checked for resuming (or for not overwriting a run); the
+    main process writes `config` into it."""
     run = Run(out)
     if resume:
         _check_resumable(run, config)
@@ -451,21 +526,8 @@ def fit(
             "resume",
             "out",
         )
-    run = Run.create(out, config)
-    train_data, val_data = prepare(config.data)
-    torch.manual_seed(config.train.seed)
-    model = build(config.model, shape=tuple(train_data.images.shape[1:]))
-    train(
-        model,
-        train_data,
-        config.train,
-        val=val_data,
-        run=run,
-        callbacks=callbacks,
-        resume=resume,
-        progress=progress,
-        binarize=config.data.binarize,
-    )
+    if group.is_main:
+        Run.create(out, config)
     return run
 
 
@@ -474,13 +536,15 @@ def _check_resumable(run: Run, config: RunConfig) -> None:
         raise RunError(f"nothing to resume in {run.path}: it holds no checkpoint")
     saved = run.config.to_dict()
     wanted = config.to_dict()
-    for key in ("epochs", "device"):
-        saved["train"].pop(key)
-        wanted["train"].pop(key)
+    for key in ("epochs", "device", "threads"):
+        saved["train"].pop(key, None)
+        wanted["train"].pop(key, None)
+    saved.pop("distributed")
+    wanted.pop("distributed")
     if saved != wanted:
         raise RunError(
-            f"cannot resume {run.path} with different settings; only --epochs and --device "
-            "may change (start a new run with another --out instead)"
+            f"cannot resume {run.path} with different settings; only --epochs and --device may "
+            "change, and the number of processes (start a new run with another --out instead)"
         )
 
 

@@ -12,10 +12,10 @@ import warnings
 from collections.abc import Sequence
 
 from vaelab import __version__
-from vaelab.cli import anomaly, bench, continual, data, demo, explore, models, plot, train
+from vaelab.cli import anomaly, bench, continual, data, demo, explore, export, models, plot, train
 from vaelab.errors import Interrupted, SettingError, VaelabError, VaelabWarning
 
-COMMANDS = [demo, train, models, data, plot, explore, continual, anomaly, bench]
+COMMANDS = [demo, train, models, data, plot, explore, continual, anomaly, export, bench]
 
 
 def build_parser() -> argparse.ArgumentParser:

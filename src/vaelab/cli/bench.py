@@ -10,6 +10,7 @@ from vaelab.cli.anomaly import add_score_options
 from vaelab.cli.options import (
     add_data_dir,
     add_device,
+    add_executor,
     add_model,
     class_list,
     model_config,
@@ -50,7 +51,8 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--train-size", type=positive_int, metavar="N",
                    help="train on the first N images of each class (default: all)")  # fmt: skip
     p.add_argument("--jobs", type=positive_int, default=1, metavar="N",
-                   help="trainings run in parallel processes (1)")  # fmt: skip
+                   help="trainings at once on each machine, sharing its cores (1)")  # fmt: skip
+    add_executor(p)
     p.add_argument("--out", metavar="DIR", help="results folder (default: bench/oneclass-DATASET)")
     add_data_dir(p)
     add_device(p)
@@ -85,7 +87,8 @@ def add_nll(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", type=positive_int, default=NLL.seeds, metavar="N",
                    help=f"seeds 0..N-1 ({NLL.seeds})")  # fmt: skip
     p.add_argument("--jobs", type=positive_int, default=1, metavar="N",
-                   help="seeds trained in parallel processes (1)")  # fmt: skip
+                   help="seeds trained at once on a machine (1)")  # fmt: skip
+    add_executor(p)
     p.add_argument("--test-images", type=positive_int, metavar="N",
                    help="estimate on the first N test images only (default: all 10,000)")
     p.add_argument("--train-size", type=positive_int, metavar="N",
@@ -130,7 +133,8 @@ def add_split_mnist(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", choices=["mnist", "mnist-sample"], default="mnist",
                    help="mnist (default) or the bundled mnist-sample")  # fmt: skip
     p.add_argument("--jobs", type=positive_int, default=1, metavar="N",
-                   help="(strategy, seed) runs in parallel processes (1)")  # fmt: skip
+                   help="(strategy, seed) runs at once on each machine (1)")  # fmt: skip
+    add_executor(p)
     p.add_argument("--out", metavar="DIR", help="results folder (default: bench/split-mnist)")
     add_data_dir(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -155,7 +159,14 @@ def run_oneclass(args: argparse.Namespace) -> None:
         data_dir=args.data_dir,
     )
     out = args.out or f"bench/oneclass-{args.dataset}"
-    results = run_oneclass(config, out, jobs=args.jobs, progress=not args.quiet)
+    results = run_oneclass(
+        config,
+        out,
+        jobs=args.jobs,
+        executor=args.executor,
+        ray_address=args.ray_address,
+        progress=not args.quiet,
+    )
     print((Path(out) / "table.md").read_text())
     print(f"mean AUROC {results['mean_auroc']:.4f}; results in {out}/results.json")
 
@@ -178,7 +189,14 @@ def run_split_mnist(args: argparse.Namespace) -> None:
     strategies = list(STRATEGIES) if args.strategy == "all" else args.strategy.split(",")
     out = args.out or "bench/split-mnist"
     run_split_mnist(
-        config, out, strategies, seeds=args.seeds, jobs=args.jobs, progress=not args.quiet
+        config,
+        out,
+        strategies,
+        seeds=args.seeds,
+        jobs=args.jobs,
+        executor=args.executor,
+        ray_address=args.ray_address,
+        progress=not args.quiet,
     )
     print((Path(out) / "table.md").read_text())
     print(f"results in {out}/results.json; figures in {out}/accuracy_matrix.png")
@@ -203,6 +221,13 @@ def run_nll(args: argparse.Namespace) -> None:
         data_dir=args.data_dir,
     )
     out = args.out or f"bench/nll-{config.model.name}"
-    results = run_nll(config, out, jobs=args.jobs, progress=not args.quiet)
+    results = run_nll(
+        config,
+        out,
+        jobs=args.jobs,
+        executor=args.executor,
+        ray_address=args.ray_address,
+        progress=not args.quiet,
+    )
     print((Path(out) / "table.md").read_text())
     print(f"-log p(x) {results['nll_mean']:.2f} nats; results in {out}/results.json")

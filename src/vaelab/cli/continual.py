@@ -7,6 +7,7 @@ import argparse
 from vaelab.cli.options import (
     add_data_dir,
     add_device,
+    add_executor,
     add_model,
     class_list,
     model_config,
@@ -80,6 +81,14 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="random seed (0)")
     add_device(p)
+    p.add_argument(
+        "--jobs",
+        type=positive_int,
+        metavar="N",
+        default=1,
+        help="strategies (with --strategy all) trained at once on each machine (1)",
+    )
+    add_executor(p)
     p.add_argument("--out", required=True, metavar="DIR", help="folder to write")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(run=run_continual)
@@ -106,7 +115,14 @@ def run_continual(args: argparse.Namespace) -> None:
         device=args.device or "auto",
     )
     try:
-        metrics = run_continual(config, args.out, progress=not args.quiet)
+        metrics = run_continual(
+            config,
+            args.out,
+            jobs=args.jobs,
+            executor=args.executor,
+            ray_address=args.ray_address,
+            progress=not args.quiet,
+        )
     except KeyboardInterrupt:
         raise Interrupted(
             f"interrupted; the finished stages are saved in {args.out}: "

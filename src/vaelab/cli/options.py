@@ -50,6 +50,25 @@ def add_device(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_executor(parser: argparse.ArgumentParser) -> None:
+    """`--executor NAME` and `--ray-address ADDR`: where the benchmark's trainings run."""
+    from vaelab.executors import EXECUTORS
+
+    places = "; ".join(f"{name}: {entry.summary}" for name, entry in EXECUTORS.items())
+    parser.add_argument(
+        "--executor",
+        choices=list(EXECUTORS),
+        default="local",
+        help=f"where the trainings run (local). {places}",
+    )
+    parser.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="the Ray cluster of --executor ray, e.g. 10.0.0.5:6379; its workers must reach "
+        "--out (default: $RAY_ADDRESS, a cluster `ray start` began here, else a local one)",
+    )
+
+
 def add_model(parser: argparse.ArgumentParser, default: str) -> None:
     """`--model NAME` and `--latent-dim N`; without them the command's own default model."""
     parser.add_argument(

@@ -15,7 +15,9 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
         "train",
         help="train a model into a run folder",
         description="Train a model; the run folder gets its config, "
-        "weights, checkpoint and per-epoch metrics.",
+        "weights, checkpoint and per-epoch metrics. Started by torchrun "
+        "(torchrun --nproc-per-node N -m vaelab train ...), N processes train "
+        "the model together with DistributedDataParallel.",
     )
     p.add_argument(
         "model", help="model preset, e.g. ae, vae, cvae, resnet-vae (`vaelab models` lists them)"
@@ -65,13 +67,17 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--optimizer", choices=["adam", "adadelta"], help="optimiser (adam)")
     p.add_argument("--lr", type=float, help="learning rate (adam 1e-3, adadelta 1.0)")
     p.add_argument("--seed", type=int, help="random seed (0)")
+    p.add_argument("--threads", type=positive_int, metavar="N",
+                   help="torch threads (default: the cores no other process is using when "
+                   "the run starts; the count is saved, and the same count repeats a run "
+                   "exactly)")  # fmt: skip
     add_device(p)
     p.add_argument("--out", required=True, metavar="DIR", help="run folder to write")
     p.add_argument(
         "--resume",
         action="store_true",
-        help="continue the run in --out from its checkpoint (only --epochs and "
-        "--device may change)",
+        help="continue the run in --out from its checkpoint (only --epochs, "
+        "--device and the number of processes may change)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(run=run_train)
@@ -131,7 +137,7 @@ SETTINGS = {
     ],  # fmt: skip
     "model": ["latent_dim"],
     "model.objective": ["beta", "warmup_steps", "capacity", "capacity_steps"],
-    "train": ["epochs", "batch_size", "optimizer", "lr", "seed", "device"],
+    "train": ["epochs", "batch_size", "optimizer", "lr", "seed", "device", "threads"],
 }
 """Config fields each section takes from the command line (options of the same name)."""
 RENAMED = {("model.objective", "samples"): "iw_samples", ("model.likelihood", "name"): "likelihood"}
@@ -152,6 +158,7 @@ def validation_split(text: str) -> str | float:
 
 def run_train(args: argparse.Namespace) -> None:
     from vaelab.config import ModelConfig, RunConfig
+    from vaelab.distributed import is_main_process
     from vaelab.run import Run
     from vaelab.train import fit
 
@@ -164,6 +171,8 @@ def run_train(args: argparse.Namespace) -> None:
         if value is not None:
             setattr(attrgetter(section)(config), field, value)
     run = fit(config, args.out, resume=args.resume, progress=not args.quiet)
+    if not is_main_process():  # the main process wrote the run and reports it
+        return
     last = run.metrics()[-1] if run.metrics() else {}
     print(
         f"trained {config.model.name} for {count(last.get('epoch', 0), 'epoch')} into {run.path}"
@@ -188,6 +197,7 @@ def run_eval(args: argparse.Namespace) -> None:
             raise SettingError(f"{{{given[0]}}} is read only with {{nll}}", given[0], "nll")
         print(json.dumps(evaluate_run(run, data_dir=args.data_dir), indent=2))
         return
+    from vaelab import threads
     from vaelab.likelihood import DEFAULT_SAMPLES, estimate_nll
     from vaelab.train import resolve_device
 
@@ -199,5 +209,6 @@ def run_eval(args: argparse.Namespace) -> None:
         data_dir=args.data_dir,
         test_images=args.test_images,
         device=resolve_device(args.device or "auto"),
+        threads=threads.choose(),
     )
     print(json.dumps(result, indent=2))

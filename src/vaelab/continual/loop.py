@@ -39,7 +39,8 @@ from vaelab.continual.strategies import (
 )
 from vaelab.data import Dataset, load
 from vaelab.errors import SettingError, VaelabError
-from vaelab.models import Model, build
+from vaelab.executors import Executor, get_executor
+from vaelab.models import Model, build, import_registered
 from vaelab.run import load_tensors, save_tensors
 from vaelab.train import resolve_device
 from vaelab.train import train as train_model
@@ -154,22 +155,25 @@ def run_continual(
     out: str | os.PathLike[str],
     *,
     classifier: tuple[DigitClassifier, dict[str, Any]] | None = None,
+    jobs: int = 1,
+    executor: str | Executor = "local",
+    ray_address: str | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Run every strategy of `config` into `out`, with its figures and, for two or more
     strategies in `out`, the comparison report; returns the contents of `metrics.json`.
 
-    `classifier` (model, record) defaults to the cached classifier of the
-    dataset (full MNIST, or the bundled sample for `mnist-sample`), trained on
-    first use.
+    The strategies are independent, so they run `jobs` at a time on a machine, where
+    `executor` says (as in `vaelab.bench.run_oneclass`). `classifier` (model, record)
+    defaults to the cached classifier of the dataset (full MNIST, or the bundled sample
+    for `mnist-sample`), trained on first use.
     """
+    runner = get_executor(executor, ray_address)
     config.check()
-    train, test = load_digits(config)
-    config.check_data(train, test)
+    config.check_data(*load_digits(config))
     folder = Path(out)
     _claim(folder, config)
-    for strategy in config.strategies:
-        run_strategy(strategy, config, train, test, folder / strategy, progress)
+    run_strategies(config, folder, runner, jobs, progress)
     if classifier is None:
         every_digit = (
             load(config.dataset, "train", config.data_dir),
@@ -196,6 +200,39 @@ def load_digits(config: ContinualConfig) -> tuple[Dataset, Dataset]:
         parts = [train.with_classes([d]) for d in config.order]
         train = concat([p.first(min(config.train_size, len(p))) for p in parts])
     return train, test
+
+
+def run_strategies(
+    config: ContinualConfig, folder: Path, runner: Executor, jobs: int, progress: bool
+) -> None:
+    """Every strategy of `config` as one call of `runner`, each into `folder/<strategy>`.
+    Progress bars are drawn by the calls when they run in this process, else one bar
+    counts the finished strategies."""
+    here = runner.runs_here(jobs)
+    calls = [(config, strategy, str(folder), progress and here) for strategy in config.strategies]
+    gpu = resolve_device(config.device).type == "cuda"
+    counted = progress and not here
+    with tqdm(total=len(calls), desc="continual", unit="strategy", disable=not counted) as bar:
+        for _ in runner.run(strategy_task, calls, jobs=jobs, gpu=gpu):
+            bar.update(1)
+
+
+def strategy_task(
+    config: ContinualConfig,
+    strategy: str,
+    out: str,
+    progress: bool,
+    *,
+    threads: int,
+    modules: list[str],
+) -> str:
+    """Train `strategy` through every stage into `out/<strategy>` wherever the executor runs
+    it (resuming after the last saved stage); `modules` register the user's models first."""
+    import_registered(modules)
+    torch.set_num_threads(threads)
+    train, test = load_digits(config)
+    run_strategy(strategy, config, train, test, Path(out) / strategy, progress)
+    return strategy
 
 
 def run_strategy(

@@ -24,10 +24,13 @@ import os
 import time
 from pathlib import Path
 from statistics import fmean, stdev
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vaelab.continual.split import STRATEGIES, TASKS, SplitConfig, check_strategies
 from vaelab.errors import VaelabError
+
+if TYPE_CHECKING:
+    from vaelab.executors import Executor
 
 PUBLISHED = Path(__file__).parents[1] / "published" / "split_mnist.json"
 SETTINGS = "settings.json"
@@ -107,14 +110,19 @@ def run_split_mnist(
     *,
     seeds: int = 5,
     jobs: int = 1,
+    executor: str | Executor = "local",
+    ray_address: str | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Run (or finish) `strategies` x seeds 0..`seeds`-1 into `out`, `jobs` at a time; write
-    `results.json`, `table.md` and the figures; return what `results.json` holds."""
+    """Run (or finish) `strategies` x seeds 0..`seeds`-1 into `out`, `jobs` at a time on a
+    machine, where `executor` says (as in `vaelab.bench.run_oneclass`); write `results.json`,
+    `table.md` and the figures; return what `results.json` holds."""
     from tqdm.auto import tqdm
 
-    from vaelab.executors import run_calls
+    from vaelab.executors import get_executor
+    from vaelab.train import resolve_device
 
+    runner = get_executor(executor, ray_address)
     check_strategies(strategies)
     config.check()
     if config.dataset not in DATASETS:
@@ -124,14 +132,15 @@ def run_split_mnist(
     folder = Path(out)
     claim(folder, config)
     calls = [(config, s, seed, str(folder)) for s in strategies for seed in range(seeds)]
+    gpu = resolve_device(config.device).type == "cuda"
     started = time.perf_counter()
     with tqdm(total=len(calls), desc="split-mnist", unit="run", disable=not progress) as bar:
-        for result in run_calls(run_seed, calls, jobs):
+        for result in runner.run(run_seed, calls, jobs=jobs, gpu=gpu):
             bar.set_postfix_str(
                 f"{result['strategy']} seed {result['seed']}: {result['final_accuracy']:.3f}"
             )
             bar.update(1)
-    results = collect(folder, config, time.perf_counter() - started, jobs)
+    results = collect(folder, config, time.perf_counter() - started, jobs, runner.name)
     (folder / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (folder / "table.md").write_text(markdown_table(results) + "\n")
     draw(folder, results)
@@ -157,7 +166,9 @@ def claim(folder: Path, config: SplitConfig) -> None:
     path.write_text(json.dumps(settings, indent=2) + "\n")
 
 
-def collect(folder: Path, config: SplitConfig, seconds: float, jobs: int) -> dict[str, Any]:
+def collect(
+    folder: Path, config: SplitConfig, seconds: float, jobs: int, executor: str
+) -> dict[str, Any]:
     """Every (strategy, seed) finished in `folder`, summarised per strategy."""
     summaries = {}
     for strategy in STRATEGIES:
@@ -175,6 +186,7 @@ def collect(folder: Path, config: SplitConfig, seconds: float, jobs: int) -> dic
         "published": published_rows(),
         "wall_seconds": round(seconds, 1),
         "jobs": jobs,
+        "executor": executor,
     }
 
 

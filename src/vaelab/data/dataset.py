@@ -113,7 +113,8 @@ class Dataset:
     def binarized(self, seed: int) -> Dataset:
         """Every pixel drawn once as Bernoulli(intensity / 255), stored as 0 or 255; the same
         seed gives the same bits."""
-        bits = bernoulli_bits(self.float(), torch.Generator().manual_seed(seed))
+        uniform = torch.rand(self.images.shape, generator=torch.Generator().manual_seed(seed))
+        bits = bernoulli_bits(self.float(), uniform)
         return Dataset(bits.to(torch.uint8) * 255, self.labels, self.name, self.class_names)
 
     def _take(self, indices: torch.Tensor) -> Dataset:
@@ -149,14 +150,27 @@ def check_binarize(binarize: str) -> None:
         )
 
 
-def bernoulli_bits(probabilities: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """0/1 pixels (of the input's dtype and device), 1 with each pixel's probability: uniform
-    draws from the CPU `generator`, so the bits do not depend on the device."""
-    uniform = torch.rand(probabilities.shape, generator=generator).to(probabilities.device)
-    return (uniform < probabilities).to(probabilities.dtype)
+def bernoulli_bits(probabilities: torch.Tensor, uniform: torch.Tensor) -> torch.Tensor:
+    """0/1 pixels (of the input's dtype and device), 1 where the `uniform` draw (made on the
+    CPU, so the bits do not depend on the device) falls below the pixel's probability."""
+    return (uniform.to(probabilities.device) < probabilities).to(probabilities.dtype)
 
 
-def redraw_bits(images: torch.Tensor, seed: int, epoch: int, step: int) -> torch.Tensor:
+def redraw_bits(
+    images: torch.Tensor,
+    seed: int,
+    epoch: int,
+    step: int,
+    rows: torch.Tensor | None = None,
+    batch: int | None = None,
+) -> torch.Tensor:
     """A training batch binarised afresh from the stream keyed by (seed, epoch, step): new
-    bits every epoch, and the same bits again when a stopped run resumes at that step."""
-    return bernoulli_bits(images, keyed_generator(seed, epoch, step))
+    bits every epoch, and the same bits again when a stopped run resumes at that step.
+
+    `images` may be the `rows` of a global batch of `batch` images (one process's slice
+    under torchrun): the uniforms are drawn for the whole batch and the rows taken, so an
+    image gets the same bits whatever the number of processes.
+    """
+    shape = (batch or len(images), *images.shape[1:])
+    uniform = torch.rand(shape, generator=keyed_generator(seed, epoch, step))
+    return bernoulli_bits(images, uniform if rows is None else uniform[rows])
