@@ -2,7 +2,8 @@
 
 Every process prints, as its last line, `WROTE <rank> <json list>`: the paths it
 opened for writing, renamed or made (Python's audit events), less those of Python's
-`__pycache__` and of torch's own scratch under `$TMPDIR` (its compile cache folder).
+`__pycache__` and of torch's own scratch under `$TMPDIR` or wherever its compile cache
+(`torchinductor_USER`) lands.
 With `VAELAB_TEST_INTERRUPT=RANK:BATCH` the process of that rank sends itself a
 SIGINT (a Ctrl-C) during its BATCH-th training batch, and no other process does.
 
@@ -55,7 +56,8 @@ def main() -> int:
         return vaelab(sys.argv[1:])
     finally:
         scratch = os.environ.get("TMPDIR", "/nonexistent")
-        wrote = [p for p in WRITES if "__pycache__" not in p and not p.startswith(scratch)]
+        ours = [p for p in WRITES if "__pycache__" not in p and "torchinductor" not in p]
+        wrote = [p for p in ours if not p.startswith(scratch)]
         print(f"WROTE {os.environ['RANK']} {json.dumps(wrote)}", flush=True)
 
 
