@@ -40,7 +40,7 @@ def train_speed(data_dir: str, epochs: int, threads: str | None) -> float:
                    "--data-dir", data_dir, "--train-size", "20000", "--epochs", str(epochs),
                    "--out", out, "--quiet"]  # fmt: skip
         subprocess.run(command, env=env, check=True, capture_output=True)
-        rows = [json.loads(line) for line in (Path(out) / "metrics.jsonl").read_text().split()]
+        rows = [json.loads(line) for line in (Path(out) / "metrics.jsonl").read_text().splitlines()]
     return statistics.median(row["images_per_s"] for row in rows[1:])
 
 

@@ -130,6 +130,16 @@ def export_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def shared_machine_table(results: dict[str, Any]) -> str:
+    """Images/s of each thread setting under each load, and the slowdown against quiet."""
+    lines = ["| threads | " + " | ".join(results["loads"]) + " |", "|---|" + "---:|" * 3]
+    for row in results["rows"]:
+        quiet, *loaded = row["images_per_s"]
+        cells = [f"{quiet:,.0f}"] + [f"{v:,.0f} ({quiet / v:.1f}x slower)" for v in loaded]
+        lines.append(f"| {row['threads']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 TABLES: dict[str, Callable[[dict[str, Any]], str]] = {
     "oneclass": oneclass_table,
     "continual": continual_table,
@@ -137,6 +147,7 @@ TABLES: dict[str, Callable[[dict[str, Any]], str]] = {
     "labels": labels_table,
     "bound": bound_table,
     "split-mnist": split_mnist_table,
+    "shared-machine": shared_machine_table,
     "onnx-export": export_table,
     "nll": nll_table,
 }
