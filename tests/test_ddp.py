@@ -88,8 +88,8 @@ def sample_args(model: str, epochs: int, out: Path) -> list[str]:
 
 def writes(result: subprocess.CompletedProcess) -> dict[int, list[str]]:
     """What each process wrote, from the worker's `WROTE <rank> <json>` lines."""
-    lines = [line.split(" ", 2) for line in result.stdout.splitlines()]
-    return {int(rank): json.loads(paths) for tag, rank, paths in lines if tag == "WROTE"}
+    lines = [line.split(" ", 2) for line in result.stdout.splitlines() if line.startswith("WROTE ")]
+    return {int(rank): json.loads(paths) for _, rank, paths in lines}
 
 
 def check(result: subprocess.CompletedProcess) -> None:
