@@ -25,16 +25,13 @@ from statistics import fmean, pstdev
 from typing import TYPE_CHECKING, Any
 
 from vaelab.config import DEFAULT_SCORE, DataConfig, ModelConfig, RunConfig, TrainConfig
-from vaelab.errors import SettingError, VaelabError
+from vaelab.errors import SettingError
 from vaelab.wording import count
 
 if TYPE_CHECKING:
-    from tqdm import tqdm
-
     from vaelab.executors import Executor
 
 PUBLISHED = Path(__file__).with_name("published") / "oneclass.json"
-SETTINGS_FILE = "settings.json"
 
 
 @dataclass
@@ -172,62 +169,26 @@ def run_oneclass(
     for two or more jobs) or "ray" (the Ray cluster at `ray_address`, which must
     reach `out` too), or an `Executor`; see `vaelab.executors`.
     """
-    from tqdm.auto import tqdm
-
-    from vaelab.executors import get_executor
+    from vaelab.executors import claim_settings, get_executor, run_with_progress
     from vaelab.train import resolve_device
 
     runner = get_executor(executor, ray_address)
     out = Path(out)
     config.check()
-    _check_settings(config, out)
+    claim_settings(out, config.protocol())
     calls = [(config, c, seed, str(out)) for c in config.classes for seed in range(config.seeds)]
     gpu = resolve_device(config.train.device).type == "cuda"
     started = time.perf_counter()
-    done: list[dict] = []
-    with tqdm(total=len(calls), desc="one-class", unit="run", disable=not progress) as bar:
-        for result in runner.run(run_task, calls, jobs=jobs, gpu=gpu):
-            done.append(result)
-            _report(bar, result)
+    done = run_with_progress(
+        runner, run_task, calls, jobs=jobs, gpu=gpu, desc="one-class", progress=progress,
+        describe=lambda r: f"class {r['class']} seed {r['seed']}: {r['auroc']:.3f}",
+    )  # fmt: skip
     results = summarize(config, done, time.perf_counter() - started, jobs, runner.name)
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     rows = [vaelab_row(results), *published_rows(config.dataset)]
     (out / "table.json").write_text(json.dumps(rows, indent=2) + "\n")
     (out / "table.md").write_text(markdown_table(rows, config.classes) + "\n")
     return results
-
-
-def _report(bar: tqdm, result: dict) -> None:
-    bar.set_postfix_str(f"class {result['class']} seed {result['seed']}: {result['auroc']:.3f}")
-    bar.update(1)
-
-
-def _check_settings(config: OneClassConfig, out: Path) -> None:
-    """Refuse to mix results of different protocols in one folder."""
-    path = out / SETTINGS_FILE
-    if path.exists():
-        saved, wanted = _flat(json.loads(path.read_text())), _flat(config.protocol())
-        if saved != wanted:
-            changed = sorted(
-                k for k in saved.keys() | wanted.keys() if saved.get(k) != wanted.get(k)
-            )
-            raise VaelabError(
-                f"{out} holds a benchmark with other settings ({', '.join(changed)} differ); "
-                "use another --out or the same settings to resume it"
-            )
-    out.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(config.protocol(), indent=2) + "\n")
-
-
-def _flat(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested settings as one level of dotted keys (`model.latent_dim`), to name what differs."""
-    flat: dict[str, Any] = {}
-    for key, value in settings.items():
-        if isinstance(value, dict):
-            flat |= _flat(value, f"{prefix}{key}.")
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def summarize(

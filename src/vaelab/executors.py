@@ -14,9 +14,11 @@ settings a benchmark takes (`executor`, `ray_address`), the same as the CLI's fl
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from types import ModuleType
 from typing import Any, ClassVar
 
@@ -219,3 +221,59 @@ def ray_result(ray: ModuleType, ref: Any) -> Any:
             f"Ray lost a call {RETRIES + 1} times ({type(err).__name__}; the Ray logs say "
             "why); the finished calls are kept in the results folder: rerun to go on"
         ) from err
+
+
+SETTINGS_FILE = "settings.json"
+
+
+def claim_settings(folder: Path, settings: dict[str, Any]) -> None:
+    """Record a sweep's `settings` in `folder`, or refuse if it holds a sweep with others:
+    results of different protocols must never be summarised together."""
+    path = folder / SETTINGS_FILE
+    if path.exists():
+        saved, wanted = flat_settings(json.loads(path.read_text())), flat_settings(settings)
+        if saved != wanted:
+            changed = sorted(
+                k for k in saved.keys() | wanted.keys() if saved.get(k) != wanted.get(k)
+            )
+            raise VaelabError(
+                f"{folder} holds a benchmark with other settings ({', '.join(changed)} "
+                "differ); use another --out or the same settings to resume it"
+            )
+    folder.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(settings, indent=2) + "\n")
+
+
+def flat_settings(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested settings as one level of dotted keys (`model.latent_dim`), to name what differs."""
+    flat: dict[str, Any] = {}
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            flat |= flat_settings(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def run_with_progress(
+    runner: Executor,
+    fn: Callable[..., Any],
+    calls: Sequence[tuple[Any, ...]],
+    *,
+    jobs: int,
+    gpu: bool,
+    desc: str,
+    describe: Callable[[Any], str],
+    progress: bool = True,
+) -> list[Any]:
+    """Every result of `runner.run(fn, calls)`, with a bar that ticks as each call finishes
+    and shows `describe` of the latest result."""
+    from tqdm.auto import tqdm
+
+    done = []
+    with tqdm(total=len(calls), desc=desc, unit="run", disable=not progress) as bar:
+        for result in runner.run(fn, calls, jobs=jobs, gpu=gpu):
+            done.append(result)
+            bar.set_postfix_str(describe(result))
+            bar.update(1)
+    return done

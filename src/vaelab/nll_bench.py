@@ -159,25 +159,20 @@ def run_nll(
     """Run (or finish) every seed into `out`, `jobs` at a time on a machine, where `executor`
     says (as in `vaelab.bench.run_oneclass`); write `results.json`, `table.md` and the
     figure; return what `results.json` holds."""
-    from tqdm.auto import tqdm
-
-    from vaelab.bench import _check_settings
-    from vaelab.executors import get_executor
+    from vaelab.executors import claim_settings, get_executor, run_with_progress
     from vaelab.train import resolve_device
 
     runner = get_executor(executor, ray_address)
     config.check()
     folder = Path(out)
-    _check_settings(config, folder)
+    claim_settings(folder, config.protocol())
     calls = [(config, seed, str(folder)) for seed in range(config.seeds)]
     gpu = resolve_device(config.train.device).type == "cuda"
     started = time.perf_counter()
-    done = []
-    with tqdm(total=len(calls), desc="nll", unit="run", disable=not progress) as bar:
-        for result in runner.run(run_seed, calls, jobs=jobs, gpu=gpu):
-            done.append(result)
-            bar.set_postfix_str(f"seed {result['seed']}: {result['nll']:.2f} nats")
-            bar.update(1)
+    done = run_with_progress(
+        runner, run_seed, calls, jobs=jobs, gpu=gpu, desc="nll", progress=progress,
+        describe=lambda r: f"seed {r['seed']}: {r['nll']:.2f} nats",
+    )  # fmt: skip
     results = summarize(config, done, time.perf_counter() - started, jobs, runner.name)
     (folder / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (folder / "table.md").write_text(markdown_table(results) + "\n")

@@ -42,6 +42,7 @@ from vaelab.errors import SettingError
 from vaelab.models import Model, build
 from vaelab.models.networks import mlp_encoder
 from vaelab.scores import iwae
+from vaelab.train import optimizer_tensors, restore_optimizer
 
 TASKS = ((0, 1), (2, 3), (4, 5), (6, 7), (8, 9))
 SAMPLES_SHOWN = 10
@@ -226,8 +227,6 @@ class ReplayClassifier(Learner):
         )
 
     def state(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
-        from vaelab.train import optimizer_tensors
-
         tensors, meta = super().state()
         for name, optimizer in self.optimizers().items():
             optim, optim_meta = optimizer_tensors(optimizer)
@@ -236,8 +235,6 @@ class ReplayClassifier(Learner):
         return tensors, meta
 
     def load(self, tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
-        from vaelab.train import restore_optimizer
-
         super().load(tensors, meta)
         for name, optimizer in self.optimizers().items():
             prefix = f"{name}-"

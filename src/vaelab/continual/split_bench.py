@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from vaelab.executors import Executor
 
 PUBLISHED = Path(__file__).parents[1] / "published" / "split_mnist.json"
-SETTINGS = "settings.json"
 DATASETS = ("mnist", "mnist-sample")
 
 
@@ -117,9 +116,7 @@ def run_split_mnist(
     """Run (or finish) `strategies` x seeds 0..`seeds`-1 into `out`, `jobs` at a time on a
     machine, where `executor` says (as in `vaelab.bench.run_oneclass`); write `results.json`,
     `table.md` and the figures; return what `results.json` holds."""
-    from tqdm.auto import tqdm
-
-    from vaelab.executors import get_executor
+    from vaelab.executors import claim_settings, get_executor, run_with_progress
     from vaelab.train import resolve_device
 
     runner = get_executor(executor, ray_address)
@@ -130,40 +127,19 @@ def run_split_mnist(
             f"Split-MNIST is defined on MNIST digits; choose a dataset of {', '.join(DATASETS)}"
         )
     folder = Path(out)
-    claim(folder, config)
+    claim_settings(folder, protocol(config))
     calls = [(config, s, seed, str(folder)) for s in strategies for seed in range(seeds)]
     gpu = resolve_device(config.device).type == "cuda"
     started = time.perf_counter()
-    with tqdm(total=len(calls), desc="split-mnist", unit="run", disable=not progress) as bar:
-        for result in runner.run(run_seed, calls, jobs=jobs, gpu=gpu):
-            bar.set_postfix_str(
-                f"{result['strategy']} seed {result['seed']}: {result['final_accuracy']:.3f}"
-            )
-            bar.update(1)
+    run_with_progress(
+        runner, run_seed, calls, jobs=jobs, gpu=gpu, desc="split-mnist", progress=progress,
+        describe=lambda r: f"{r['strategy']} seed {r['seed']}: {r['final_accuracy']:.3f}",
+    )  # fmt: skip
     results = collect(folder, config, time.perf_counter() - started, jobs, runner.name)
     (folder / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (folder / "table.md").write_text(markdown_table(results) + "\n")
     draw(folder, results)
     return results
-
-
-def claim(folder: Path, config: SplitConfig) -> None:
-    """Record the protocol in `folder`, or check it matches the one recorded there."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path, settings = folder / SETTINGS, protocol(config)
-    if path.exists():
-        saved = json.loads(path.read_text())
-        if saved != settings:
-            changed = sorted(
-                k for k in settings.keys() | saved.keys() if saved.get(k) != settings.get(k)
-            )
-            raise VaelabError(
-                f"{folder} holds a Split-MNIST benchmark with other settings "
-                f"({', '.join(changed)} differ); use the same settings to resume it, or "
-                "another --out"
-            )
-        return
-    path.write_text(json.dumps(settings, indent=2) + "\n")
 
 
 def collect(
