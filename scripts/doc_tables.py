@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from vaelab.bench import markdown_table, published_rows
+from vaelab.bench import markdown_table, published_rows, vaelab_row
 from vaelab.continual.split_bench import markdown_table as split_mnist_table
 from vaelab.nll_bench import markdown_table as nll_table
 
@@ -29,10 +29,27 @@ MARKER = re.compile(r"^<!-- table:(?P<name>[\w.-]+) -->\n(?P<body>.*?)^<!-- end 
 OPENING = re.compile(r"^<!-- table:", re.M)
 
 
+def oneclass_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A row as recorded, or drawn from the benchmark's own `results.json` that it names,
+    with the spread over seeds when there are several."""
+    if "results" not in row:
+        return row
+    results = row["results"]
+    drawn = vaelab_row(results, row.get("method"))
+    seeds = sorted({run["seed"] for run in results["runs"]})
+    which = f"{len(seeds)} seeds" if len(seeds) > 1 else f"seed {seeds[0]}"
+    drawn["method"] = drawn["method"].removesuffix(")") + f", {which})"
+    if len(seeds) > 1:
+        drawn["seeds"] = seeds
+        drawn["std"] = {c: round(100 * v, 1) for c, v in results["per_class_std"].items()}
+        drawn["mean_std"] = round(100 * results["mean_auroc_std_over_seeds"], 1)
+    return {**drawn, "bold": row.get("bold", False)}
+
+
 def oneclass_table(results: dict[str, Any]) -> str:
     """vaelab's rows (a seed-spread row under any row with one) above the published rows."""
     rows: list[dict[str, Any]] = []
-    for row in results["rows"]:
+    for row in map(oneclass_row, results["rows"]):
         method = f"**{row['method']}**" if row.get("bold") else row["method"]
         rows.append({"method": method, "auroc": row["auroc"], "mean": row["mean"]})
         if "std" in row:
@@ -41,8 +58,23 @@ def oneclass_table(results: dict[str, Any]) -> str:
     for row in published_rows(results["dataset"]):
         flag = "*" if row.get("unverified") else ""
         rows.append({**row, "method": row["method"] + flag})
-    classes = sorted(int(c) for c in results["rows"][0]["auroc"])
+    classes = sorted(int(c) for c in rows[0]["auroc"])
     return markdown_table(rows, classes)
+
+
+def oneclass_validation_table(results: dict[str, Any]) -> str:
+    """Validation AUROC (%) of each candidate score, per class and mean, one row per model
+    and score, as `benchmarks/oneclass_validation.py` wrote them (`shown` picks the scores
+    of a record, all by default)."""
+    rows = []
+    for record in results["records"]:
+        for name, auroc in record["auroc"].items():
+            if name in record.get("shown", record["auroc"]):
+                mean = 100 * sum(auroc.values()) / len(auroc)
+                percent = {c: 100 * v for c, v in auroc.items()}
+                method = f"{record['model']}, {name}"
+                rows.append({"method": method, "auroc": percent, "mean": mean})
+    return markdown_table(rows, sorted(int(c) for c in rows[0]["auroc"]))
 
 
 def _pair(template: str) -> Callable[[Sequence[float]], str]:
@@ -142,6 +174,7 @@ def shared_machine_table(results: dict[str, Any]) -> str:
 
 TABLES: dict[str, Callable[[dict[str, Any]], str]] = {
     "oneclass": oneclass_table,
+    "oneclass-validation": oneclass_validation_table,
     "continual": continual_table,
     "epochs": epochs_table,
     "labels": labels_table,
@@ -160,7 +193,17 @@ def render(name: str, root: Path = ROOT) -> str:
     if not path.exists():
         raise SystemExit(f"doc_tables: no results file {path} for the table {name!r}")
     results = json.loads(path.read_text())
+    if "rows" in results:
+        results["rows"] = [_included(row, path.parent) for row in results["rows"]]
     return TABLES[results["benchmark"]](results)
+
+
+def _included(row: Any, folder: Path) -> Any:
+    """A row that names a results file (`"results": "FILE.json"`, beside its own) gets
+    that file's contents in its place: a benchmark's `results.json` kept as it was written."""
+    if isinstance(row, dict) and isinstance(row.get("results"), str):
+        return {**row, "results": json.loads((folder / row["results"]).read_text())}
+    return row
 
 
 def rewrite(text: str, root: Path = ROOT) -> str:

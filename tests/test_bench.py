@@ -8,13 +8,14 @@ from vaelab.config import ModelConfig, TrainConfig
 from vaelab.errors import SettingError, VaelabError
 
 
-def test_published_means_match_their_digits():
+def test_published_means_match_their_digits_where_they_have_them():
     rows = published_rows("mnist")
     assert {row["method"].split(" (")[0] for row in rows} >= {"Deep SVDD", "OCGAN", "GEOM"}
     for row in rows:
-        assert sorted(row["auroc"], key=int) == [str(c) for c in range(10)]
-        assert sum(row["auroc"].values()) / 10 == pytest.approx(row["mean"], abs=0.05)
         assert row["citation"]
+        if row["auroc"] or not row["unverified"]:
+            assert sorted(row["auroc"], key=int) == [str(c) for c in range(10)]
+            assert sum(row["auroc"].values()) / 10 == pytest.approx(row["mean"], abs=0.05)
 
 
 def test_markdown_table_puts_rows_side_by_side():
@@ -42,10 +43,9 @@ def test_benchmark_end_to_end_and_resume(tmp_path, capsys):
     assert set(results["per_class_auroc"]) == {"3"}
     assert 0.5 < results["per_class_auroc"]["3"] <= 1
     assert results["mean_auroc"] == results["per_class_auroc"]["3"]
-    assert (
-        results["settings"]["train"]["epochs"] == 1 and results["settings"]["score"] == "recon-mse"
-    )
-    assert "| vaelab vae (latent 4, 1 epoch, recon-mse) |" in (out / "table.md").read_text()
+    assert results["settings"]["train"]["epochs"] == 1
+    assert results["settings"]["score"] == "recon-mse-edge"
+    assert "| vaelab vae (latent 4, 1 epoch, recon-mse-edge) |" in (out / "table.md").read_text()
 
     weights = out / "runs" / "class3-seed0" / "weights.safetensors"
     stamp = weights.stat().st_mtime_ns

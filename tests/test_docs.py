@@ -59,3 +59,15 @@ def test_the_readme_picture_is_small():
     for target, _ in LINK.findall((ROOT / "README.md").read_text()):
         if target.endswith(".png"):
             assert (ROOT / target).stat().st_size < 200_000, target
+
+
+def test_a_table_row_drawn_from_a_benchmark_results_file_follows_it(doc_tables, tmp_path):
+    shutil.copy(ROOT / "README.md", tmp_path / "README.md")
+    shutil.copytree(ROOT / "docs", tmp_path / "docs")
+    included = tmp_path / "docs" / "results" / "oneclass" / "mnist-vae16-mse-edge.json"
+    results = json.loads(included.read_text())
+    results["per_class_auroc"]["8"] = 0.5
+    included.write_text(json.dumps(results))
+    page = tmp_path / "docs" / "anomaly.md"
+    assert doc_tables.stale(tmp_path) == [page]
+    assert "| 50.0 |" in doc_tables.rewrite(page.read_text(), tmp_path)

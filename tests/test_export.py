@@ -194,7 +194,8 @@ def test_a_sampled_score_is_refused_naming_the_exportable_ones(vae_run, tmp_path
         export_run(run.path, tmp_path / "out", score=score)
     message = str(error.value)
     assert f"score {score!r} draws posterior samples" in message
-    assert message.endswith("the exportable scores are recon-bce, recon-mse, latent")
+    exportable = "recon-bce, recon-mse, recon-mse-edge, latent"
+    assert message.endswith(f"the exportable scores are {exportable}")
     assert not (tmp_path / "out").exists()
 
 

@@ -140,3 +140,23 @@ def test_bad_score_options_are_clear(vae, images):
 
 def test_the_cli_offers_every_score():
     assert sorted(SCORE_NAMES) == sorted(scores.SCORES)
+
+
+def test_recon_mse_edge_is_the_error_per_unit_of_edge_by_hand(vae, images):
+    recon = torch.sigmoid(vae.decode(vae.encode(images))).detach().numpy()[:, 0]
+    pixels = images.numpy()[:, 0]
+    for i in range(3):
+        x, r = pixels[i].astype(float), recon[i].astype(float)
+        error = sum((x[a, b] - r[a, b]) ** 2 for a in range(28) for b in range(28))
+        edges = sum((x[a + 1, b] - x[a, b]) ** 2 for a in range(27) for b in range(28))
+        edges += sum((x[a, b + 1] - x[a, b]) ** 2 for a in range(28) for b in range(27))
+        assert scores.score(vae, images, "recon-mse-edge")[i].item() == pytest.approx(
+            error / edges, rel=1e-4
+        )
+
+
+def test_recon_mse_edge_of_a_blank_image_is_finite(vae):
+    blank = torch.zeros(2, 1, 28, 28)
+    value = scores.score(vae, blank, "recon-mse-edge")
+    expected = scores.score(vae, blank, "recon-mse") / scores.EDGE_FLOOR
+    assert torch.isfinite(value).all() and torch.allclose(value, expected)

@@ -35,12 +35,11 @@ from vaelab.config import DEFAULT_SCORE, ModelConfig, RunConfig, TrainConfig
 from vaelab.diagnostics import untrained_warning
 from vaelab.errors import VaelabError
 from vaelab.models import Model, build
+from vaelab.recipes import DEFAULT_RECIPE, get_recipe
 from vaelab.run import Run
 from vaelab.scores import SCORES, require_posterior, require_unconditional
 
 TPR_LEVEL = 0.95
-DETECTOR_LATENT = 16
-DETECTOR_EPOCHS = 30
 DETECTOR_FILE = "detector.json"
 
 
@@ -272,6 +271,8 @@ class AnomalyDetector(BaseEstimator):
     `predict` returns 1 for an anomaly and 0 for a normal image (not
     scikit-learn's -1/+1).
 
+    The model, its training and the score are the recipe `recipe`'s
+    (`vaelab.recipes`) unless `model`, `train`, `score` or `samples` are given.
     `fit` holds out `holdout` of the normal images, trains on the rest with
     `vaelab.train.train`, and sets `threshold_` so that a share `fpr` of the
     held-out normal images scores above it.
@@ -285,12 +286,14 @@ class AnomalyDetector(BaseEstimator):
         self,
         model: str | ModelConfig | None = None,
         train: TrainConfig | None = None,
-        score: str = DEFAULT_SCORE,
-        samples: int = score_functions.SAMPLES,
+        score: str | None = None,
+        samples: int | None = None,
         fpr: float = 0.05,
         holdout: float = 0.1,
         progress: bool = False,
+        recipe: str = DEFAULT_RECIPE,
     ) -> None:
+        self.recipe = recipe
         self.model = model
         self.train = train
         self.score = score
@@ -300,23 +303,31 @@ class AnomalyDetector(BaseEstimator):
         self.progress = progress
 
     def _run_config(self) -> RunConfig:
-        """The detector's model (a preset's name or a `ModelConfig`; default: the VAE with a
-        16-D latent space) and training (default: 30 epochs of Adam, seed 0)."""
+        """The detector's model (a preset's name or a `ModelConfig`) and training, the
+        recipe's where not given."""
+        recipe = get_recipe(self.recipe)
         config = RunConfig()
         config.data.dataset = "arrays given to AnomalyDetector.fit"
         if self.model is None:
-            config.model = ModelConfig("vae", latent_dim=DETECTOR_LATENT)
+            config.model = recipe.model
         elif isinstance(self.model, str):
             config.model = ModelConfig(self.model)
         else:
             config.model = copy.deepcopy(self.model)
-        config.train = copy.deepcopy(self.train) or TrainConfig(epochs=DETECTOR_EPOCHS)
+        config.train = copy.deepcopy(self.train) or recipe.train
         return config
 
+    def score_name(self) -> str:
+        """The score this detector gives: `score`, else its recipe's."""
+        return self.score or get_recipe(self.recipe).score
+
+    def _samples(self) -> int:
+        return self.samples or get_recipe(self.recipe).samples
+
     def _check_params(self) -> None:
-        if self.score not in score_functions.SCORES:
+        if self.score_name() not in score_functions.SCORES:
             names = ", ".join(score_functions.SCORES)
-            raise VaelabError(f"unknown score {self.score!r}; choose one of {names}")
+            raise VaelabError(f"unknown score {self.score_name()!r}; choose one of {names}")
         if not 0 < self.fpr < 1:
             raise VaelabError(f"fpr must be between 0 and 1, got {self.fpr}")
         if not 0 < self.holdout < 1:
@@ -342,8 +353,8 @@ class AnomalyDetector(BaseEstimator):
         torch.manual_seed(config.train.seed)
         self.model_ = build(config.model, shape=tuple(images.shape[1:]))
         require_unconditional(self.model_)
-        if SCORES[self.score].needs_posterior:
-            require_posterior(self.model_, self.score)
+        if SCORES[self.score_name()].needs_posterior:
+            require_posterior(self.model_, self.score_name())
         self.history_ = train(
             self.model_, FloatImages(kept), config.train, val=FloatImages(held),
             progress=self.progress,
@@ -362,7 +373,7 @@ class AnomalyDetector(BaseEstimator):
         self._check_fitted()
         images = as_images(X, self.image_shape_)
         seed = self._run_config().train.seed
-        values = compute_score(self.model_, images, self.score, self.samples, seed)
+        values = compute_score(self.model_, images, self.score_name(), self._samples(), seed)
         return values.numpy().astype(np.float64)
 
     def predict(self, X: Any) -> np.ndarray:

@@ -24,8 +24,9 @@ from pathlib import Path
 from statistics import fmean, pstdev
 from typing import TYPE_CHECKING, Any
 
-from vaelab.config import DEFAULT_SCORE, DataConfig, ModelConfig, RunConfig, TrainConfig
+from vaelab.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from vaelab.errors import SettingError
+from vaelab.recipes import DEFAULT_RECIPE, RECIPES, get_recipe
 from vaelab.wording import count
 
 if TYPE_CHECKING:
@@ -34,24 +35,50 @@ if TYPE_CHECKING:
 PUBLISHED = Path(__file__).with_name("published") / "oneclass.json"
 
 
+def _from_default_recipe(part: str) -> Any:
+    return lambda: getattr(get_recipe(DEFAULT_RECIPE), part)
+
+
 @dataclass
 class OneClassConfig:
-    """Benchmark settings. The defaults are vaelab's benchmark protocol (see the docs):
-    the article's VAE with a 16-D latent space, 30 epochs of Adam on one class's training
-    images, scored by the squared reconstruction error of the posterior mean, which measured
-    best among the scores (the Bernoulli scores rate thin digits such as 1 as too normal).
-    `model` and `train` are any model and training settings; `train.seed` is replaced by
-    each run's seed (0 to `seeds` - 1)."""
+    """Benchmark settings. The detector (`model`, `train`, `score`, `samples`) is the default
+    recipe's unless given (`from_recipe` takes another; `vaelab.recipes` says how each was
+    chosen); `train.seed` is replaced by each run's seed (0 to `seeds` - 1)."""
 
     dataset: str = "mnist"
     classes: list[int] = field(default_factory=lambda: list(range(10)))
     seeds: int = 3
-    model: ModelConfig = field(default_factory=lambda: ModelConfig("vae", latent_dim=16))
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=30))
-    score: str = DEFAULT_SCORE
-    samples: int = 10
+    model: ModelConfig = field(default_factory=_from_default_recipe("model"))
+    train: TrainConfig = field(default_factory=_from_default_recipe("train"))
+    score: str = field(default_factory=_from_default_recipe("score"))
+    samples: int = field(default_factory=_from_default_recipe("samples"))
     train_size: int | None = None
     data_dir: str | None = None
+
+    @classmethod
+    def from_recipe(cls, name: str, **settings: Any) -> OneClassConfig:
+        """The benchmark of the recipe `name`; `settings` are the other fields, or replace
+        the recipe's."""
+        recipe = get_recipe(name)
+        detector = {"model": recipe.model, "train": recipe.train, "score": recipe.score}
+        return cls(**{**detector, "samples": recipe.samples, **settings})
+
+    def recipe(self) -> str | None:
+        """The name of the registered recipe these settings are, or None if they are no
+        recipe's (the seed, device and thread count aside)."""
+        for name in RECIPES:
+            if self.detector() == OneClassConfig.from_recipe(name).detector():
+                return name
+        return None
+
+    def detector(self) -> dict[str, Any]:
+        """The settings that make the detector: model, training and score."""
+        protocol = self.protocol()
+        score = {"score": self.score, "samples": self.samples if self._sampled() else None}
+        return {"model": protocol["model"], "train": protocol["train"], **score}
+
+    def _sampled(self) -> bool:
+        return self.score in ("elbo", "iwae")
 
     def run_config(self, normal: int, seed: int, threads: int | None = None) -> RunConfig:
         """The `RunConfig` of one (class, seed) training, on `threads` torch threads (a job's
@@ -99,7 +126,7 @@ class OneClassConfig:
         return settings
 
     def result_file(self) -> str:
-        samples = f"-k{self.samples}" if self.score in ("elbo", "iwae") else ""
+        samples = f"-k{self.samples}" if self._sampled() else ""
         return f"result-{self.score}{samples}.json"
 
 
@@ -205,6 +232,7 @@ def summarize(
         "settings": {
             **dataclasses.asdict(config),
             "model": config.model.resolved().to_dict(),
+            "recipe": config.recipe(),
             "jobs": jobs,
             "executor": executor,
         },
@@ -223,6 +251,8 @@ def vaelab_row(results: dict, name: str | None = None) -> dict[str, Any]:
     s = results["settings"]
     model, schedule = s["model"], count(s["train"]["epochs"], "epoch")
     label = f"vaelab {model['name']} (latent {model['latent_dim']}, {schedule}, {s['score']})"
+    if s.get("recipe"):
+        label = f"vaelab {s['recipe']}: {label[len('vaelab ') :]}"
     return {
         "method": name or label,
         "citation": f"measured: {len(s['classes'])} classes x {s['seeds']} seeds",

@@ -126,14 +126,14 @@ def open_run(run_dir: str | os.PathLike[str], score: str | None = None) -> Expor
     if not (run.path / DETECTOR_FILE).exists():
         return Exportable(run, _unconditional(run.load_model()), score)
     detector = AnomalyDetector.load(run.path)
-    if score not in (None, detector.score):
+    if score not in (None, detector.score_name()):
         raise SettingError(
-            f"{run.path} is a detector that scores with {detector.score}, and its threshold "
+            f"{run.path} is a detector that scores with {detector.score_name()}, and its threshold "
             f"holds for that score only; leave out {{score}} or fit a detector with {score}",
             "score",
         )
     model = _unconditional(detector.model_)
-    return Exportable(run, model, detector.score, detector.threshold_, detector.fpr)
+    return Exportable(run, model, detector.score_name(), detector.threshold_, detector.fpr)
 
 
 def _unconditional(model: Model) -> Model:

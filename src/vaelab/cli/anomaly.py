@@ -7,24 +7,26 @@ import argparse
 from vaelab.cli.options import add_data_dir, class_list, positive_int
 from vaelab.config import DEFAULT_SCORE
 
-SCORE_NAMES = ["elbo", "iwae", "recon-bce", "recon-mse", "latent"]
+SCORE_NAMES = ["elbo", "iwae", "recon-bce", "recon-mse", "recon-mse-edge", "latent"]
 """The keys of `vaelab.scores.SCORES`, listed here so that `--help` does not import torch."""
 
 
-def add_score_options(parser: argparse.ArgumentParser, default: str) -> None:
+def add_score_options(parser: argparse.ArgumentParser, default: str | None) -> None:
+    """`--score` and `--samples`; a `default` of None leaves both to the recipe."""
+    shown = default or "the recipe's"
     parser.add_argument(
         "--score",
         choices=SCORE_NAMES,
         default=default,
-        help=f"per-image score, higher = more anomalous ({default}); elbo, iwae and latent "
+        help=f"per-image score, higher = more anomalous ({shown}); elbo, iwae and latent "
         "need a VAE",
     )
     parser.add_argument(
         "--samples",
         type=positive_int,
         metavar="K",
-        default=10,
-        help="posterior samples K for elbo and iwae (10)",
+        default=10 if default else None,
+        help=f"posterior samples K for elbo and iwae ({10 if default else shown})",
     )
 
 

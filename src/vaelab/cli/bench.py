@@ -17,6 +17,7 @@ from vaelab.cli.options import (
     positive_int,
 )
 from vaelab.nll_bench import NllConfig
+from vaelab.recipes import DEFAULT_RECIPE, RECIPES
 
 DEFAULTS = OneClassConfig()
 """vaelab's benchmark protocol; the bench module imports no torch, so --help stays fast."""
@@ -42,12 +43,15 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
     d = DEFAULTS
     p.add_argument("--seeds", type=positive_int, default=d.seeds, metavar="N",
                    help=f"seeds 0..N-1 per class ({d.seeds})")  # fmt: skip
-    add_model(p, f"{d.model.name} with latent {d.model.latent_dim}")
-    p.add_argument("--epochs", type=positive_int, default=d.train.epochs, metavar="N",
-                   help=f"epochs per class ({d.train.epochs})")  # fmt: skip
-    p.add_argument("--batch-size", type=positive_int, default=d.train.batch_size, metavar="N",
-                   help=f"batch size ({d.train.batch_size})")  # fmt: skip
-    add_score_options(p, d.score)
+    p.add_argument("--recipe", choices=list(RECIPES), default=DEFAULT_RECIPE, metavar="NAME",
+                   help=f"the detector: model, training and score ({DEFAULT_RECIPE}; one of "
+                   f"{', '.join(RECIPES)}); the options below change one part of it")  # fmt: skip
+    add_model(p, "the recipe's")
+    p.add_argument("--epochs", type=positive_int, metavar="N",
+                   help="epochs per class (the recipe's)")  # fmt: skip
+    p.add_argument("--batch-size", type=positive_int, metavar="N",
+                   help="batch size (the recipe's)")  # fmt: skip
+    add_score_options(p, None)
     p.add_argument("--train-size", type=positive_int, metavar="N",
                    help="train on the first N images of each class (default: all)")  # fmt: skip
     p.add_argument("--jobs", type=positive_int, default=1, metavar="N",
@@ -145,16 +149,23 @@ def run_oneclass(args: argparse.Namespace) -> None:
     import dataclasses
 
     from vaelab.bench import OneClassConfig, run_oneclass
+    from vaelab.recipes import get_recipe
 
-    train = dataclasses.replace(DEFAULTS.train, epochs=args.epochs, batch_size=args.batch_size)
+    recipe = get_recipe(args.recipe)
+    train = dataclasses.replace(
+        recipe.train,
+        epochs=args.epochs or recipe.train.epochs,
+        batch_size=args.batch_size or recipe.train.batch_size,
+        device=args.device or recipe.train.device,
+    )
     config = OneClassConfig(
         dataset=args.dataset,
         classes=args.classes,
         seeds=args.seeds,
-        model=model_config(args, DEFAULTS.model),
-        train=dataclasses.replace(train, device=args.device or train.device),
-        score=args.score,
-        samples=args.samples,
+        model=model_config(args, recipe.model),
+        train=train,
+        score=args.score or recipe.score,
+        samples=args.samples or recipe.samples,
         train_size=args.train_size,
         data_dir=args.data_dir,
     )
