@@ -10,9 +10,10 @@ candidate score. The test split is never read, so a recipe picked from this tabl
 picked without looking at test AUROC; the anomalies here are other classes' *training*
 images, which the detector itself never trains on.
 
-The candidates are the registered scores and a few ratios of the squared reconstruction
-error to a measure of the image's complexity (its ink, the size of its PNG file, its total
-variation, its edge energy: `recon-mse-edge`). Trained runs are kept in `--out` and reused.
+The candidates are the registered scores (among them `recon-mse-edge`, the error divided
+by the image's edge energy) and other ratios of the squared reconstruction error to a
+measure of the image's complexity: its ink, the size of its PNG file, its total variation.
+Trained runs are kept in `--out` and reused.
 """
 
 from __future__ import annotations
@@ -30,14 +31,29 @@ from PIL import Image
 from sklearn.metrics import roc_auc_score
 
 from vaelab import fit
-from vaelab.config import DataConfig, LikelihoodConfig, ModelConfig, RunConfig, TrainConfig
+from vaelab.config import (
+    DataConfig,
+    LikelihoodConfig,
+    ModelConfig,
+    NetworkConfig,
+    ObjectiveConfig,
+    RunConfig,
+    TrainConfig,
+)
 from vaelab.data import load, prepare
-from vaelab.scores import SCORES, edge_energy, reconstruct, score
+from vaelab.scores import SCORES, reconstruct, score
 
 MODELS: dict[str, ModelConfig] = {
     "vae16": ModelConfig("vae", latent_dim=16),
     "vae32": ModelConfig("vae", latent_dim=32),
     "vae16-gaussian": ModelConfig("vae", latent_dim=16, likelihood=LikelihoodConfig("gaussian")),
+    "vae16-wide": ModelConfig(
+        "vae",
+        latent_dim=16,
+        encoder=NetworkConfig("conv", [32, 32, 32]),
+        decoder=NetworkConfig("conv", [32, 32, 32]),
+    ),
+    "vae16-beta0.5": ModelConfig("vae", latent_dim=16, objective=ObjectiveConfig(beta=0.5)),
 }
 ANOMALIES = 3000
 
@@ -66,7 +82,6 @@ def candidates(model: torch.nn.Module, x: torch.Tensor) -> dict[str, torch.Tenso
         "mse / ink": lambda v: v.flatten(1).sum(1),
         "mse / PNG bits": png_bits,
         "mse / total variation": total_variation,
-        "mse / edge energy": edge_energy,
     }
     return {**values, **{name: error / measure(x) for name, measure in ratios.items()}}
 
