@@ -68,7 +68,11 @@ def test_the_registry_names_every_executor_with_a_summary(capsys):
 
 def test_one_local_job_runs_the_calls_in_order_in_this_process():
     results = list(LocalExecutor().run(where, [(3,), (1,), (2,)]))
-    assert results == [(v, os.getpid(), os.cpu_count(), []) for v in (3, 1, 2)]
+    assert [(v, pid, modules) for v, pid, _, modules in results] == [
+        (v, os.getpid(), []) for v in (3, 1, 2)
+    ]
+    threads = {threads for _, _, threads, _ in results}  # the cores free when it started
+    assert len(threads) == 1 and 1 <= threads.pop() <= os.cpu_count()
 
 
 def test_without_ray_the_ray_executor_says_how_to_install_it(monkeypatch, tmp_path, capsys):
