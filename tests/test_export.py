@@ -115,6 +115,18 @@ def test_check_measures_the_largest_differences_and_the_auroc(vae_run):
 
 
 @needs_onnx
+def test_the_edge_and_latent_score_exports_and_gives_the_same_auroc(vae_run, tmp_path):
+    from vaelab.export import check_export, export_run
+
+    run, _ = vae_run
+    out = tmp_path / "onnx"
+    export_run(run.path, out, score="recon-mse-edge-latent")
+    check = check_export(run.path, out)
+    assert check.max_abs_diff["score"] < 1e-3
+    assert check.auroc[0] == pytest.approx(check.auroc[1], abs=SAMPLE_AUROC)
+
+
+@needs_onnx
 def test_the_card_round_trips_and_says_what_each_graph_takes(vae_run):
     import onnx
 
@@ -194,7 +206,7 @@ def test_a_sampled_score_is_refused_naming_the_exportable_ones(vae_run, tmp_path
         export_run(run.path, tmp_path / "out", score=score)
     message = str(error.value)
     assert f"score {score!r} draws posterior samples" in message
-    exportable = "recon-bce, recon-mse, recon-mse-edge, latent"
+    exportable = "recon-bce, recon-mse, recon-mse-edge, recon-mse-edge-latent, latent"
     assert message.endswith(f"the exportable scores are {exportable}")
     assert not (tmp_path / "out").exists()
 

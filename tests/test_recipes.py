@@ -8,7 +8,7 @@ from vaelab.bench import OneClassConfig, published_rows, vaelab_row
 from vaelab.cli import main
 from vaelab.config import TrainConfig
 from vaelab.errors import SettingError
-from vaelab.recipes import DEFAULT_RECIPE, RECIPES, Recipe, get_recipe
+from vaelab.recipes import DEFAULT_RECIPE, RECIPES, Recipe, default_recipe, get_recipe
 
 
 def test_every_recipe_round_trips_through_its_dict():
@@ -27,6 +27,13 @@ def test_a_benchmark_knows_its_recipe_by_its_settings():
     assert changed.recipe() is None
     seeded = OneClassConfig.from_recipe("vae16-mse", train=TrainConfig(epochs=30, seed=5))
     assert seeded.recipe() == "vae16-mse"  # the seed is each run's, not the recipe's
+
+
+def test_a_dataset_with_its_own_recipe_gets_it_by_default():
+    assert default_recipe("fashion-mnist") == "vae16-mse-edge-latent"
+    assert default_recipe("mnist") == default_recipe("my-folder") == DEFAULT_RECIPE
+    assert OneClassConfig(dataset="fashion-mnist").recipe() == "vae16-mse-edge-latent"
+    assert OneClassConfig(dataset="fashion-mnist", score="recon-mse").recipe() == "vae16-mse"
 
 
 def test_get_recipe_names_the_choices_and_hands_out_copies():
@@ -58,13 +65,15 @@ def test_recipes_rescore_the_same_models_without_retraining(tmp_path, capsys):
     weights = tmp_path / "runs" / "class3-seed0" / "weights.safetensors"
     stamp = weights.stat().st_mtime_ns
     assert main([*args, "--recipe", "vae16-mse-edge"]) == 0
+    assert main([*args, "--recipe", "vae16-mse-edge-latent"]) == 0
     assert weights.stat().st_mtime_ns == stamp
     results = json.loads((tmp_path / "results.json").read_text())
-    assert results["settings"]["score"] == "recon-mse-edge"
+    assert results["settings"]["score"] == "recon-mse-edge-latent"
     assert results["settings"]["recipe"] is None  # one epoch is not the recipe's thirty
     runs = tmp_path / "runs" / "class3-seed0"
     assert (runs / "result-recon-mse.json").exists()
     assert (runs / "result-recon-mse-edge.json").exists()
+    assert (runs / "result-recon-mse-edge-latent.json").exists()
 
 
 def test_a_recipe_row_is_labelled_by_its_name():

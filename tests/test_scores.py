@@ -155,6 +155,20 @@ def test_recon_mse_edge_is_the_error_per_unit_of_edge_by_hand(vae, images):
         )
 
 
+def test_recon_mse_edge_latent_weighs_the_code_distance_by_hand(vae, images):
+    code = vae.encode(images).detach().numpy().astype(float)
+    relative = scores.score(vae, images, "recon-mse-edge").numpy()
+    combined = scores.score(vae, images, "recon-mse-edge-latent").numpy()
+    for i in range(3):
+        distance = sum(value**2 for value in code[i])
+        assert combined[i] == pytest.approx(relative[i] * distance**0.3, rel=1e-4)
+
+
+def test_recon_mse_edge_latent_needs_a_posterior(ae, images):
+    with pytest.raises(VaelabError, match="needs a model with a posterior"):
+        scores.score(ae, images, "recon-mse-edge-latent")
+
+
 def test_recon_mse_edge_of_a_blank_image_is_finite(vae):
     blank = torch.zeros(2, 1, 28, 28)
     value = scores.score(vae, blank, "recon-mse-edge")

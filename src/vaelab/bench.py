@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from vaelab.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from vaelab.errors import SettingError
-from vaelab.recipes import DEFAULT_RECIPE, RECIPES, get_recipe
+from vaelab.recipes import RECIPES, default_recipe, get_recipe
 from vaelab.wording import count
 
 if TYPE_CHECKING:
@@ -35,25 +35,28 @@ if TYPE_CHECKING:
 PUBLISHED = Path(__file__).with_name("published") / "oneclass.json"
 
 
-def _from_default_recipe(part: str) -> Any:
-    return lambda: getattr(get_recipe(DEFAULT_RECIPE), part)
-
-
 @dataclass
 class OneClassConfig:
-    """Benchmark settings. The detector (`model`, `train`, `score`, `samples`) is the default
-    recipe's unless given (`from_recipe` takes another; `vaelab.recipes` says how each was
-    chosen); `train.seed` is replaced by each run's seed (0 to `seeds` - 1)."""
+    """Benchmark settings. The detector (`model`, `train`, `score`, `samples`) is the
+    dataset's recipe (`vaelab.recipes.default_recipe`) where not given (`from_recipe` takes
+    another; `vaelab.recipes` says how each was chosen); `train.seed` is replaced by each
+    run's seed (0 to `seeds` - 1)."""
 
     dataset: str = "mnist"
     classes: list[int] = field(default_factory=lambda: list(range(10)))
     seeds: int = 3
-    model: ModelConfig = field(default_factory=_from_default_recipe("model"))
-    train: TrainConfig = field(default_factory=_from_default_recipe("train"))
-    score: str = field(default_factory=_from_default_recipe("score"))
-    samples: int = field(default_factory=_from_default_recipe("samples"))
+    model: ModelConfig = None  # type: ignore[assignment]
+    train: TrainConfig = None  # type: ignore[assignment]
+    score: str = None  # type: ignore[assignment]
+    samples: int = None  # type: ignore[assignment]
     train_size: int | None = None
     data_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        recipe = get_recipe(default_recipe(self.dataset))
+        for part in ("model", "train", "score", "samples"):
+            if getattr(self, part) is None:
+                setattr(self, part, getattr(recipe, part))
 
     @classmethod
     def from_recipe(cls, name: str, **settings: Any) -> OneClassConfig:

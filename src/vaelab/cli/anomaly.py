@@ -7,7 +7,15 @@ import argparse
 from vaelab.cli.options import add_data_dir, class_list, positive_int
 from vaelab.config import DEFAULT_SCORE
 
-SCORE_NAMES = ["elbo", "iwae", "recon-bce", "recon-mse", "recon-mse-edge", "latent"]
+SCORE_NAMES = [
+    "elbo",
+    "iwae",
+    "recon-bce",
+    "recon-mse",
+    "recon-mse-edge",
+    "recon-mse-edge-latent",
+    "latent",
+]
 """The keys of `vaelab.scores.SCORES`, listed here so that `--help` does not import torch."""
 
 
@@ -18,8 +26,8 @@ def add_score_options(parser: argparse.ArgumentParser, default: str | None) -> N
         "--score",
         choices=SCORE_NAMES,
         default=default,
-        help=f"per-image score, higher = more anomalous ({shown}); elbo, iwae and latent "
-        "need a VAE",
+        help=f"per-image score, higher = more anomalous ({shown}); elbo, iwae, latent and "
+        "recon-mse-edge-latent need a VAE",
     )
     parser.add_argument(
         "--samples",

@@ -17,7 +17,7 @@ from vaelab.cli.options import (
     positive_int,
 )
 from vaelab.nll_bench import NllConfig
-from vaelab.recipes import DEFAULT_RECIPE, RECIPES
+from vaelab.recipes import DATASET_RECIPES, DEFAULT_RECIPE, RECIPES
 
 DEFAULTS = OneClassConfig()
 """vaelab's benchmark protocol; the bench module imports no torch, so --help stays fast."""
@@ -41,11 +41,13 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--classes", type=class_list, default=list(range(10)),
                    help="normal classes to run, e.g. 0-9 (all) or 3,5")  # fmt: skip
     d = DEFAULTS
+    mine = ", ".join([DEFAULT_RECIPE] + [f"{r} on {s}" for s, r in DATASET_RECIPES.items()])
     p.add_argument("--seeds", type=positive_int, default=d.seeds, metavar="N",
                    help=f"seeds 0..N-1 per class ({d.seeds})")  # fmt: skip
-    p.add_argument("--recipe", choices=list(RECIPES), default=DEFAULT_RECIPE, metavar="NAME",
-                   help=f"the detector: model, training and score ({DEFAULT_RECIPE}; one of "
-                   f"{', '.join(RECIPES)}); the options below change one part of it")  # fmt: skip
+    p.add_argument("--recipe", choices=list(RECIPES), metavar="NAME",
+                   help=f"the detector: model, training and score (the dataset's: {mine}; "
+                   f"one of {', '.join(RECIPES)}); the options below change one part of "
+                   "it")  # fmt: skip
     add_model(p, "the recipe's")
     p.add_argument("--epochs", type=positive_int, metavar="N",
                    help="epochs per class (the recipe's)")  # fmt: skip
@@ -149,9 +151,9 @@ def run_oneclass(args: argparse.Namespace) -> None:
     import dataclasses
 
     from vaelab.bench import OneClassConfig, run_oneclass
-    from vaelab.recipes import get_recipe
+    from vaelab.recipes import default_recipe, get_recipe
 
-    recipe = get_recipe(args.recipe)
+    recipe = get_recipe(args.recipe or default_recipe(args.dataset))
     train = dataclasses.replace(
         recipe.train,
         epochs=args.epochs or recipe.train.epochs,
