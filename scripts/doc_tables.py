@@ -172,6 +172,30 @@ def shared_machine_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def nll_curve_table(results: dict[str, Any]) -> str:
+    """The estimate against the training budget: one row per included `bench nll`
+    results file, beside the published one-layer row of the same objective and K."""
+    lines = [
+        "| training objective | epochs | training (min) | test -log p(x) (nats) "
+        "| objective on the test set (nats) | paper (Burda et al. 2016) | above the paper |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in results["rows"]:
+        run = row["results"]
+        budget, nll = run["budget"], run["nll_mean"]
+        objective = run["protocol"]["model"]["objective"]
+        kind = "iwae" if objective["name"] == "iwae" else "vae"
+        k = objective["samples"] if kind == "iwae" else 1
+        same = {"layers": 1, "objective": kind, "k": k}
+        paper = next(p["nll"] for p in run["published"] if same.items() <= p.items())
+        lines.append(
+            f"| {kind.upper()}, k = {k} | {budget['epochs']} | {budget['train_minutes_mean']:g} "
+            f"| {nll:.2f} ± {run['nll_sem']:.2f} | {run['runs'][0]['final_val_loss']:.2f} "
+            f"| {paper:.2f} | {nll - paper:.2f} |"
+        )
+    return "\n".join(lines)
+
+
 TABLES: dict[str, Callable[[dict[str, Any]], str]] = {
     "oneclass": oneclass_table,
     "oneclass-validation": oneclass_validation_table,
@@ -183,6 +207,7 @@ TABLES: dict[str, Callable[[dict[str, Any]], str]] = {
     "shared-machine": shared_machine_table,
     "onnx-export": export_table,
     "nll": nll_table,
+    "nll-curve": nll_curve_table,
 }
 """How each kind of results file (its `benchmark` field) is drawn."""
 
