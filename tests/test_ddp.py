@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -87,9 +88,11 @@ def sample_args(model: str, epochs: int, out: Path) -> list[str]:
 
 
 def writes(result: subprocess.CompletedProcess) -> dict[int, list[str]]:
-    """What each process wrote, from the worker's `WROTE <rank> <json>` lines."""
-    lines = [line.split(" ", 2) for line in result.stdout.splitlines() if line.startswith("WROTE ")]
-    return {int(rank): json.loads(paths) for _, rank, paths in lines}
+    """What each process wrote, from the worker's `WROTE <rank> <json>` records, found
+    anywhere in the output: torchrun merges the ranks' streams, so another rank's line may
+    follow a record without a line break between them."""
+    records = re.findall(r"WROTE (\d+) (\[[^\]]*\])", result.stdout)
+    return {int(rank): json.loads(paths) for rank, paths in records}
 
 
 def check(result: subprocess.CompletedProcess) -> None:
