@@ -142,8 +142,13 @@ def edge_energy(x: Tensor) -> Tensor:
     return rows + (x[..., :, 1:] - x[..., :, :-1]).square().flatten(1).sum(1)
 
 
+def per_unit_of_edge(error: Tensor, x: Tensor) -> Tensor:
+    """`error` divided by the edge energy of the images `x` (at least `EDGE_FLOOR`)."""
+    return error / edge_energy(x).clamp_min(EDGE_FLOOR)
+
+
 def recon_mse_edge_of_batch(model: Model, x: Tensor) -> Tensor:
-    return recon_mse_of_batch(model, x) / edge_energy(x).clamp_min(EDGE_FLOOR)
+    return per_unit_of_edge(recon_mse_of_batch(model, x), x)
 
 
 def recon_mse_edge(model: Model, images: Tensor) -> Tensor:
@@ -154,8 +159,7 @@ def recon_mse_edge(model: Model, images: Tensor) -> Tensor:
 def recon_mse_edge_latent_of_batch(model: Model, x: Tensor) -> Tensor:
     code = model.encode(x)
     error = error_map(model.decode(code), x, "mse").flatten(1).sum(1)
-    relative = error / edge_energy(x).clamp_min(EDGE_FLOOR)
-    return relative * code.square().sum(1).pow(LATENT_POWER)
+    return per_unit_of_edge(error, x) * code.square().sum(1).pow(LATENT_POWER)
 
 
 def recon_mse_edge_latent(model: Model, images: Tensor) -> Tensor:
