@@ -110,6 +110,22 @@ def test_training_into_an_existing_run_needs_resume(tmp_path, capsys):
     )
 
 
+def test_a_resumed_run_may_change_the_learning_rate_of_epochs_not_begun(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(train_args(out, "--epochs", "1")) == 0
+    assert "--lr-milestones must be increasing" in error_of(
+        [*train_args(out, "--epochs", "2", "--lr-milestones", "2,1"), "--resume"], capsys
+    )
+    assert "another learning rate for epoch 1" in error_of(
+        [*train_args(out, "--epochs", "2", "--lr", "0.01"), "--resume"], capsys
+    )
+    later = [*train_args(out, "--epochs", "2", "--lr-milestones", "1", "--lr-decay", "0.5")]
+    assert main([*later, "--resume"]) == 0
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [row["lr"] for row in rows] == [1e-3, 5e-4]
+    assert json.loads((out / "config.json").read_text())["train"]["lr_milestones"] == [1]
+
+
 def test_bad_option_values_exit_with_usage(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["train", "vae", "--out", "x", "--classes", "seven"])

@@ -9,10 +9,10 @@ from safetensors.torch import load_file, save_file
 
 from vaelab.config import ModelConfig, TrainConfig
 from vaelab.data.dataset import Dataset
-from vaelab.errors import Interrupted, RunError, TrainingError, VaelabError
+from vaelab.errors import Interrupted, RunError, SettingError, TrainingError, VaelabError
 from vaelab.models import build
 from vaelab.run import CHECKPOINT, FORMAT, WEIGHTS, Run, load_tensors, save_tensors
-from vaelab.train import evaluate, train
+from vaelab.train import evaluate, learning_rate, train
 
 
 def blobs(n: int = 300, seed: int = 0) -> Dataset:
@@ -98,6 +98,35 @@ def test_one_epoch_then_resume_one_equals_two_epochs(tmp_path):
     assert Run(tmp_path / "a").metrics()[1]["train_loss"] == run.metrics()[1]["train_loss"]
     saved = load_file(str(run.path / "weights.safetensors"))
     assert_same_weights(saved, weights(resumed))
+
+
+def test_the_learning_rate_steps_down_after_each_milestone():
+    schedule = TrainConfig(lr=1.0, lr_milestones=[1, 3], lr_decay=0.5)
+    assert [learning_rate(schedule, epoch) for epoch in (1, 2, 3, 4)] == [1.0, 0.5, 0.5, 0.25]
+    assert learning_rate(TrainConfig(optimizer="adadelta"), 7) == 1.0  # the optimiser's default
+    history = train(fresh_model(), blobs(), config(epochs=3, lr_milestones=[1]), progress=False)
+    assert [row["lr"] for row in history] == [1e-3, 1e-4, 1e-4]
+
+
+@pytest.mark.parametrize(
+    "schedule", [{"lr_milestones": [3, 2]}, {"lr_milestones": [0]}, {"lr_decay": 0.0}]
+)
+def test_a_schedule_that_cannot_be_followed_is_refused_by_name(schedule):
+    name = next(iter(schedule))
+    with pytest.raises(SettingError, match=name):
+        train(fresh_model(), blobs(), config(**schedule), progress=False)
+
+
+def test_a_run_resumed_with_a_later_decay_is_that_schedule_from_the_start(tmp_path):
+    decayed = config(epochs=3, lr_milestones=[2], lr_decay=0.1)
+    straight = fresh_model()
+    train(straight, blobs(), decayed, progress=False)
+
+    run = Run(tmp_path)
+    train(fresh_model(), blobs(), config(epochs=2), run=run, progress=False)
+    resumed = fresh_model(seed=99)
+    train(resumed, blobs(), decayed, run=run, resume=True, progress=False)
+    assert_same_weights(weights(straight), weights(resumed))
 
 
 def interrupt_at(model, batch: int):

@@ -207,6 +207,8 @@ def summarize(
             "batch_size": config.train.batch_size,
             "optimizer": config.train.optimizer,
             "lr": config.train.lr or OPTIMIZERS[config.train.optimizer][1]["lr"],
+            "lr_milestones": config.train.lr_milestones,
+            "lr_decay": config.train.lr_decay,
             "train_minutes_mean": round(fmean(r["train_seconds"] for r in runs) / 60, 1),
             "eval_minutes_mean": round(fmean(r["eval_seconds"] for r in runs) / 60, 1),
         },

@@ -99,9 +99,29 @@ def prepare_for_speed(model: Model, device: torch.device) -> Model:
 def make_optimizer(model: Model, config: TrainConfig) -> torch.optim.Optimizer:
     if config.optimizer not in OPTIMIZERS:
         raise VaelabError(f"unknown optimizer {config.optimizer!r}; choose {', '.join(OPTIMIZERS)}")
+    check_schedule(config)
     cls, defaults = OPTIMIZERS[config.optimizer]
-    options = defaults if config.lr is None else {**defaults, "lr": config.lr}
-    return cls(model.parameters(), **options)
+    return cls(model.parameters(), **{**defaults, "lr": learning_rate(config, 1)})
+
+
+def check_schedule(config: TrainConfig) -> None:
+    """Refuse a learning-rate schedule that cannot be followed, naming its setting."""
+    milestones = config.lr_milestones
+    whole = all(isinstance(m, int) and not isinstance(m, bool) and m >= 1 for m in milestones)
+    if not whole or list(milestones) != sorted(set(milestones)):
+        raise SettingError(
+            f"{{lr_milestones}} must be increasing epochs of at least 1, got {list(milestones)}",
+            "lr_milestones",
+        )
+    if not config.lr_decay > 0:
+        raise SettingError(f"{{lr_decay}} must be above 0, got {config.lr_decay}", "lr_decay")
+
+
+def learning_rate(config: TrainConfig, epoch: int) -> float:
+    """The learning rate of `epoch` (counted from 1): the base rate (`lr`, or the optimiser's
+    default), times `lr_decay` for each milestone that epoch comes after."""
+    base = OPTIMIZERS[config.optimizer][1]["lr"] if config.lr is None else config.lr
+    return base * config.lr_decay ** sum(epoch > m for m in config.lr_milestones)
 
 
 @torch.inference_mode()
@@ -309,6 +329,8 @@ def train(
 
     with CtrlC() as ctrl_c:
         for epoch in range(pos.epoch + 1, config.epochs + 1):
+            for param_group in optimizer.param_groups:
+                param_group["lr"] = learning_rate(config, epoch)
             if pos.order is None:
                 pos = replace(pos, order=torch.randperm(len(images), generator=shuffle))
             bar = tqdm(
@@ -327,6 +349,7 @@ def train(
                 if pos.step < n_batches:
                     _stop(run, learner, shuffle, pos, epoch, n_batches)
                 row = _epoch_metrics(epoch, pos, len(images), model, val_set, config.seed)
+                row["lr"] = learning_rate(config, epoch)
                 bar.set_postfix(_progress_postfix(row))
             pos = Position(epoch=epoch)
             if writes is not None:
@@ -532,11 +555,17 @@ def _open_run(out: str | os.PathLike[str], config: RunConfig, resume: bool, grou
 
 
 def _check_resumable(run: Run, config: RunConfig) -> None:
+    """Refuse to resume with settings that would not continue the run as it was trained.
+
+    The epochs, device, threads and processes may change, and so may the learning-rate
+    schedule of the epochs not yet begun: a run of 800 epochs resumed to 1,000 with
+    milestones at 800 and 900 is the run that schedule would have trained from the start.
+    """
     if not (run.path / CHECKPOINT).exists():
         raise RunError(f"nothing to resume in {run.path}: it holds no checkpoint")
     saved = run.config.to_dict()
     wanted = config.to_dict()
-    for key in ("epochs", "device", "threads"):
+    for key in ("epochs", "device", "threads", "lr", "lr_milestones", "lr_decay"):
         saved["train"].pop(key, None)
         wanted["train"].pop(key, None)
     saved.pop("distributed")
@@ -544,8 +573,17 @@ def _check_resumable(run: Run, config: RunConfig) -> None:
     if saved != wanted:
         raise RunError(
             f"cannot resume {run.path} with different settings; only --epochs and --device may "
-            "change, and the number of processes (start a new run with another --out instead)"
+            "change, the number of processes, and the learning rate of epochs not yet begun "
+            "(start a new run with another --out instead)"
         )
+    meta = load_tensors(run.path / CHECKPOINT)[1]
+    begun = meta["epoch"] + (meta["step"] > 0)
+    for epoch in range(1, begun + 1):
+        if learning_rate(run.config.train, epoch) != learning_rate(config.train, epoch):
+            raise RunError(
+                f"cannot resume {run.path} with another learning rate for epoch {epoch}, "
+                f"which it has trained; only epochs after {begun} may change theirs"
+            )
 
 
 def evaluate_run(run: Run, data_dir: str | None = None) -> dict[str, float]:

@@ -11,6 +11,7 @@ from vaelab.cli.options import (
     add_data_dir,
     add_device,
     add_executor,
+    add_lr_schedule,
     add_model,
     class_list,
     model_config,
@@ -88,6 +89,10 @@ def add_nll(commands: argparse._SubParsersAction) -> None:
                    "passes)")  # fmt: skip
     p.add_argument("--batch-size", type=positive_int, default=NLL.train.batch_size,
                    metavar="N", help=f"training batch size ({NLL.train.batch_size})")  # fmt: skip
+    add_lr_schedule(p)
+    p.add_argument("--train-samples", type=positive_int, metavar="K",
+                   help="train on the K-sample importance-weighted bound, an IWAE (default: "
+                   "the model's objective; the ELBO for mlp-vae-iwae)")  # fmt: skip
     p.add_argument("--iw-samples", type=positive_int, default=NLL.iw_samples, metavar="K",
                    help=f"importance samples per test image ({NLL.iw_samples})")  # fmt: skip
     p.add_argument("--seeds", type=positive_int, default=NLL.seeds, metavar="N",
@@ -218,12 +223,23 @@ def run_split_mnist(args: argparse.Namespace) -> None:
 def run_nll(args: argparse.Namespace) -> None:
     import dataclasses
 
+    from vaelab.config import ObjectiveConfig
     from vaelab.nll_bench import run_nll
 
-    train = dataclasses.replace(NLL.train, epochs=args.epochs, batch_size=args.batch_size,
-                                device=args.device or NLL.train.device)  # fmt: skip
+    train = dataclasses.replace(
+        NLL.train,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr_milestones=args.lr_milestones or NLL.train.lr_milestones,
+        lr_decay=args.lr_decay or NLL.train.lr_decay,
+        device=args.device or NLL.train.device,
+    )
+    model = model_config(args, NLL.model)
+    if args.train_samples:
+        bound = ObjectiveConfig("iwae", samples=args.train_samples)
+        model = dataclasses.replace(model, objective=bound)
     config = NllConfig(
-        model=model_config(args, NLL.model),
+        model=model,
         train=train,
         iw_samples=args.iw_samples,
         seeds=args.seeds,

@@ -33,6 +33,32 @@ def positive_int(text: str) -> int:
     return value
 
 
+def epoch_list(text: str) -> list[int]:
+    """Parse `800,900` into a list of epochs."""
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a list of epochs; write e.g. 800,900"
+        ) from None
+
+
+def add_lr_schedule(parser: argparse.ArgumentParser) -> None:
+    """`--lr-milestones E,E,...` and `--lr-decay F`: a staged learning-rate schedule."""
+    parser.add_argument(
+        "--lr-milestones", type=epoch_list, metavar="E,E,...",
+        help="multiply the learning rate by --lr-decay after each of these epochs (none; the "
+        "IWAE paper's stages of 3^i epochs end at 1,4,13,40,121,364,1093); a resumed run may "
+        "change the rate of the epochs it has not begun",
+    )  # fmt: skip
+    parser.add_argument(
+        "--lr-decay",
+        type=float,
+        metavar="F",
+        help="factor of each milestone (0.1; the IWAE paper's 10^(-1/7) = 0.72)",
+    )
+
+
 def add_data_dir(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-dir",

@@ -6,7 +6,13 @@ import argparse
 import json
 from operator import attrgetter
 
-from vaelab.cli.options import add_data_dir, add_device, class_list, positive_int
+from vaelab.cli.options import (
+    add_data_dir,
+    add_device,
+    add_lr_schedule,
+    class_list,
+    positive_int,
+)
 from vaelab.wording import count
 
 
@@ -66,6 +72,7 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=positive_int, metavar="N", help="batch size (128)")
     p.add_argument("--optimizer", choices=["adam", "adadelta"], help="optimiser (adam)")
     p.add_argument("--lr", type=float, help="learning rate (adam 1e-3, adadelta 1.0)")
+    add_lr_schedule(p)
     p.add_argument("--seed", type=int, help="random seed (0)")
     p.add_argument("--threads", type=positive_int, metavar="N",
                    help="torch threads (default: the cores no other process is using when "
@@ -77,7 +84,8 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
         "--resume",
         action="store_true",
         help="continue the run in --out from its checkpoint (only --epochs, "
-        "--device and the number of processes may change)",
+        "--device, the number of processes and the learning rate of epochs not yet begun "
+        "may change)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(run=run_train)
@@ -137,7 +145,10 @@ SETTINGS = {
     ],  # fmt: skip
     "model": ["latent_dim"],
     "model.objective": ["beta", "warmup_steps", "capacity", "capacity_steps"],
-    "train": ["epochs", "batch_size", "optimizer", "lr", "seed", "device", "threads"],
+    "train": [
+        "epochs", "batch_size", "optimizer", "lr", "lr_milestones", "lr_decay", "seed", "device",
+        "threads",
+    ],  # fmt: skip
 }
 """Config fields each section takes from the command line (options of the same name)."""
 RENAMED = {("model.objective", "samples"): "iw_samples", ("model.likelihood", "name"): "likelihood"}
