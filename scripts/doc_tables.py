@@ -23,6 +23,7 @@ from typing import Any
 from vaelab.bench import markdown_table, published_rows, vaelab_row
 from vaelab.continual.split_bench import markdown_table as split_mnist_table
 from vaelab.nll_bench import markdown_table as nll_table
+from vaelab.nll_bench import schedule_text
 
 ROOT = Path(__file__).resolve().parents[1]
 MARKER = re.compile(r"^<!-- table:(?P<name>[\w.-]+) -->\n(?P<body>.*?)^<!-- end -->", re.S | re.M)
@@ -176,9 +177,9 @@ def nll_curve_table(results: dict[str, Any]) -> str:
     """The estimate against the training budget: one row per included `bench nll`
     results file, beside the published one-layer row of the same objective and K."""
     lines = [
-        "| training objective | epochs | training (min) | test -log p(x) (nats) "
+        "| training objective | epochs | learning rate | training (min) | test -log p(x) (nats) "
         "| objective on the test set (nats) | paper (Burda et al. 2016) | above the paper |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---|---:|---:|---:|---:|---:|",
     ]
     for row in results["rows"]:
         run = row["results"]
@@ -189,7 +190,8 @@ def nll_curve_table(results: dict[str, Any]) -> str:
         same = {"layers": 1, "objective": kind, "k": k}
         paper = next(p["nll"] for p in run["published"] if same.items() <= p.items())
         lines.append(
-            f"| {kind.upper()}, k = {k} | {budget['epochs']} | {budget['train_minutes_mean']:g} "
+            f"| {kind.upper()}, k = {k} | {budget['epochs']} | {schedule_text(budget)} "
+            f"| {budget['train_minutes_mean']:g} "
             f"| {nll:.2f} ± {run['nll_sem']:.2f} | {run['runs'][0]['final_val_loss']:.2f} "
             f"| {paper:.2f} | {nll - paper:.2f} |"
         )

@@ -20,6 +20,7 @@ PARAMETERS = {
     "mlp-vae": 807700,  # 784-512-2-512-784
     "mlp-vae-iwae": 425284,  # 784-200-200-50-200-200-784
     "resnet-vae": 711233,
+    "pixel-vae": 890049,  # mlp-vae-iwae's MLPs, latent 32, 4 maps to a 32-channel 7x7 pixelcnn
 }
 
 

@@ -124,8 +124,7 @@ class OneClassConfig:
         for name in ("data_dir", "classes", "seeds", "score", "samples"):
             settings.pop(name)
         settings["model"] = self.model.resolved().to_dict()
-        for name in ("seed", "device", "threads"):
-            settings["train"].pop(name)
+        settings["train"] = self.train.protocol()
         return settings
 
     def result_file(self) -> str:

@@ -67,11 +67,15 @@ class LikelihoodConfig:
     The Gaussian's mean is the sigmoid of the decoder's output, so it stays in the pixels'
     [0, 1]; its standard deviation is `sigma` (`variance="fixed"`) or one learned scalar
     (`variance="learned"`, starting at `sigma`), for images that are not nearly binary.
+    `pixelcnn` is an autoregressive Bernoulli for binary images: the decoder gives `width`
+    channels, read with the image's earlier pixels by `layers` masked convolutions.
     """
 
     name: str = "bernoulli"
     variance: str = "learned"
     sigma: float = 0.1
+    width: int = 32
+    layers: int = 0
 
 
 @dataclass
@@ -126,7 +130,13 @@ class ModelConfig:
         return resolve(self)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The fields as plain data; the pixelcnn's size only for that likelihood, so that
+        the settings of results folders written before it existed still match."""
+        fields = dataclasses.asdict(self)
+        if self.likelihood is not None and self.likelihood.name != "pixelcnn":
+            for name in PIXELCNN_FIELDS:
+                fields["likelihood"].pop(name)
+        return fields
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> ModelConfig:
@@ -141,6 +151,8 @@ PARTS: dict[str, type] = {
     "objective": ObjectiveConfig,
 }
 """The fields of `ModelConfig` that are parts, and the dataclass of each."""
+PIXELCNN_FIELDS = ("width", "layers")
+"""The fields of `LikelihoodConfig` that only the pixelcnn likelihood reads."""
 
 
 @dataclass
@@ -163,6 +175,18 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     threads: int | None = None
+
+    def protocol(self) -> dict[str, Any]:
+        """The fields that change what a benchmark trains (not the seed, device or threads).
+        A constant learning rate leaves the schedule's fields out, as results folders
+        written before schedules existed recorded it, so they still resume."""
+        fields = dataclasses.asdict(self)
+        for name in ("seed", "device", "threads"):
+            fields.pop(name)
+        if not self.lr_milestones:
+            fields.pop("lr_milestones")
+            fields.pop("lr_decay")
+        return fields
 
 
 @dataclass

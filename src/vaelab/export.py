@@ -124,7 +124,7 @@ def open_run(run_dir: str | os.PathLike[str], score: str | None = None) -> Expor
     A detector's threshold holds for its own score only, so another `score` is refused."""
     run = Run(run_dir)
     if not (run.path / DETECTOR_FILE).exists():
-        return Exportable(run, _unconditional(run.load_model()), score)
+        return Exportable(run, _exportable(run.load_model()), score)
     detector = AnomalyDetector.load(run.path)
     if score not in (None, detector.score_name()):
         raise SettingError(
@@ -132,15 +132,21 @@ def open_run(run_dir: str | os.PathLike[str], score: str | None = None) -> Expor
             f"holds for that score only; leave out {{score}} or fit a detector with {score}",
             "score",
         )
-    model = _unconditional(detector.model_)
+    model = _exportable(detector.model_)
     return Exportable(run, model, detector.score_name(), detector.threshold_, detector.fpr)
 
 
-def _unconditional(model: Model) -> Model:
+def _exportable(model: Model) -> Model:
+    """`model`, unless its graphs would need labels or a loop over the pixels."""
     if model.capabilities.conditional:
         raise VaelabError(
             f"{model.describe()} is conditional (its encoder and decoder take each image's "
             "label); ONNX export takes unconditional models, e.g. vae or resnet-vae"
+        )
+    if model.capabilities.autoregressive:
+        raise VaelabError(
+            f"{model.describe()} decodes one pixel at a time (an autoregressive likelihood); "
+            "ONNX export takes decoders that draw the whole image at once, e.g. vae or resnet-vae"
         )
     return model
 

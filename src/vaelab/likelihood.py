@@ -94,8 +94,8 @@ def _noise(generators: list[torch.Generator], latent: int) -> Tensor:
 def log_likelihood(model: Model, z: Tensor, x: Tensor) -> Tensor:
     """log p(x | z) for draws z shaped (images, samples, latent): shaped (images, samples)."""
     images, samples = z.shape[:2]
-    logits = model.decode(z.flatten(0, 1))
     targets = x[:, None].expand(images, samples, *x.shape[1:]).flatten(0, 1)
+    logits = model.pixel_logits(z.flatten(0, 1), targets)
     return -model.likelihood.nll(logits, targets).view(images, samples)
 
 

@@ -47,7 +47,7 @@ PRIOR_SAMPLES = 64
 class NllConfig:
     """Benchmark settings: the IWAE paper's one-stochastic-layer MLP trained on the ELBO for
     `train.epochs` epochs of Adam (vaelab's defaults: batch 128, lr 1e-3), far fewer than the
-    paper's 3^8 passes. `train.seed` is replaced by each run's seed (0 to `seeds` - 1);
+    paper's 3,280 passes. `train.seed` is replaced by each run's seed (0 to `seeds` - 1);
     `test_images` and `train_size` shorten a trial run, `batch` only sets the memory."""
 
     model: ModelConfig = field(default_factory=lambda: ModelConfig("mlp-vae-iwae"))
@@ -99,8 +99,7 @@ class NllConfig:
         for name in ("data_dir", "seeds", "batch"):
             settings.pop(name)
         settings["model"] = self.model.resolved().to_dict()
-        for name in ("seed", "device", "threads"):
-            settings["train"].pop(name)
+        settings["train"] = self.train.protocol()
         return settings
 
     def curve_ks(self) -> list[int]:
@@ -238,7 +237,7 @@ def markdown_table(results: dict[str, Any]) -> str:
         f"| vaelab {results['model']} | {results['nll_mean']:.2f} ± {results['nll_sem']:.2f} | "
         f"{results['K']} | dynamic | {count(b['epochs'], 'epoch')} "
         f"({b['train_minutes_mean']:g} min), batch {b['batch_size']}, {b['optimizer']} lr "
-        f"{b['lr']:g} | measured: {results['images']:,} test images, "
+        f"{schedule_text(b)} | measured: {results['images']:,} test images, "
         f"{count(len(results['seeds']), 'seed')} (± over the {results['sem_over']}) |"
     )
     for row in results["published"]:
@@ -247,6 +246,16 @@ def markdown_table(results: dict[str, Any]) -> str:
             f"| {row['budget_short']} | {row['short']} |"
         )
     return "\n".join(lines)
+
+
+def schedule_text(budget: dict[str, Any]) -> str:
+    """A results file's learning rate as read in a table: `0.001`, or with its decays
+    `0.001, x0.316 after epochs 800, 900`."""
+    milestones = budget.get("lr_milestones") or []
+    text = f"{budget['lr']:g}"
+    if milestones:
+        text += f", x{budget['lr_decay']:g} after epochs {', '.join(map(str, milestones))}"
+    return text
 
 
 def draw(folder: Path, results: dict[str, Any]) -> Path:

@@ -85,7 +85,7 @@ def add_nll(commands: argparse._SubParsersAction) -> None:
     )
     add_model(p, NLL.model.name)
     p.add_argument("--epochs", type=positive_int, default=NLL.train.epochs, metavar="N",
-                   help=f"epochs per seed ({NLL.train.epochs}; the paper trained 3^8 "
+                   help=f"epochs per seed ({NLL.train.epochs}; the paper trained 3,280 "
                    "passes)")  # fmt: skip
     p.add_argument("--batch-size", type=positive_int, default=NLL.train.batch_size,
                    metavar="N", help=f"training batch size ({NLL.train.batch_size})")  # fmt: skip

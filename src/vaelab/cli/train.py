@@ -133,8 +133,9 @@ def add_objective_options(p: argparse.ArgumentParser) -> None:
         "--iw-samples", type=positive_int, metavar="K", help="samples K of the iwae objective"
     )
     p.add_argument(
-        "--likelihood", choices=["bernoulli", "gaussian"],
-        help="p(x|z): bernoulli for nearly binary images, gaussian otherwise (the model's)",
+        "--likelihood", choices=["bernoulli", "gaussian", "pixelcnn"],
+        help="p(x|z): bernoulli for nearly binary images, gaussian otherwise, pixelcnn "
+        "(autoregressive) for binary ones (the model's)",
     )
 
 

@@ -39,7 +39,12 @@ class AE(Model):
                 f"{self.code_shape}: give the decoder's first width the encoder's last"
             )
         self.latent_dim = math.prod(code)
-        self.likelihood = likelihood(config.likelihood)
+        self.likelihood = likelihood(config.likelihood, self.shape[0])
+        if self.likelihood.autoregressive:
+            raise VaelabError(
+                f"the {config.likelihood.name} likelihood is autoregressive, for a VAE's "
+                "decoder; give an autoencoder the bernoulli or gaussian likelihood"
+            )
 
     def encode(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         return self.encoder(x).flatten(1)

@@ -45,12 +45,15 @@ class Capabilities:
 
     - `posterior`: it has q(z | x) (`posterior()` gives its mean and log-variance);
     - `sampling`: it has a prior to `sample()` images from;
-    - `conditional`: its encoder and decoder see the image's label, which must be given.
+    - `conditional`: its encoder and decoder see the image's label, which must be given;
+    - `autoregressive`: its decoder draws an image one pixel at a time, so p(x|z) scores an
+      image in one pass but decoding and sampling take one pass per pixel.
     """
 
     posterior: bool = False
     sampling: bool = False
     conditional: bool = False
+    autoregressive: bool = False
 
 
 CAPABILITY_NAMES = {
@@ -82,6 +85,11 @@ class Model(nn.Module):
     def decode(self, z: Tensor, y: Tensor | None = None) -> Tensor:
         """Pixel logits for latent codes z."""
         raise NotImplementedError
+
+    def pixel_logits(self, z: Tensor, x: Tensor, y: Tensor | None = None) -> Tensor:
+        """The logits with which p(x | z) scores the images x: `decode(z)`, unless the
+        decoder is autoregressive and reads x's earlier pixels too."""
+        return self.decode(z, y)
 
     def sample(
         self, n: int, generator: torch.Generator | None = None, labels: Tensor | None = None

@@ -56,7 +56,7 @@ class ELBO(Objective):
 
     def forward(self, model: VAE, x: Tensor, y: Tensor | None, mean: Tensor, log_var: Tensor):
         z = mean + torch.exp(0.5 * log_var) * torch.randn_like(mean)
-        logits = model.decode(z, y)
+        logits = model.pixel_logits(z, x, y)
         kl = gaussian_kl(mean, log_var)
         losses = {"recon": model.likelihood.nll(logits, x)}
         if self.config.capacity is None:
@@ -83,8 +83,8 @@ class IWAE(Objective):
         k, n = self.samples, len(x)
         z = mean + torch.exp(0.5 * log_var) * torch.randn((k, *mean.shape), device=mean.device)
         repeated = None if y is None else y.repeat(k)
-        logits = model.decode(z.flatten(0, 1), repeated)
         images = x.expand(k, *x.shape).flatten(0, 1)
+        logits = model.pixel_logits(z.flatten(0, 1), images, repeated)
         log_likelihood = -model.likelihood.nll(logits, images).view(k, n)
         log_weights = importance_log_weights(log_likelihood, z, mean, log_var)
         bound = torch.logsumexp(log_weights, 0) - math.log(k)

@@ -31,21 +31,26 @@ class VAE(Model):
         self.shape = tuple(shape)
         self.latent_dim = latent = config.latent_dim or 2
         self.num_classes = config.num_classes if config.conditional else 0
+        p_x = likelihood(config.likelihood, self.shape[0])  # registered last, as it always was
         self.capabilities = Capabilities(
-            posterior=True, sampling=True, conditional=bool(config.conditional)
+            posterior=True,
+            sampling=True,
+            conditional=bool(config.conditional),
+            autoregressive=p_x.autoregressive,
         )
         net, features = networks.encoder(config.encoder, self.shape)
         self.encoder = nn.Sequential(net, nn.Flatten())
         n_features = math.prod(features) + self.num_classes
         self.z_mean = nn.Linear(n_features, latent)
         self.z_log_var = nn.Linear(n_features, latent)
-        decoder, self.decoder_input = networks.decoder(config.decoder, self.shape)
+        decoded = (p_x.channels(self.shape[0]), *self.shape[1:])
+        decoder, self.decoder_input = networks.decoder(config.decoder, decoded)
         self.expand = nn.Sequential(
             nn.Linear(latent + self.num_classes, math.prod(self.decoder_input)),
             networks.activation(config.decoder.activation),
         )
         self.decoder = decoder
-        self.likelihood = likelihood(config.likelihood)
+        self.likelihood = p_x
         self.objective = objective(config.objective)
 
     def _with_label(self, h: Tensor, y: Tensor | None) -> Tensor:
@@ -62,10 +67,18 @@ class VAE(Model):
     def encode(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         return self.posterior(x, y)[0]
 
-    def decode(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+    def decoder_output(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        """What the likelihood reads for codes z: pixel logits, or an autoregressive
+        likelihood's features."""
         if self.num_classes:
             self.check_labels(y, len(z))
         return self.decoder(self.expand(self._with_label(z, y)).view(-1, *self.decoder_input))
+
+    def decode(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        return self.likelihood.decode(self.decoder_output(z, y))
+
+    def pixel_logits(self, z: Tensor, x: Tensor, y: Tensor | None = None) -> Tensor:
+        return self.likelihood.logits(self.decoder_output(z, y), x)
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Output:
         self.check_input(x, y)
@@ -80,4 +93,5 @@ class VAE(Model):
     ) -> Tensor:
         device = next(self.parameters()).device
         z = torch.randn(n, self.latent_dim, generator=generator, device=device)
-        return torch.sigmoid(self.decode(z, None if labels is None else labels.to(device)))
+        out = self.decoder_output(z, None if labels is None else labels.to(device))
+        return torch.sigmoid(self.likelihood.decode(out, generator))
