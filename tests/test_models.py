@@ -20,7 +20,7 @@ PARAMETERS = {
     "mlp-vae": 807700,  # 784-512-2-512-784
     "mlp-vae-iwae": 425284,  # 784-200-200-50-200-200-784
     "resnet-vae": 711233,
-    "pixel-vae": 890049,  # mlp-vae-iwae's MLPs, latent 32, 4 maps to a 32-channel 7x7 pixelcnn
+    "pixel-vae": 1943297,  # 784-400-400-32 MLPs, 4 maps per pixel into a 32-channel pixelcnn
 }
 
 

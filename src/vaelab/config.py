@@ -67,15 +67,16 @@ class LikelihoodConfig:
     The Gaussian's mean is the sigmoid of the decoder's output, so it stays in the pixels'
     [0, 1]; its standard deviation is `sigma` (`variance="fixed"`) or one learned scalar
     (`variance="learned"`, starting at `sigma`), for images that are not nearly binary.
-    `pixelcnn` is an autoregressive Bernoulli for binary images: the decoder gives `width`
-    channels, read with the image's earlier pixels by `layers` masked convolutions.
+    `pixelcnn` is an autoregressive Bernoulli for binary images: each pixel's logit reads
+    the decoder's output at its place and the image's earlier pixels, through a 7x7 masked
+    convolution to `width` channels and `layers` residual 3x3 ones.
     """
 
     name: str = "bernoulli"
     variance: str = "learned"
     sigma: float = 0.1
     width: int = 32
-    layers: int = 0
+    layers: int = 1
 
 
 @dataclass

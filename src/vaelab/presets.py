@@ -37,7 +37,7 @@ def _resnet(widths: list[int], depth: int) -> dict[str, Any]:
 
 ARTICLE = {"encoder": _conv([16, 8, 8]), "decoder": _conv([8, 8, 16])}
 BERNOULLI = {"name": "bernoulli", "variance": "learned", "sigma": 0.1}  # sigma: if made gaussian
-PIXELCNN = {**BERNOULLI, "name": "pixelcnn", "width": 32, "layers": 0}
+PIXELCNN = {**BERNOULLI, "name": "pixelcnn", "width": 32, "layers": 1}
 
 
 def _objective(name: str = "elbo", **options: Any) -> dict[str, Any]:
@@ -94,10 +94,10 @@ PRESETS: dict[str, Preset] = {
         _vae(32, _objective(), encoder=_resnet([32, 64], 2), decoder=_resnet([64, 32], 2)),
     ),
     "pixel-vae": Preset(
-        "mlp-vae-iwae's MLPs (latent 32) with an autoregressive decoder: a 7x7 masked conv "
-        "reads each pixel's earlier neighbours (after PixelVAE, Gulrajani et al. 2017)",
-        {**_vae(32, _objective(), encoder=_mlp([200, 200], "tanh"),
-                decoder=_mlp([200, 200], "tanh")), "likelihood": PIXELCNN},
+        "784-400-400 ReLU MLPs, latent 32, with an autoregressive decoder: 7x7 and 3x3 masked "
+        "convs read each pixel's earlier neighbours (after PixelVAE, Gulrajani et al. 2017)",
+        {**_vae(32, _objective(), encoder=_mlp([400, 400], "relu"),
+                decoder=_mlp([400, 400], "relu")), "likelihood": PIXELCNN},
     ),  # fmt: skip
 }
 
