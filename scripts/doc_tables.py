@@ -227,6 +227,23 @@ def nll_full_test_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def trials_table(results: dict[str, Any]) -> str:
+    """One row per design tried: its networks, its negative test ELBO by epoch, and why it
+    was kept or left."""
+    lines = [
+        "| trial | encoder and decoder | pixelcnn | -ELBO on the test set (nats, epoch) "
+        "| outcome |",
+        "|---|---|---|---|---|",
+    ]
+    for row in results["rows"]:
+        curve = ", ".join(f"{v:.2f} ({e})" for e, v in row["elbo_by_epoch"].items()) or "-"
+        lines.append(
+            f"| {row['trial']} | {row['networks']} | {row['pixelcnn']} | {curve} "
+            f"| {row['outcome']} |"
+        )
+    return "\n".join(lines)
+
+
 TABLES: dict[str, Callable[[dict[str, Any]], str]] = {
     "oneclass": oneclass_table,
     "oneclass-validation": oneclass_validation_table,
@@ -240,6 +257,7 @@ TABLES: dict[str, Callable[[dict[str, Any]], str]] = {
     "nll": nll_table,
     "nll-curve": nll_curve_table,
     "nll-full-test": nll_full_test_table,
+    "trials": trials_table,
 }
 """How each kind of results file (its `benchmark` field) is drawn."""
 
