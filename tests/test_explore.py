@@ -143,7 +143,8 @@ def test_a_busy_port_is_a_clear_error(explorer, server):
 
 def test_cli_serves_until_ctrl_c(vae_run):
     """A real `vaelab explore`: it prints its address, answers there, stops cleanly on SIGINT."""
-    args = [sys.executable, "-m", "vaelab", "explore", str(vae_run.path), "--port", "0"]
+    args = [sys.executable, "-X", "faulthandler", "-m", "vaelab", "explore", str(vae_run.path),
+            "--port", "0"]  # fmt: skip
     process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         lines = [process.stdout.readline(), process.stdout.readline()]
@@ -152,7 +153,11 @@ def test_cli_serves_until_ctrl_c(vae_run):
         assert kind == "image/png" and png_pixels(body).shape == (28, 28)
     finally:
         process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=60)
+        try:
+            out, err = process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGABRT)  # faulthandler prints where each thread is
+            pytest.fail(f"still serving 60 s after Ctrl-C:\n{process.communicate()[1][-6000:]}")
     assert lines[0].startswith("exploring VAE (latent 2) on mnist-sample")
     assert process.returncode == 0 and "stopped" in out and "Traceback" not in err
 
