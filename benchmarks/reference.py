@@ -26,13 +26,17 @@ def train_epoch(
     images: Tensor,
     batch_size: int,
     generator: torch.Generator,
+    device: torch.device | None = None,
 ) -> float:
-    """One epoch of the textbook loop; returns the mean batch loss."""
+    """One epoch of the textbook loop; returns the mean batch loss. With a `device`, each
+    batch is copied there from wherever `images` are (the data left on the host)."""
     model.train()
-    order = torch.randperm(len(images), generator=generator)
+    order = torch.randperm(len(images), generator=generator).to(images.device)
     total = 0.0
     for start in range(0, len(images), batch_size):
         x = images[order[start : start + batch_size]]
+        if device is not None:
+            x = x.to(device, non_blocking=True)
         loss = model.loss(x)
         optimizer.zero_grad()
         loss.backward()

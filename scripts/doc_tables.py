@@ -173,6 +173,33 @@ def shared_machine_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def fast_paths_table(results: dict[str, Any]) -> str:
+    """Each fast path's speed against its part's first arm; training arms also give the
+    last validation loss (a float32 evaluation) and the first epoch's seconds."""
+    lines = [
+        "| part | arm | images/s | vs the first | last val loss | first epoch |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    training = results["training"]
+    base = training[0]
+    for row in training:
+        loss = f"{row['val_loss']:.2f} ({row['val_loss'] - base['val_loss']:+.2f})"
+        lines.append(
+            f"| training | {row['arm']} | {row['images_per_s']:,.0f} "
+            f"| {row['images_per_s'] / base['images_per_s']:.2f}x | {loss} "
+            f"| {row['first_epoch_s']:.1f} s |"
+        )
+    for part, arms in (("inference", "batch"), ("data", "data")):
+        first = results[part][0]["images_per_s"]
+        for row in results[part]:
+            arm = f"{row[arms]:,} a pass" if part == "inference" else f"on the {row[arms]}"
+            lines.append(
+                f"| {part} | {arm} | {row['images_per_s']:,.0f} "
+                f"| {row['images_per_s'] / first:.2f}x | | |"
+            )
+    return "\n".join(lines)
+
+
 def nll_curve_table(results: dict[str, Any]) -> str:
     """The estimate against the training budget: one row per included `bench nll`
     results file, beside the published one-layer row of the same objective and K."""
@@ -253,6 +280,7 @@ TABLES: dict[str, Callable[[dict[str, Any]], str]] = {
     "bound": bound_table,
     "split-mnist": split_mnist_table,
     "shared-machine": shared_machine_table,
+    "fast-paths": fast_paths_table,
     "onnx-export": export_table,
     "nll": nll_table,
     "nll-curve": nll_curve_table,

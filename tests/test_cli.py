@@ -105,7 +105,7 @@ def test_training_into_an_existing_run_needs_resume(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(train_args(out, "--epochs", "1")) == 0
     assert "--resume" in error_of(train_args(out, "--epochs", "1"), capsys)
-    assert "only --epochs and --device" in error_of(
+    assert "only --epochs, --device, --precision and --compile" in error_of(
         [*train_args(out, "--epochs", "2", "--latent-dim", "5"), "--resume"], capsys
     )
 

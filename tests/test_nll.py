@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from vaelab import likelihood, scores
+from vaelab import batching, scores
 from vaelab import train as train_module
 from vaelab.cli import main
 from vaelab.config import DataConfig, ModelConfig, RunConfig, TrainConfig
@@ -151,7 +151,7 @@ def test_the_estimate_is_seeded_and_does_not_depend_on_the_batch_size(vae, digit
 
 def test_the_sampled_scores_do_not_depend_on_the_batch_size(vae, digits, monkeypatch):
     whole = scores.elbo(vae, digits, 30)
-    monkeypatch.setattr(likelihood, "ROWS", 30)  # one image per pass
+    monkeypatch.setattr(batching, "CPU_ROWS", 30)  # one image per pass
     torch.testing.assert_close(scores.elbo(vae, digits, 30), whole)
 
 

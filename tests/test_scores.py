@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vaelab import scores
+from vaelab import batching, scores
 from vaelab.cli.anomaly import SCORE_NAMES
 from vaelab.config import ModelConfig
 from vaelab.data import load
@@ -113,7 +113,7 @@ def test_sampled_scores_are_reproducible_and_seeded(vae, images):
 
 def test_scores_do_not_depend_on_the_batch_size(vae, images, monkeypatch):
     whole = scores.score(vae, images, "recon-bce")
-    monkeypatch.setattr(scores, "BATCH", 5)
+    monkeypatch.setattr(batching, "CPU_ROWS", 5)
     torch.testing.assert_close(scores.batched(lambda x: x.sum((1, 2, 3)), images, 5),
                                images.sum((1, 2, 3)))  # fmt: skip
     torch.testing.assert_close(scores.score(vae, images, "recon-bce"), whole)

@@ -30,9 +30,8 @@ from vaelab.data import Dataset, load
 from vaelab.data.sources import cache_dir
 from vaelab.errors import RunError
 from vaelab.run import load_tensors, save_tensors
+from vaelab.scores import batched
 from vaelab.train import prepare_for_speed
-
-BATCH = 1000
 
 
 @dataclass(frozen=True)
@@ -74,9 +73,7 @@ class DigitClassifier(nn.Module):
     def predict(self, images: Tensor) -> Tensor:
         """The most likely class of each float image, in batches."""
         self.eval()
-        return torch.cat(
-            [self(images[i : i + BATCH]).argmax(1) for i in range(0, len(images), BATCH)]
-        )
+        return batched(lambda x: self(x).argmax(1), images)
 
 
 def accuracy(classifier: DigitClassifier, data: Dataset) -> float:

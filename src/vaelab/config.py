@@ -165,6 +165,11 @@ class TrainConfig:
     The learning rate is multiplied by `lr_decay` after each epoch of `lr_milestones`: a
     staged schedule such as the IWAE paper's (stages of 3^i epochs, each 10^(-1/7) times
     the last: milestones 1, 4, 13, 40, 121, 364, 1093 of 3280 epochs).
+
+    Two fast paths of the training step (`vaelab.fastpaths`), off by default:
+    `precision="bf16"` runs its forward pass under bfloat16 autocast (evaluation stays in
+    float32), and `compile=True` compiles it with `torch.compile` (on a GPU with CUDA
+    graphs). Both may change when a run is resumed.
     """
 
     epochs: int = 10
@@ -176,17 +181,22 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     threads: int | None = None
+    precision: str = "fp32"
+    compile: bool = False
 
     def protocol(self) -> dict[str, Any]:
-        """The fields that change what a benchmark trains (not the seed, device or threads).
-        A constant learning rate leaves the schedule's fields out, as results folders
-        written before schedules existed recorded it, so they still resume."""
+        """The fields that change what a benchmark trains (not the seed, device, threads or
+        compiling). A constant learning rate leaves the schedule's fields out, and float32
+        the precision, as results folders written before those settings existed recorded
+        them, so they still resume."""
         fields = dataclasses.asdict(self)
-        for name in ("seed", "device", "threads"):
+        for name in ("seed", "device", "threads", "compile"):
             fields.pop(name)
         if not self.lr_milestones:
             fields.pop("lr_milestones")
             fields.pop("lr_decay")
+        if self.precision == "fp32":
+            fields.pop("precision")
         return fields
 
 

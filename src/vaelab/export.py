@@ -35,11 +35,12 @@ from torch import Tensor, nn
 
 from vaelab import __version__
 from vaelab.anomaly import DETECTOR_FILE, AnomalyDetector, anomaly_metrics
+from vaelab.batching import CPU_ROWS as BATCH
 from vaelab.data import Dataset
 from vaelab.errors import SettingError, VaelabError
 from vaelab.models import Model
 from vaelab.run import Run
-from vaelab.scores import BATCH, SCORES, require_posterior
+from vaelab.scores import SCORES, require_posterior
 
 OPSET = 18
 """The ONNX operator set written: read by onnxruntime 1.14 and later."""

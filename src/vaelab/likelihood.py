@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from vaelab import batching
 from vaelab.data import Dataset, prepare, protocol
 from vaelab.errors import SettingError, VaelabError
 from vaelab.models import Model
@@ -38,10 +39,6 @@ from vaelab.seeding import keyed_generator
 
 SAMPLE_CHUNK = 100
 """Posterior samples decoded together per image, and drawn together from its generator."""
-ROWS = 1000
-"""Decoded samples per pass when no batch size is given: enough for fast matrix products,
-few enough to stay in the CPU's cache (on two cores the IWAE paper's MLP ran about twice as
-fast at 1,000 as at 10,000)."""
 DEFAULT_SAMPLES = 5000
 
 
@@ -53,9 +50,10 @@ def check_samples(samples: int, name: str = "samples") -> None:
         )
 
 
-def default_batch(samples: int) -> int:
-    """Images per pass that make about `ROWS` decoded samples."""
-    return max(1, ROWS // min(samples, SAMPLE_CHUNK))
+def default_batch(samples: int, device: torch.device) -> int:
+    """Images per pass that make about as many decoded samples as a pass on `device` takes
+    (`vaelab.batching`)."""
+    return max(1, batching.rows(device) // min(samples, SAMPLE_CHUNK))
 
 
 def require_estimable(model: Model) -> None:
@@ -120,7 +118,7 @@ def _log_weight_sums(
         return by_batch(
             lambda x, first: _batch_log_sums(model, x, first, ks, seed),
             images,
-            batch or default_batch(ks[-1]),
+            batch or default_batch(ks[-1], images.device),
         )
 
 
@@ -149,7 +147,7 @@ def importance_nll(
     batch: int | None = None,
 ) -> Tensor:
     """The K-sample estimate of -log p(x) in nats per image (K = `samples`), `batch` images
-    per pass (default: about `ROWS` decoded samples)."""
+    per pass (default: `default_batch`)."""
     check_samples(samples)
     return math.log(samples) - _log_weight_sums(model, images, [samples], seed, batch)[:, 0]
 

@@ -44,6 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from vaelab import batching
 from vaelab.errors import VaelabError
 from vaelab.likelihood import (
     by_batch,
@@ -56,7 +57,6 @@ from vaelab.likelihood import (
 from vaelab.models import Model
 from vaelab.models.losses import LOG_2PI, gaussian_kl
 
-BATCH = 1000
 SAMPLES = 10
 EDGE_FLOOR = 1e-3
 """The least edge energy a `recon-mse-edge` score divides by, so a blank image scores its
@@ -67,9 +67,13 @@ edge-relative error: chosen among 0.1, 0.2, 0.3, 0.5, 0.75 and 1 on the validati
 of `benchmarks/oneclass_validation.py` (Fashion-MNIST)."""
 
 
-def batched(fn: Callable[[Tensor], Tensor], images: Tensor, batch_size: int = BATCH) -> Tensor:
-    """`fn` applied to `images` in batches, results concatenated along the first axis."""
-    return torch.cat([fn(images[i : i + batch_size]) for i in range(0, len(images), batch_size)])
+def batched(
+    fn: Callable[[Tensor], Tensor], images: Tensor, batch_size: int | None = None
+) -> Tensor:
+    """`fn` applied to `images` in batches (default: `vaelab.batching`'s size for their
+    device), results concatenated along the first axis."""
+    size = batch_size or batching.rows(images.device)
+    return torch.cat([fn(images[i : i + size]) for i in range(0, len(images), size)])
 
 
 @torch.inference_mode()
@@ -200,7 +204,7 @@ def elbo(model: Model, images: Tensor, samples: int = SAMPLES, seed: int = 0) ->
         recon = sum(-log_likelihood(model, z, x).sum(1) for z in chunks)
         return recon / samples + gaussian_kl(mean, log_var)
 
-    return by_batch(negative_elbo, images, default_batch(samples))
+    return by_batch(negative_elbo, images, default_batch(samples, images.device))
 
 
 def iwae(model: Model, images: Tensor, samples: int = SAMPLES, seed: int = 0) -> Tensor:

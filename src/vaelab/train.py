@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from vaelab import distributed, threads
+from vaelab import batching, distributed, fastpaths, threads
 from vaelab.config import RunConfig, TrainConfig
 from vaelab.data.dataset import check_binarize, redraw_bits
 from vaelab.distributed import LOCAL, Group
@@ -44,7 +44,6 @@ OPTIMIZERS: dict[str, tuple[type[torch.optim.Optimizer], dict[str, Any]]] = {
     "adam": (torch.optim.Adam, {"lr": 1e-3, "eps": 1e-7, "fused": True}),
     "adadelta": (torch.optim.Adadelta, {"lr": 1.0, "rho": 0.95, "eps": 1e-7}),
 }
-EVAL_BATCH = 1000
 MALLOC_OPTIONS = {-1: 1 << 30, -3: 1 << 30}  # glibc's M_TRIM_THRESHOLD, M_MMAP_THRESHOLD
 
 
@@ -128,16 +127,22 @@ def learning_rate(config: TrainConfig, epoch: int) -> float:
 def evaluate(
     model: Model,
     images: Tensor,
-    batch_size: int = EVAL_BATCH,
+    batch_size: int | None = None,
     seed: int = 0,
     labels: Tensor | None = None,
 ) -> dict:
     """Mean loss and its parts over float images (with their labels, which conditional
-    models read), with fixed noise for sampling models."""
+    models read), with fixed noise for sampling models, in batches of `batch_size` (default:
+    `vaelab.batching`'s size for the images' device).
+
+    The noise is drawn from a forked generator, the CPU's or the images' GPU's, so training
+    goes on with the stream it had."""
     model.eval()
     sums: Tensor | None = None
     names: list[str] = []
-    with torch.random.fork_rng(devices=[]):
+    batch_size = batch_size or batching.rows(images.device)
+    gpus = [images.device] if images.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=gpus):
         torch.manual_seed(seed)
         for start in range(0, len(images), batch_size):
             batch_labels = None if labels is None else labels[start : start + batch_size]
@@ -232,6 +237,9 @@ def save_checkpoint(
     tensors = {f"model/{k}": v for k, v in model.state_dict().items()} | optim
     tensors["rng/torch"] = torch.get_rng_state()
     tensors["rng/shuffle"] = shuffle.get_state()
+    device = _device_of(model)
+    if device.type == "cuda":  # where a GPU's sampling models draw their noise
+        tensors["rng/cuda"] = torch.cuda.get_rng_state(device)
     if pos.order is not None:
         tensors["epoch/order"] = pos.order
     meta = {
@@ -253,10 +261,17 @@ def load_checkpoint(
     restore_optimizer(optimizer, tensors, meta)
     torch.set_rng_state(tensors["rng/torch"])
     shuffle.set_state(tensors["rng/shuffle"])
+    device = _device_of(model)
+    if "rng/cuda" in tensors and device.type == "cuda":
+        torch.cuda.set_rng_state(tensors["rng/cuda"], device)
     order = tensors.get("epoch/order")
     return Position(
         meta["epoch"], meta["step"], meta["sums"], meta["seconds"], order, meta["names"]
     )
+
+
+def _device_of(model: Model) -> torch.device:
+    return next(model.parameters()).device
 
 
 @torch.inference_mode()
@@ -304,6 +319,7 @@ def train(
     check_binarize(binarize)
     bits_seed = config.seed if binarize == "dynamic" else None
     device = group.place(resolve_device(config.device))
+    fastpaths.check(config.precision, device)
     prepare_for_speed(model, device)
     images, labels = data.float().to(device), data.labels.to(device)
     check_fits(model, images, labels)
@@ -325,7 +341,10 @@ def train(
         if writes is not None:
             writes.truncate_metrics(pos.epoch)
     history = writes.metrics() if writes is not None else []
-    learner = Learner(model, group.wrap(model), optimizer, group)
+    forward = fastpaths.training_forward(
+        group.wrap(model), device, config.precision, config.compile
+    )
+    learner = Learner(model, forward, optimizer, group)
 
     with CtrlC() as ctrl_c:
         for epoch in range(pos.epoch + 1, config.epochs + 1):
@@ -369,11 +388,12 @@ def train(
 
 @dataclass
 class Learner:
-    """What a training step uses: the model, what runs its forward pass (the model, or
-    its DDP wrapper in a group), its optimiser, and the group of processes."""
+    """What a training step uses: the model, what runs its forward pass (the model or its
+    DDP wrapper in a group, through `vaelab.fastpaths`), its optimiser, and the group of
+    processes."""
 
     model: Model
-    forward: torch.nn.Module
+    forward: fastpaths.Forward
     optimizer: torch.optim.Optimizer
     group: Group
 
@@ -407,7 +427,11 @@ def _train_epoch(
     group = learner.group
     learner.model.train()
     restored = pos.sums if group.is_main else None
-    sums = None if restored is None else torch.tensor(restored, dtype=torch.float64)
+    sums = (  # kept where the images are: no copy to the CPU every step
+        None
+        if restored is None
+        else torch.tensor(restored, dtype=torch.float64, device=images.device)
+    )
     started = time.perf_counter()
     done, stop = pos.step, False
     n_batches = -(-len(images) // batch_size)
@@ -431,7 +455,7 @@ def _train_epoch(
         loss.backward()
         learner.optimizer.step()
         learner.model.after_step()
-        part_sums = torch.stack([v.detach().double().sum() for v in out.losses.values()]).cpu()
+        part_sums = torch.stack([v.detach().double().sum() for v in out.losses.values()])
         sums = part_sums if sums is None else sums + part_sums
         done += 1
         bar.update(1)
@@ -439,7 +463,7 @@ def _train_epoch(
             bar.set_postfix(loss=f"{mean:.4g}")
     assert sums is not None  # the loop runs at least one batch
     seconds = pos.seconds + time.perf_counter() - started
-    sums = group.sum(sums)
+    sums = group.sum(sums.cpu())
     return replace(pos, step=done, sums=sums.tolist(), seconds=seconds, names=list(out.losses))
 
 
@@ -554,10 +578,18 @@ def _open_run(out: str | os.PathLike[str], config: RunConfig, resume: bool, grou
     return run
 
 
+CHANGEABLE_ON_RESUME = (
+    "epochs", "device", "threads", "precision", "compile", "lr", "lr_milestones", "lr_decay",
+)  # fmt: skip
+"""`TrainConfig` fields a resumed run may set afresh (the learning rate's for the epochs it
+has not begun only)."""
+
+
 def _check_resumable(run: Run, config: RunConfig) -> None:
     """Refuse to resume with settings that would not continue the run as it was trained.
 
-    The epochs, device, threads and processes may change, and so may the learning-rate
+    The epochs, device, threads, precision, compiling and processes may change, and so may
+    the learning-rate
     schedule of the epochs not yet begun: a run of 800 epochs resumed to 1,000 with
     milestones at 800 and 900 is the run that schedule would have trained from the start.
     """
@@ -565,16 +597,16 @@ def _check_resumable(run: Run, config: RunConfig) -> None:
         raise RunError(f"nothing to resume in {run.path}: it holds no checkpoint")
     saved = run.config.to_dict()
     wanted = config.to_dict()
-    for key in ("epochs", "device", "threads", "lr", "lr_milestones", "lr_decay"):
+    for key in CHANGEABLE_ON_RESUME:
         saved["train"].pop(key, None)
         wanted["train"].pop(key, None)
     saved.pop("distributed")
     wanted.pop("distributed")
     if saved != wanted:
         raise RunError(
-            f"cannot resume {run.path} with different settings; only --epochs and --device may "
-            "change, the number of processes, and the learning rate of epochs not yet begun "
-            "(start a new run with another --out instead)"
+            f"cannot resume {run.path} with different settings; only --epochs, --device, "
+            "--precision and --compile may change, the number of processes, and the learning "
+            "rate of epochs not yet begun (start a new run with another --out instead)"
         )
     meta = load_tensors(run.path / CHECKPOINT)[1]
     begun = meta["epoch"] + (meta["step"] > 0)

@@ -79,13 +79,26 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
                    "the run starts; the count is saved, and the same count repeats a run "
                    "exactly)")  # fmt: skip
     add_device(p)
+    p.add_argument(
+        "--precision",
+        choices=["fp32", "bf16"],
+        help="fp32 (default), or bf16: the training forward pass under bfloat16 autocast, on "
+        "cpu or cuda; weights, optimiser and evaluation stay fp32 (docs/speed.md)",
+    )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        default=None,
+        help="compile the training step with torch.compile (CUDA graphs on a GPU); about a "
+        "minute of compiling first, and slower than eager on a CPU (docs/speed.md)",
+    )
     p.add_argument("--out", required=True, metavar="DIR", help="run folder to write")
     p.add_argument(
         "--resume",
         action="store_true",
-        help="continue the run in --out from its checkpoint (only --epochs, "
-        "--device, the number of processes and the learning rate of epochs not yet begun "
-        "may change)",
+        help="continue the run in --out from its checkpoint (only --epochs, --device, "
+        "--precision, --compile, the number of processes and the learning rate of epochs not "
+        "yet begun may change)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(run=run_train)
@@ -148,7 +161,7 @@ SETTINGS = {
     "model.objective": ["beta", "warmup_steps", "capacity", "capacity_steps"],
     "train": [
         "epochs", "batch_size", "optimizer", "lr", "lr_milestones", "lr_decay", "seed", "device",
-        "threads",
+        "threads", "precision", "compile",
     ],  # fmt: skip
 }
 """Config fields each section takes from the command line (options of the same name)."""

@@ -130,6 +130,7 @@ class _InputConvFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor, Tensor, None]:  # type: ignore[override]
         x, weight = ctx.saved_tensors
+        grad = grad.to(x.dtype)  # bfloat16 under autocast: the float32 weights' gradients
         n, c_out, h, w = grad.shape
         per_pixel = grad.permute(0, 2, 3, 1).reshape(n, h * w, c_out)
         products = torch.bmm(patches(x, ctx.padding, weight.shape[-1]), per_pixel)

@@ -7,7 +7,8 @@ A likelihood reads the decoder's output `out` for a code z:
   and every score and figure reads them the same way. These two read `out` alone; the
   autoregressive `pixelcnn` also reads x's earlier pixels (teacher forcing), so scoring an
   image is still one pass;
-- `nll(logits, x)`: -log p(x | z) from those logits;
+- `nll(logits, x)`: -log p(x | z) from those logits, in float32 whatever precision the
+  decoder ran in (bfloat16 autocast, `vaelab.fastpaths`);
 - `decode(out)`: pixel logits with no image given: `out` itself, or for `pixelcnn` an
   image drawn one pixel at a time (784 passes for MNIST; figures, not scores, want that).
 
@@ -26,7 +27,7 @@ from torch import Tensor, nn
 
 from vaelab.config import LikelihoodConfig
 from vaelab.errors import VaelabError
-from vaelab.models.losses import bernoulli_nll
+from vaelab.models.losses import at_least_float32, bernoulli_nll
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -54,7 +55,7 @@ class Bernoulli(Likelihood):
     """Binary cross-entropy summed over pixels: the article's likelihood."""
 
     def nll(self, logits: Tensor, x: Tensor) -> Tensor:
-        return bernoulli_nll(logits, x)
+        return bernoulli_nll(at_least_float32(logits), x)
 
 
 class Gaussian(Likelihood):
@@ -73,7 +74,7 @@ class Gaussian(Likelihood):
             self.register_buffer("log_sigma", log_sigma)
 
     def nll(self, logits: Tensor, x: Tensor) -> Tensor:
-        mean = torch.sigmoid(logits)
+        mean = torch.sigmoid(at_least_float32(logits))
         squared = ((x - mean) * torch.exp(-self.log_sigma)).square()
         per_pixel = 0.5 * (squared + LOG_2PI) + self.log_sigma
         return per_pixel.flatten(1).sum(1)

@@ -11,6 +11,12 @@ from torch import Tensor
 LOG_2PI = math.log(2 * math.pi)
 
 
+def at_least_float32(t: Tensor) -> Tensor:
+    """`t` in float32 if it is in a narrower float (bfloat16 or float16 from autocast), else
+    as it is: losses keep float32's precision, or float64's where a model runs in it."""
+    return t.float() if t.is_floating_point() and t.element_size() < 4 else t
+
+
 def bernoulli_nll(logits: Tensor, x: Tensor) -> Tensor:
     """Binary cross-entropy summed over pixels, per image: -log p(x | z).
 

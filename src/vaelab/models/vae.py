@@ -19,6 +19,7 @@ from vaelab.config import ModelConfig
 from vaelab.models import networks
 from vaelab.models.base import Capabilities, Model, Output
 from vaelab.models.likelihoods import likelihood
+from vaelab.models.losses import at_least_float32
 from vaelab.models.objectives import objective
 
 
@@ -82,7 +83,7 @@ class VAE(Model):
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Output:
         self.check_input(x, y)
-        z_mean, z_log_var = self.posterior(x, y)
+        z_mean, z_log_var = map(at_least_float32, self.posterior(x, y))  # under autocast too
         return self.objective(self, x, y, z_mean, z_log_var)
 
     def after_step(self) -> None:
