@@ -179,8 +179,8 @@ Gloo's worker threads let go of a finished collective a moment after the caller'
 returns. A tensor freed on such a thread takes the GIL, and if Python is shutting down by
 then, that aborts the process ("terminate called without an active exception", SIGABRT;
 caught in gdb on a worker in `ProcessGroupGloo::runLoop`, as in PyTorch's pytorch#179291).
-Measured with two processes training the AE for one epoch: 1 of 80 exits aborted without
-the wait (1 of 91 with a barrier before leaving instead), none of 200 with it."""
+Measured with two processes training the AE for one epoch: 1 run in 80 aborted without
+the wait (1 in 91 with a barrier before leaving instead), none of 200 with it."""
 
 
 LOCAL = Group()
