@@ -319,7 +319,6 @@ def train(
     check_binarize(binarize)
     bits_seed = config.seed if binarize == "dynamic" else None
     device = group.place(resolve_device(config.device))
-    fastpaths.check(config.precision, device)
     prepare_for_speed(model, device)
     images, labels = data.float().to(device), data.labels.to(device)
     check_fits(model, images, labels)

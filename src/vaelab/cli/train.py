@@ -89,8 +89,8 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
         "--compile",
         action="store_true",
         default=None,
-        help="compile the training step with torch.compile (CUDA graphs on a GPU); about a "
-        "minute of compiling first, and slower than eager on a CPU (docs/speed.md)",
+        help="compile the training step with torch.compile (CUDA graphs on a GPU); about 40 s "
+        "of compiling first, and no faster than eager on a CPU (docs/speed.md)",
     )
     p.add_argument("--out", required=True, metavar="DIR", help="run folder to write")
     p.add_argument(
