@@ -1,7 +1,9 @@
 """The training step's fast paths: bfloat16 autocast and torch.compile, and the pass sizes
-by device. Measured here on the CPU; the GPU side of each is `benchmarks/gpu.py`."""
+by device. Measured here on the CPU; each is measured on any device by `benchmarks/fast_paths.py`."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 import torch
@@ -93,6 +95,27 @@ def test_the_cli_trains_in_bf16_and_names_a_bad_precision(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main([*args, "--precision", "fp16", "--out", str(tmp_path / "other")])
     assert "invalid choice: 'fp16'" in capsys.readouterr().err
+
+
+def test_the_benchmarks_train_in_bf16_when_asked_and_say_so_in_their_tables(tmp_path, capsys):
+    oneclass = tmp_path / "oneclass"
+    args = ["bench", "oneclass", "--dataset", "mnist-sample", "--classes", "3", "--seeds", "1",
+            "--epochs", "1", "--train-size", "128", "--out", str(oneclass), "--quiet"]  # fmt: skip
+    assert main([*args, "--precision", "bf16"]) == 0
+    results = json.loads((oneclass / "results.json").read_text())
+    assert results["settings"]["train"]["precision"] == "bf16"
+    assert "1 epoch in bf16" in (oneclass / "table.md").read_text()
+    assert main(args) == 1  # float32 is another protocol: refused, not mixed in
+    assert "train.precision" in capsys.readouterr().err
+
+    nll = tmp_path / "nll"
+    args = ["bench", "nll", "--dataset", "mnist-sample", "--epochs", "1", "--train-size", "128",
+            "--test-images", "20", "--iw-samples", "5", "--seeds", "1", "--out", str(nll),
+            "--quiet", "--precision", "bf16", "--compile"]  # fmt: skip
+    assert main(args) == 0
+    run = Run(nll / "runs" / "seed0")
+    assert run.config.train.precision == "bf16" and run.config.train.compile
+    assert "lr 0.001, bf16 |" in (nll / "table.md").read_text()
 
 
 def test_only_precision_other_than_float32_enters_a_benchmarks_protocol():

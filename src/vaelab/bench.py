@@ -252,6 +252,8 @@ def vaelab_row(results: dict, name: str | None = None) -> dict[str, Any]:
     """A table row (AUROC in %) from `results.json`."""
     s = results["settings"]
     model, schedule = s["model"], count(s["train"]["epochs"], "epoch")
+    if s["train"].get("precision", "fp32") != "fp32":
+        schedule += f" in {s['train']['precision']}"
     label = f"vaelab {model['name']} (latent {model['latent_dim']}, {schedule}, {s['score']})"
     if s.get("recipe"):
         label = f"vaelab {s['recipe']}: {label[len('vaelab ') :]}"

@@ -208,6 +208,7 @@ def summarize(
             "lr": config.train.lr or OPTIMIZERS[config.train.optimizer][1]["lr"],
             "lr_milestones": config.train.lr_milestones,
             "lr_decay": config.train.lr_decay,
+            "precision": config.train.precision,
             "train_minutes_mean": round(fmean(r["train_seconds"] for r in runs) / 60, 1),
             "eval_minutes_mean": round(fmean(r["eval_seconds"] for r in runs) / 60, 1),
         },
@@ -237,7 +238,7 @@ def markdown_table(results: dict[str, Any]) -> str:
         f"| vaelab {results['model']} | {results['nll_mean']:.2f} ± {results['nll_sem']:.2f} | "
         f"{results['K']} | dynamic | {count(b['epochs'], 'epoch')} "
         f"({b['train_minutes_mean']:g} min), batch {b['batch_size']}, {b['optimizer']} lr "
-        f"{schedule_text(b)} | measured: {results['images']:,} test images, "
+        f"{schedule_text(b)}{precision_text(b)} | measured: {results['images']:,} test images, "
         f"{count(len(results['seeds']), 'seed')} (± over the {results['sem_over']}) |"
     )
     for row in results["published"]:
@@ -256,6 +257,13 @@ def schedule_text(budget: dict[str, Any]) -> str:
     if milestones:
         text += f", x{budget['lr_decay']:g} after epochs {', '.join(map(str, milestones))}"
     return text
+
+
+def precision_text(budget: dict[str, Any]) -> str:
+    """`, bf16` for a budget trained in bfloat16; nothing for float32 (and for results
+    written before the precision was recorded, which were float32)."""
+    precision = budget.get("precision", "fp32")
+    return "" if precision == "fp32" else f", {precision}"
 
 
 def draw(folder: Path, results: dict[str, Any]) -> Path:

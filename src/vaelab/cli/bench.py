@@ -11,6 +11,7 @@ from vaelab.cli.options import (
     add_data_dir,
     add_device,
     add_executor,
+    add_fast_paths,
     add_lr_schedule,
     add_model,
     class_list,
@@ -63,6 +64,7 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="DIR", help="results folder (default: bench/oneclass-DATASET)")
     add_data_dir(p)
     add_device(p)
+    add_fast_paths(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run_oneclass)
     add_split_mnist(commands)
@@ -111,6 +113,7 @@ def add_nll(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="DIR", help="results folder (default: bench/nll-MODEL)")
     add_data_dir(p)
     add_device(p)
+    add_fast_paths(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run_nll)
 
@@ -164,6 +167,8 @@ def run_oneclass(args: argparse.Namespace) -> None:
         epochs=args.epochs or recipe.train.epochs,
         batch_size=args.batch_size or recipe.train.batch_size,
         device=args.device or recipe.train.device,
+        precision=args.precision or recipe.train.precision,
+        compile=args.compile or recipe.train.compile,
     )
     config = OneClassConfig(
         dataset=args.dataset,
@@ -233,6 +238,8 @@ def run_nll(args: argparse.Namespace) -> None:
         lr_milestones=args.lr_milestones or NLL.train.lr_milestones,
         lr_decay=args.lr_decay or NLL.train.lr_decay,
         device=args.device or NLL.train.device,
+        precision=args.precision or NLL.train.precision,
+        compile=args.compile or NLL.train.compile,
     )
     model = model_config(args, NLL.model)
     if args.train_samples:

@@ -76,6 +76,23 @@ def add_device(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_fast_paths(parser: argparse.ArgumentParser) -> None:
+    """`--precision` and `--compile`: the training step's optional fast paths."""
+    parser.add_argument(
+        "--precision",
+        choices=["fp32", "bf16"],
+        help="fp32 (default), or bf16: the training forward pass under bfloat16 autocast, on "
+        "cpu or cuda; weights, optimiser and evaluation stay fp32 (docs/speed.md)",
+    )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        default=None,
+        help="compile the training step with torch.compile (CUDA graphs on a GPU); about 40 s "
+        "of compiling first, and no faster than eager on a CPU (docs/speed.md)",
+    )
+
+
 def add_executor(parser: argparse.ArgumentParser) -> None:
     """`--executor NAME` and `--ray-address ADDR`: where the benchmark's trainings run."""
     from vaelab.executors import EXECUTORS

@@ -9,6 +9,7 @@ from operator import attrgetter
 from vaelab.cli.options import (
     add_data_dir,
     add_device,
+    add_fast_paths,
     add_lr_schedule,
     class_list,
     positive_int,
@@ -79,19 +80,7 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
                    "the run starts; the count is saved, and the same count repeats a run "
                    "exactly)")  # fmt: skip
     add_device(p)
-    p.add_argument(
-        "--precision",
-        choices=["fp32", "bf16"],
-        help="fp32 (default), or bf16: the training forward pass under bfloat16 autocast, on "
-        "cpu or cuda; weights, optimiser and evaluation stay fp32 (docs/speed.md)",
-    )
-    p.add_argument(
-        "--compile",
-        action="store_true",
-        default=None,
-        help="compile the training step with torch.compile (CUDA graphs on a GPU); about 40 s "
-        "of compiling first, and no faster than eager on a CPU (docs/speed.md)",
-    )
+    add_fast_paths(p)
     p.add_argument("--out", required=True, metavar="DIR", help="run folder to write")
     p.add_argument(
         "--resume",
