@@ -1,5 +1,6 @@
 """The training step's fast paths: bfloat16 autocast and torch.compile, and the pass sizes
-by device. Measured here on the CPU; each is measured on any device by `benchmarks/fast_paths.py`."""
+by device. Measured here on the CPU; each is measured on any device by
+`benchmarks/fast_paths.py`."""
 
 from __future__ import annotations
 
