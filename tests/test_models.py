@@ -181,6 +181,23 @@ def test_kl_warm_up_is_linear_in_optimiser_steps_and_saved_with_the_weights():
     torch.testing.assert_close(out.losses["kl"], 2.0 * gaussian_kl(out.z_mean, out.z_log_var))
 
 
+def test_no_model_holds_float64_tensors_which_mps_cannot_hold():
+    configs = [ModelConfig(name).resolved() for name in PRESETS]
+    scheduled = objective_model(warmup_steps=4, capacity=5.0, capacity_steps=4)
+    models = [build(config) for config in configs] + [scheduled]
+    for model in models:
+        assert all(v.dtype != torch.float64 for v in model.state_dict().values())
+
+
+def test_a_step_count_saved_as_float64_by_older_versions_loads_and_counts_on():
+    model = objective_model(beta=2.0, warmup_steps=4)
+    older = {**model.state_dict(), "objective.steps": torch.tensor(2.0, dtype=torch.float64)}
+    model.load_state_dict(older)
+    assert model.objective.kl_weight() == 1.0
+    model.after_step()
+    assert model.objective.steps.dtype == torch.long and model.objective.kl_weight() == 1.5
+
+
 def test_capacity_target_penalises_the_distance_to_a_growing_c():
     model = objective_model(beta=10.0, capacity=20.0, capacity_steps=10)
     for _ in range(5):

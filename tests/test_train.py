@@ -7,6 +7,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from vaelab import train as vaelab_train
 from vaelab.config import ModelConfig, TrainConfig
 from vaelab.data.dataset import Dataset
 from vaelab.errors import Interrupted, RunError, SettingError, TrainingError, VaelabError
@@ -83,6 +84,19 @@ def test_same_seed_gives_the_same_numbers():
     history_b = train(b, blobs(), config(), progress=False)
     assert_same_weights(weights(a), weights(b))
     assert [r["train_loss"] for r in history_a] == [r["train_loss"] for r in history_b]
+
+
+def test_loss_sums_in_float32_where_float64_is_missing_give_the_same_metrics(monkeypatch):
+    """MPS has no float64, so its loss sums are float32 (`sum_dtype`); on the CPU both
+    can be run side by side."""
+    runs = {}
+    for dtype in (torch.float64, torch.float32):
+        monkeypatch.setattr(vaelab_train, "sum_dtype", lambda device, dtype=dtype: dtype)
+        runs[dtype] = train(fresh_model(), blobs(), config(), val=blobs(seed=1), progress=False)
+    for wide, narrow in zip(runs[torch.float64], runs[torch.float32], strict=True):
+        for key in ("train_loss", "train_kl", "val_loss", "val_kl"):
+            assert narrow[key] == pytest.approx(wide[key], rel=1e-6), key
+        assert narrow["train_loss"] != wide["train_loss"]  # float32 sums round otherwise
 
 
 def test_one_epoch_then_resume_one_equals_two_epochs(tmp_path):

@@ -162,8 +162,9 @@ def nll_curve(
 
 
 def summary(values: Tensor) -> dict[str, float]:
-    """Mean over images and its standard error (the images' spread / sqrt(N))."""
-    values = values.double()
+    """Mean over images and its standard error (the images' spread / sqrt(N)), in float64
+    on the CPU (MPS has no float64)."""
+    values = values.cpu().double()
     sem = values.std().item() / math.sqrt(len(values)) if len(values) > 1 else math.nan
     return {"mean": values.mean().item(), "sem": sem}
 

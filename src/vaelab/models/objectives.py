@@ -29,7 +29,7 @@ class Objective(nn.Module):
     def __init__(self, scheduled: bool) -> None:
         super().__init__()
         if scheduled:
-            self.register_buffer("steps", torch.zeros((), dtype=torch.float64))
+            self.register_buffer("steps", torch.zeros((), dtype=torch.long))
 
     def after_step(self) -> None:
         if hasattr(self, "steps"):
