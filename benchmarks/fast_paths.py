@@ -20,7 +20,6 @@ each a round, a pass size each a repeat, a placement each an epoch.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import platform
 import statistics
@@ -32,6 +31,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
+from records import report, stamp  # noqa: E402
 from reference import REFERENCES, plain_adam, train_epoch  # noqa: E402
 
 from vaelab.config import DataConfig, ModelConfig, RunConfig, TrainConfig  # noqa: E402
@@ -134,15 +134,13 @@ def main() -> None:
     arms = args.arms.split(",")
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder)
+        protocol = (
+            f"article's VAE, first {args.train_size:,} MNIST training images, batch 128, "
+            f"{args.epochs} epochs, seed 0, validated on the 10,000 test images; images/s "
+            f"the median of the epochs after the first, then of {args.rounds} rounds"
+        )
         results = {
-            "benchmark": "fast-paths",
-            "measured": datetime.date.today().isoformat(),
-            "command": "python benchmarks/fast_paths.py " + " ".join(sys.argv[1:]),
-            "protocol": (
-                f"article's VAE, first {args.train_size:,} MNIST training images, batch 128, "
-                f"{args.epochs} epochs, seed 0, validated on the 10,000 test images; images/s "
-                f"the median of the epochs after the first, then of {args.rounds} rounds"
-            ),
+            **stamp("fast-paths", protocol),
             "device": device_name(device),
             "torch": torch.__version__,
             "threads": torch.get_num_threads(),
@@ -150,10 +148,7 @@ def main() -> None:
             "inference": inference(out / f"{arms[0]}-0", device, args.data_dir, args.repeats),
             "data": data_placement(args, device),
         }
-    text = json.dumps(results, indent=2)
-    print(text)
-    if args.json:
-        Path(args.json).write_text(text + "\n")
+    report(results, args.json)
 
 
 if __name__ == "__main__":

@@ -200,6 +200,28 @@ def fast_paths_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def nll_pass_size_table(results: dict[str, Any]) -> str:
+    """The estimate's seconds at each fixed batch and at the default, by model and thread
+    count, and the default's speed against 10 images (1,000 decoded samples) a pass."""
+    batches = results["batches"]
+    lines = [
+        "| model | threads | largest activation | "
+        + " | ".join(f"batch {b}" for b in batches)
+        + " | default | vs batch 10 |",
+        "|---|---:|---:|" + "---:|" * (len(batches) + 2),
+    ]
+    for row in results["rows"]:
+        seconds, default = row["seconds"], row["default_batch"]
+        cells = [f"{seconds[str(b)]:.2f} s" for b in batches]
+        lines.append(
+            f"| {row['model']} | {row['threads']} | {row['largest_activation']:,} | "
+            + " | ".join(cells)
+            + f" | batch {default}: {seconds[str(default)]:.2f} s "
+            + f"| {seconds['10'] / seconds[str(default)]:.2f}x |"
+        )
+    return "\n".join(lines)
+
+
 def nll_curve_table(results: dict[str, Any]) -> str:
     """The estimate against the training budget: one row per included `bench nll`
     results file, beside the published one-layer row of the same objective and K."""
@@ -284,6 +306,7 @@ TABLES: dict[str, Callable[[dict[str, Any]], str]] = {
     "onnx-export": export_table,
     "nll": nll_table,
     "nll-curve": nll_curve_table,
+    "nll-pass-size": nll_pass_size_table,
     "nll-full-test": nll_full_test_table,
     "trials": trials_table,
 }

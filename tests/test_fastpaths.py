@@ -125,9 +125,12 @@ def test_only_precision_other_than_float32_enters_a_benchmarks_protocol():
     assert "compile" not in TrainConfig(compile=True).protocol()
 
 
-def test_a_gpu_takes_ten_times_larger_inference_passes():
+def test_a_gpu_takes_ten_times_larger_inference_passes_and_a_cpu_fewer_large_rows():
     assert batching.rows(CPU) == 1000
     assert batching.rows(torch.device("cuda")) == 10_000
+    assert batching.rows(CPU, row_floats=784) == 1000
+    assert batching.rows(CPU, row_floats=40_000) == 100
+    assert batching.rows(torch.device("cuda"), row_floats=40_000) == 10_000
 
 
 @pytest.mark.slow

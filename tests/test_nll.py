@@ -16,7 +16,14 @@ from vaelab.cli import main
 from vaelab.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from vaelab.data import TEST_BITS_SEED, load, prepare, redraw_bits
 from vaelab.errors import SettingError, VaelabError
-from vaelab.likelihood import SAMPLE_CHUNK, estimate_nll, importance_nll, nll_curve
+from vaelab.likelihood import (
+    SAMPLE_CHUNK,
+    default_batch,
+    estimate_nll,
+    importance_nll,
+    largest_activation,
+    nll_curve,
+)
 from vaelab.models import build
 from vaelab.models.base import Capabilities, Model
 from vaelab.models.losses import LOG_2PI, log_normal
@@ -162,6 +169,16 @@ def test_memory_does_not_grow_with_k(linear, points, monkeypatch):
     importance_nll(linear, points, 1000, batch=4)
     assert max(rows) == 4 * SAMPLE_CHUNK
     assert sum(rows) == 1000 * len(points)
+
+
+def test_a_cpu_pass_decodes_fewer_samples_of_a_model_with_larger_activations(digits):
+    names = ("mlp-vae-iwae", "vae", "pixel-vae")
+    mlp, conv, pixel = (build(ModelConfig(name).resolved()) for name in names)
+    assert largest_activation(mlp, digits[:1]) == 28 * 28  # the pixel logits
+    assert largest_activation(pixel, digits[:1]) == 32 * 28 * 28  # the pixelcnn's maps
+    assert default_batch(mlp, digits, 5000) == default_batch(conv, digits, 5000) == 10
+    assert default_batch(pixel, digits, 5000) == 2
+    assert not any(module._forward_hooks for module in pixel.modules())
 
 
 def test_each_k_of_a_curve_is_the_estimate_with_that_k(vae, digits):

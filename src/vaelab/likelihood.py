@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from vaelab import batching
 from vaelab.data import Dataset, prepare, protocol
@@ -50,10 +50,33 @@ def check_samples(samples: int, name: str = "samples") -> None:
         )
 
 
-def default_batch(samples: int, device: torch.device) -> int:
-    """Images per pass that make about as many decoded samples as a pass on `device` takes
-    (`vaelab.batching`)."""
-    return max(1, batching.rows(device) // min(samples, SAMPLE_CHUNK))
+def default_batch(model: Model, images: Tensor, samples: int) -> int:
+    """Images per pass that make about as many decoded samples as a pass on the images'
+    device takes (`vaelab.batching`), given the largest activation one of `model`'s
+    decoded samples makes."""
+    rows = batching.rows(images.device, largest_activation(model, images[:1]))
+    return max(1, round(rows / min(samples, SAMPLE_CHUNK)))
+
+
+def largest_activation(model: Model, x: Tensor) -> int:
+    """The most floats one module's output holds when the one image `x` is scored at one
+    code, found by forward hooks on a single pass (the MLPs': 784; a pixelcnn's: 25,088),
+    and at least the image's size, for models that decode without modules."""
+    sizes: list[int] = []
+
+    def record(module: nn.Module, inputs: Any, output: Any) -> None:
+        sizes.append(output.numel() if isinstance(output, Tensor) else 0)
+
+    hooks = [module.register_forward_hook(record) for module in model.modules()]
+    try:
+        with torch.inference_mode():
+            mean, _ = model.posterior(x)
+            sizes.clear()  # the encoder runs once an image, not once a sample
+            log_likelihood(model, mean[:, None], x)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return max([x[0].numel(), *sizes])  # the logits are image-sized, module or not
 
 
 def require_estimable(model: Model) -> None:
@@ -118,7 +141,7 @@ def _log_weight_sums(
         return by_batch(
             lambda x, first: _batch_log_sums(model, x, first, ks, seed),
             images,
-            batch or default_batch(ks[-1], images.device),
+            batch or default_batch(model, images, ks[-1]),
         )
 
 

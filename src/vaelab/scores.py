@@ -204,7 +204,7 @@ def elbo(model: Model, images: Tensor, samples: int = SAMPLES, seed: int = 0) ->
         recon = sum(-log_likelihood(model, z, x).sum(1) for z in chunks)
         return recon / samples + gaussian_kl(mean, log_var)
 
-    return by_batch(negative_elbo, images, default_batch(samples, images.device))
+    return by_batch(negative_elbo, images, default_batch(model, images, samples))
 
 
 def iwae(model: Model, images: Tensor, samples: int = SAMPLES, seed: int = 0) -> Tensor:

@@ -107,7 +107,8 @@ def add_nll(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--train-size", type=positive_int, metavar="N",
                    help="train on the first N images (default: all)")  # fmt: skip
     p.add_argument("--batch", type=positive_int, metavar="N",
-                   help="test images per pass of the estimate (memory only)")  # fmt: skip
+                   help="test images per pass of the estimate (speed and memory only; "
+                   "default: sized by the model and device)")  # fmt: skip
     p.add_argument("--dataset", choices=["mnist", "mnist-sample"], default=NLL.dataset,
                    help="mnist (default) or the bundled mnist-sample, for a trial")  # fmt: skip
     p.add_argument("--out", metavar="DIR", help="results folder (default: bench/nll-MODEL)")

@@ -111,7 +111,8 @@ def add_nll_options(p: argparse.ArgumentParser) -> None:
                    help="importance samples per image (5000, the literature's)")  # fmt: skip
     p.add_argument("--batch", type=positive_int, metavar="N",
                    help="images per pass; the estimate does not depend on it "
-                   "(default: about 1,000 decoded samples a pass)")  # fmt: skip
+                   "(default: about 1,000 decoded samples a pass on a CPU, fewer for a "
+                   "pixelcnn; 10,000 on a GPU)")  # fmt: skip
     p.add_argument("--seed", type=int, help="seed of the posterior samples (0)")
     p.add_argument("--test-images", type=positive_int, metavar="N",
                    help="only the first N test images (default: all)")  # fmt: skip
