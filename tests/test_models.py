@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from vaelab.config import ModelConfig, RunConfig
-from vaelab.errors import VaelabError
+from vaelab.errors import SettingError, VaelabError
 from vaelab.models import MODELS, VAE, build, parameter_count, register
 from vaelab.models.blocks import Pool, UpConv
 from vaelab.models.losses import gaussian_kl, log_normal
@@ -179,6 +179,13 @@ def test_kl_warm_up_is_linear_in_optimiser_steps_and_saved_with_the_weights():
     x = torch.rand(2, 1, 28, 28)
     out = model(x)
     torch.testing.assert_close(out.losses["kl"], 2.0 * gaussian_kl(out.z_mean, out.z_log_var))
+
+
+@pytest.mark.parametrize("name", ["beta", "warmup_steps", "capacity_steps"])
+def test_a_negative_objective_setting_is_refused_by_name(name):
+    with pytest.raises(SettingError, match=f"^{name} of the elbo objective") as refused:
+        objective_model(**{name: -1})
+    assert refused.value.as_flags().startswith("--" + name.replace("_", "-"))
 
 
 def test_no_model_holds_float64_tensors_which_mps_cannot_hold():

@@ -8,12 +8,12 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from vaelab import train as vaelab_train
-from vaelab.config import ModelConfig, TrainConfig
+from vaelab.config import ModelConfig, RunConfig, TrainConfig
 from vaelab.data.dataset import Dataset
 from vaelab.errors import Interrupted, RunError, SettingError, TrainingError, VaelabError
 from vaelab.models import build
 from vaelab.run import CHECKPOINT, FORMAT, WEIGHTS, Run, load_tensors, save_tensors
-from vaelab.train import evaluate, learning_rate, train
+from vaelab.train import evaluate, fit, learning_rate, train
 
 
 def blobs(n: int = 300, seed: int = 0) -> Dataset:
@@ -123,12 +123,22 @@ def test_the_learning_rate_steps_down_after_each_milestone():
 
 
 @pytest.mark.parametrize(
-    "schedule", [{"lr_milestones": [3, 2]}, {"lr_milestones": [0]}, {"lr_decay": 0.0}]
+    "schedule",
+    [{"lr_milestones": [3, 2]}, {"lr_milestones": [0]}, {"lr_decay": 0.0}, {"lr": -1.0}],
 )
 def test_a_schedule_that_cannot_be_followed_is_refused_by_name(schedule):
     name = next(iter(schedule))
     with pytest.raises(SettingError, match=name):
         train(fresh_model(), blobs(), config(**schedule), progress=False)
+
+
+def test_a_run_that_cannot_be_trained_writes_no_folder(tmp_path):
+    config = RunConfig()
+    config.data.dataset, config.data.train_size = "mnist-sample", 64
+    config.train = TrainConfig(epochs=1, lr=-1.0, device="cpu")
+    with pytest.raises(SettingError, match="lr"):
+        fit(config, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_run_resumed_with_a_later_decay_is_that_schedule_from_the_start(tmp_path):

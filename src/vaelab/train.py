@@ -103,15 +103,16 @@ def prepare_for_speed(model: Model, device: torch.device) -> Model:
 
 
 def make_optimizer(model: Model, config: TrainConfig) -> torch.optim.Optimizer:
-    if config.optimizer not in OPTIMIZERS:
-        raise VaelabError(f"unknown optimizer {config.optimizer!r}; choose {', '.join(OPTIMIZERS)}")
-    check_schedule(config)
+    check_optimizer(config)
     cls, defaults = OPTIMIZERS[config.optimizer]
     return cls(model.parameters(), **{**defaults, "lr": learning_rate(config, 1)})
 
 
-def check_schedule(config: TrainConfig) -> None:
-    """Refuse a learning-rate schedule that cannot be followed, naming its setting."""
+def check_optimizer(config: TrainConfig) -> None:
+    """Refuse an optimiser or a learning-rate schedule that cannot be followed, naming its
+    setting."""
+    if config.optimizer not in OPTIMIZERS:
+        raise VaelabError(f"unknown optimizer {config.optimizer!r}; choose {', '.join(OPTIMIZERS)}")
     milestones = config.lr_milestones
     whole = all(isinstance(m, int) and not isinstance(m, bool) and m >= 1 for m in milestones)
     if not whole or list(milestones) != sorted(set(milestones)):
@@ -121,6 +122,8 @@ def check_schedule(config: TrainConfig) -> None:
         )
     if not config.lr_decay > 0:
         raise SettingError(f"{{lr_decay}} must be above 0, got {config.lr_decay}", "lr_decay")
+    if config.lr is not None and not config.lr > 0:
+        raise SettingError(f"{{lr}} must be above 0, got {config.lr}", "lr")
 
 
 def learning_rate(config: TrainConfig, epoch: int) -> float:
@@ -533,6 +536,7 @@ def fit(
     """
     from vaelab.data import prepare
 
+    check_optimizer(config.train)  # before the run folder is written
     with distributed.setup(resolve_device(config.train.device)) as group:
         config = dataclasses.replace(
             config, model=config.model.resolved(), distributed=group.record()

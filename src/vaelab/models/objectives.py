@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from vaelab.config import ObjectiveConfig
-from vaelab.errors import VaelabError
+from vaelab.errors import SettingError, VaelabError
 from vaelab.models.base import Output
 from vaelab.models.losses import gaussian_kl, importance_log_weights
 
@@ -93,12 +93,13 @@ class IWAE(Objective):
 
 def objective(config: ObjectiveConfig) -> Objective:
     if config.name == "elbo":
-        if config.beta < 0 or config.warmup_steps < 0 or config.capacity_steps < 0:
-            raise VaelabError(
-                "the elbo objective needs beta >= 0 and warmup_steps, capacity_steps >= 0, got "
-                f"beta={config.beta}, warmup_steps={config.warmup_steps}, "
-                f"capacity_steps={config.capacity_steps}"
-            )
+        for name in ("beta", "warmup_steps", "capacity_steps"):
+            if getattr(config, name) < 0:
+                raise SettingError(
+                    f"{{{name}}} of the elbo objective must be 0 or more, got "
+                    f"{getattr(config, name)}",
+                    name,
+                )
         return ELBO(config)
     if config.name == "iwae":
         if config.samples < 1:
