@@ -83,6 +83,7 @@ def test_uint8_images_are_scaled_to_unit_range():
         (np.zeros((2, 5, 28, 28, 1), np.uint8), "shaped"),
         (np.zeros((2, 783), np.uint8), "shaped"),
         ([[0.0] * 784], "NumPy array or a torch tensor"),
+        (np.full((2, 28, 28), "0"), "numeric array, got dtype <U1"),
     ],
 )
 def test_bad_images_are_rejected_clearly(x, message):

@@ -188,6 +188,11 @@ def test_a_negative_objective_setting_is_refused_by_name(name):
     assert refused.value.as_flags().startswith("--" + name.replace("_", "-"))
 
 
+def test_a_latent_size_below_one_is_refused_by_name():
+    with pytest.raises(SettingError, match="^latent_dim must be at least 1, got 0"):
+        build(ModelConfig("vae", latent_dim=0))
+
+
 def test_no_model_holds_float64_tensors_which_mps_cannot_hold():
     configs = [ModelConfig(name).resolved() for name in PRESETS]
     scheduled = objective_model(warmup_steps=4, capacity=5.0, capacity_steps=4)

@@ -64,6 +64,9 @@ class LinearGaussian(Model):
         self.log_var = torch.log(2.0**2 * covariance.diagonal()).float()
         self.likelihood = GaussianNoise()
 
+    def check_input(self, x: Tensor, y: Tensor | None) -> None:
+        """Its points are real-valued, not images in [0, 1]: every value is valid."""
+
     def posterior(self, x: Tensor, y: Tensor | None = None) -> tuple[Tensor, Tensor]:
         mean = (x.flatten(1) - self.b.float()) @ self.gain.T
         return mean, self.log_var.expand_as(mean)
@@ -198,6 +201,10 @@ def test_bad_sample_counts_and_models_are_named(vae, digits):
         importance_nll(build(ModelConfig("ae")), digits, 10)
     with pytest.raises(VaelabError, match="cvae is conditional"):
         importance_nll(build(ModelConfig("cvae")), digits, 10)
+    with pytest.raises(VaelabError, match="empty"):
+        importance_nll(vae, digits[:0], 10)
+    with pytest.raises(VaelabError, match=r"shaped \(N, 1, 28, 28\)"):
+        importance_nll(vae, digits.flatten(1), 10)
 
 
 # Dynamic binarisation

@@ -138,6 +138,24 @@ def test_bad_score_options_are_clear(vae, images):
         scores.iwae(vae, images, samples=0)
 
 
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (torch.rand(4, 28, 28), r"shaped \(N, 1, 28, 28\)"),
+        (torch.rand(4, 1, 32, 32), r"shaped \(N, 1, 28, 28\)"),
+        (torch.randint(0, 255, (4, 1, 28, 28), dtype=torch.uint8), "floats in"),
+        (torch.full((4, 1, 28, 28), float("nan")), "NaN pixels"),
+        (torch.rand(0, 1, 28, 28), "empty"),
+        (torch.rand(4, 1, 28, 28).numpy(), "torch tensor"),
+    ],
+    ids=["no-channel", "32x32", "uint8", "nan", "empty", "numpy"],
+)
+def test_images_a_score_cannot_read_are_refused_with_what_to_do(vae, bad, message):
+    for name in ("recon-mse", "elbo", "iwae"):
+        with pytest.raises(VaelabError, match=message):
+            scores.score(vae, bad, name)
+
+
 def test_the_cli_offers_every_score():
     assert sorted(SCORE_NAMES) == sorted(scores.SCORES)
 

@@ -124,7 +124,15 @@ def test_the_learning_rate_steps_down_after_each_milestone():
 
 @pytest.mark.parametrize(
     "schedule",
-    [{"lr_milestones": [3, 2]}, {"lr_milestones": [0]}, {"lr_decay": 0.0}, {"lr": -1.0}],
+    [
+        {"lr_milestones": [3, 2]},
+        {"lr_milestones": [0]},
+        {"lr_decay": 0.0},
+        {"lr": -1.0},
+        {"epochs": -1},
+        {"batch_size": 0},
+        {"threads": 0},
+    ],
 )
 def test_a_schedule_that_cannot_be_followed_is_refused_by_name(schedule):
     name = next(iter(schedule))

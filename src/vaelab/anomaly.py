@@ -192,8 +192,8 @@ def as_images(x: Any, shape: tuple[int, ...] | None = None) -> Tensor:
     (C, H, W) a fitted model expects.
     """
     if isinstance(x, np.ndarray):
-        if x.dtype == object:
-            raise VaelabError("images must be a numeric array, got an object array")
+        if x.dtype.kind not in "biuf":
+            raise VaelabError(f"images must be a numeric array, got dtype {x.dtype}")
         x = torch.from_numpy(np.ascontiguousarray(x))
     if not isinstance(x, Tensor):
         raise VaelabError(f"images must be a NumPy array or a torch tensor, got {type(x).__name__}")

@@ -130,6 +130,7 @@ def _log_weight_sums(
 ) -> Tensor:
     """log sum_{k <= K} w_k per image, for each K of the increasing `ks`: (N, len(ks))."""
     require_estimable(model)
+    model.check_input(images, None)
     for k in ks:
         check_samples(k)
     if list(ks) != sorted(set(ks)):

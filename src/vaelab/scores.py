@@ -278,4 +278,5 @@ def score(model: Model, images: Tensor, name: str = "recon-bce", **options: obje
     if name not in SCORES:
         raise VaelabError(f"unknown score {name!r}; choose one of {', '.join(SCORES)}")
     require_unconditional(model)
+    model.check_input(images, None)
     return SCORES[name].function(model, images, **options)

@@ -103,14 +103,18 @@ def prepare_for_speed(model: Model, device: torch.device) -> Model:
 
 
 def make_optimizer(model: Model, config: TrainConfig) -> torch.optim.Optimizer:
-    check_optimizer(config)
+    check_training(config)
     cls, defaults = OPTIMIZERS[config.optimizer]
     return cls(model.parameters(), **{**defaults, "lr": learning_rate(config, 1)})
 
 
-def check_optimizer(config: TrainConfig) -> None:
-    """Refuse an optimiser or a learning-rate schedule that cannot be followed, naming its
-    setting."""
+def check_training(config: TrainConfig) -> None:
+    """Refuse a training schedule, optimiser or learning rate that cannot be followed,
+    naming its setting."""
+    for name, least in (("epochs", 0), ("batch_size", 1), ("threads", 1)):
+        value = getattr(config, name)
+        if value is not None and value < least:
+            raise SettingError(f"{{{name}}} must be at least {least}, got {value}", name)
     if config.optimizer not in OPTIMIZERS:
         raise VaelabError(f"unknown optimizer {config.optimizer!r}; choose {', '.join(OPTIMIZERS)}")
     milestones = config.lr_milestones
@@ -536,7 +540,7 @@ def fit(
     """
     from vaelab.data import prepare
 
-    check_optimizer(config.train)  # before the run folder is written
+    check_training(config.train)  # before the run folder is written
     with distributed.setup(resolve_device(config.train.device)) as group:
         config = dataclasses.replace(
             config, model=config.model.resolved(), distributed=group.record()

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from vaelab.config import ModelConfig
-from vaelab.errors import VaelabError
+from vaelab.errors import SettingError, VaelabError
 from vaelab.models.ae import AE
 from vaelab.models.base import Capabilities, Model, Output
 from vaelab.models.blocks import glorot_init
@@ -76,6 +76,10 @@ def build(config: ModelConfig, shape: Shape = (1, 28, 28)) -> Model:
     convolutions run fastest on; only strides differ, never values.
     """
     config = config.resolved()
+    if config.latent_dim is not None and config.latent_dim < 1:
+        raise SettingError(
+            f"{{latent_dim}} must be at least 1, got {config.latent_dim}", "latent_dim"
+        )
     if config.init not in INITS:
         raise VaelabError(f"unknown init {config.init!r}; choose one of {', '.join(INITS)}")
     if config.name in MODELS:

@@ -126,7 +126,11 @@ class Model(nn.Module):
                 f"images must be shaped (N, {', '.join(map(str, self.shape))}) (N, C, H, W) "
                 f"for this model, got {tuple(x.shape)}"
             )
+        if len(x) == 0:
+            raise VaelabError("no images given: the batch is empty")
         low, high = torch.aminmax(x.detach())
+        if low.isnan() or high.isnan():
+            raise VaelabError("images hold NaN pixels; replace or drop those images first")
         if low < 0 or high > 1:
             raise VaelabError(
                 f"image values must lie in [0, 1], got {low.item():.4g} to {high.item():.4g}; "
