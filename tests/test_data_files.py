@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -138,8 +139,15 @@ def test_npz_without_test_split_and_corrupt_archive(tmp_path: Path):
     with pytest.raises(DatasetError, match="no x_test or y_test array for the test split"):
         load(tmp_path / "a.npz", "test")
     (tmp_path / "b.npz").write_bytes(b"PK\x03\x04 truncated")
-    with pytest.raises(DatasetError, match=r"b\.npz: not a readable \.npz"):
-        load(tmp_path / "b.npz")
+    (tmp_path / "c.npz").write_text("not an archive")
+    for name in ("b.npz", "c.npz"):
+        with pytest.raises(DatasetError, match=rf"{name[0]}\.npz: not a \.npz archive.*savez"):
+            load(tmp_path / name)
+    with zipfile.ZipFile(tmp_path / "d.npz", "w") as archive:
+        archive.writestr("x.npy", b"not an array")
+        archive.writestr("y.npy", b"not an array")
+    with pytest.raises(DatasetError, match=r"d\.npz: x is not a NumPy array"):
+        load(tmp_path / "d.npz")
 
 
 def test_missing_path_is_an_unknown_dataset(tmp_path: Path):

@@ -26,6 +26,11 @@ def load_npz(path: Path, split: str, name: str) -> Dataset:
     if split not in KEYS:
         raise DatasetError(f"unknown split {split!r}; use one of {list(KEYS)}")
     x_key, y_key = KEYS[split]
+    if not zipfile.is_zipfile(path):  # np.load would read it as a pickle and suggest one
+        raise DatasetError(
+            f"{path}: not a .npz archive (a zip of arrays, as numpy.savez writes); save the "
+            "images with numpy.savez(path, x=images, y=labels)"
+        )
     try:
         with np.load(path, allow_pickle=False) as archive:
             missing = [k for k in (x_key, y_key) if k not in archive.files]
@@ -35,6 +40,11 @@ def load_npz(path: Path, split: str, name: str) -> Dataset:
                     f"(it holds: {', '.join(archive.files) or 'nothing'})"
                 )
             x, y = archive[x_key], archive[y_key]
+            for key, value in ((x_key, x), (y_key, y)):
+                if not isinstance(value, np.ndarray):  # a member that is no .npy file
+                    raise DatasetError(
+                        f"{path}: {key} is not a NumPy array; save it with numpy.savez"
+                    )
             names = archive["class_names"].tolist() if "class_names" in archive.files else None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
         raise DatasetError(f"{path}: not a readable .npz archive ({err})") from None
