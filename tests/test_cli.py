@@ -108,6 +108,18 @@ def test_training_into_an_existing_run_needs_resume(tmp_path, capsys):
     assert "only --epochs, --device, --precision and --compile" in error_of(
         [*train_args(out, "--epochs", "2", "--latent-dim", "5"), "--resume"], capsys
     )
+    other_model = ["train", "ae", *train_args(out, "--epochs", "2")[2:], "--resume"]
+    assert f"holds a vae run, not ae; resume it with vaelab train vae --out {out}" in error_of(
+        other_model, capsys
+    )
+
+
+def test_a_file_in_the_way_of_a_folder_is_one_clear_line(tmp_path, capsys):
+    (tmp_path / "taken").write_text("")
+    for out in ("taken", "taken/run"):
+        message = error_of(train_args(tmp_path / out, "--epochs", "1"), capsys)
+        assert message.startswith(f"vaelab: error: cannot create or open {tmp_path / out}")
+    assert "is a file, not a run folder" in error_of(["eval", str(tmp_path / "taken")], capsys)
 
 
 def test_a_resumed_run_may_change_the_learning_rate_of_epochs_not_begun(tmp_path, capsys):

@@ -87,7 +87,8 @@ class Run:
     @property
     def config(self) -> RunConfig:
         if not self.path.is_dir():
-            raise RunError(f"run folder {self.path} does not exist")
+            what = "is a file, not a run folder" if self.path.exists() else "does not exist"
+            raise RunError(f"run folder {self.path} {what}")
         return RunConfig.load(self.path / CONFIG)
 
     def load_model(self, device: str | torch.device = "cpu") -> Model:

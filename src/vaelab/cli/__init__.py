@@ -59,6 +59,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except VaelabError as err:
         print(f"vaelab: error: {err}", file=sys.stderr)
         return 1
+    except OSError as err:  # a file in the way, no permission, a full disk: the user's to mend
+        if err.filename is None:
+            raise
+        print(
+            f"vaelab: error: cannot create or open {err.filename}: {err.strerror}", file=sys.stderr
+        )
+        return 1
     except KeyboardInterrupt:
         print("vaelab: interrupted", file=sys.stderr)
         return 130

@@ -174,12 +174,18 @@ def validation_split(text: str) -> str | float:
 def run_train(args: argparse.Namespace) -> None:
     from vaelab.config import ModelConfig, RunConfig
     from vaelab.distributed import is_main_process
+    from vaelab.errors import VaelabError
     from vaelab.run import Run
     from vaelab.train import fit
 
     config = Run(args.out).config if args.resume else RunConfig()
     if not args.resume:
         config.model = ModelConfig(args.model).resolved()
+    elif args.model != config.model.name:
+        raise VaelabError(
+            f"{args.out} holds a {config.model.name} run, not {args.model}; resume it with "
+            f"vaelab train {config.model.name} --out {args.out} --resume"
+        )
     options = {(s, f): f for s, fields in SETTINGS.items() for f in fields} | RENAMED
     for (section, field), option in options.items():
         value = getattr(args, option)
