@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -128,12 +129,12 @@ class Model(nn.Module):
             )
         if len(x) == 0:
             raise VaelabError("no images given: the batch is empty")
-        low, high = torch.aminmax(x.detach())
-        if low.isnan() or high.isnan():
+        low, high = torch.stack(torch.aminmax(x.detach())).tolist()  # one read from the device
+        if math.isnan(low) or math.isnan(high):
             raise VaelabError("images hold NaN pixels; replace or drop those images first")
         if low < 0 or high > 1:
             raise VaelabError(
-                f"image values must lie in [0, 1], got {low.item():.4g} to {high.item():.4g}; "
+                f"image values must lie in [0, 1], got {low:.4g} to {high:.4g}; "
                 "divide 0-255 pixels by 255"
             )
         if self.capabilities.conditional:
