@@ -106,7 +106,7 @@ def class_il_accuracy(
 ) -> list[float]:
     """Accuracy on each task's test images after `task`, predicting among the digits seen
     so far (the whole test set is predicted at once, then split by task)."""
-    correct = (predict(images, seen(task)) == labels).cpu()  # MPS has no float64
+    correct = predict(images, seen(task)) == labels
     return [float(correct[torch.isin(labels, torch.tensor(d))].double().mean()) for d in TASKS]
 
 
