@@ -4,8 +4,8 @@
         [--strategies naive,generative-replay,cumulative] [--data-dir DIR] \
         [--first-stage-epochs N] [--epochs-per-stage N]
 
-Each strategy trains in its own process with one thread (small convolutions
-use two cores better as two processes than as two threads), then the
+Each strategy trains in its own process, the cores split between them (small
+convolutions use two cores better as two processes than as two threads), then the
 results are collected into OUT (metrics.json, matrix.csv, figures, report)
 exactly as `vaelab continual` writes them. Finished stages are skipped, so
 an interrupted measurement continues where it stopped.
@@ -14,21 +14,13 @@ an interrupted measurement continues where it stopped.
 from __future__ import annotations
 
 import argparse
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
-import torch
-
+from vaelab.config import TrainConfig
 from vaelab.continual import ContinualConfig, run_continual
-from vaelab.continual.loop import load_digits, run_strategy
-
-
-def train_one(config: ContinualConfig, out: Path) -> str:
-    torch.set_num_threads(1)
-    train, test = load_digits(config)
-    run_strategy(config.strategy, config, train, test, out / config.strategy, progress=False)
-    return config.strategy
+from vaelab.continual.loop import strategy_task
+from vaelab.executors import LocalExecutor
 
 
 def main() -> None:
@@ -39,20 +31,20 @@ def main() -> None:
     parser.add_argument(
         "--first-stage-epochs", type=int, default=ContinualConfig.first_stage_epochs
     )
-    parser.add_argument("--epochs-per-stage", type=int, default=ContinualConfig.epochs_per_stage)
+    parser.add_argument("--epochs-per-stage", type=int, default=ContinualConfig().train.epochs)
     args = parser.parse_args()
     base = ContinualConfig(
         dataset="mnist",
         data_dir=args.data_dir,
         first_stage_epochs=args.first_stage_epochs,
-        epochs_per_stage=args.epochs_per_stage,
+        train=TrainConfig(epochs=args.epochs_per_stage),
     )
     configs = [replace(base, strategy=name) for name in args.strategies.split(",")]
     for config in configs:
         config.check()
-    with ProcessPoolExecutor(len(configs)) as pool:
-        for name in pool.map(train_one, configs, [args.out] * len(configs)):
-            print(f"{name}: trained", flush=True)
+    calls = [(config, config.strategy, str(args.out), False) for config in configs]
+    for name in LocalExecutor().run(strategy_task, calls, jobs=len(calls)):
+        print(f"{name}: trained", flush=True)
     metrics = {}
     for config in configs:  # every stage is saved: this only collects and measures dreams
         metrics = run_continual(config, args.out, progress=False)

@@ -22,6 +22,7 @@ from vaelab.continual import (
 from vaelab.continual.strategies import concat
 from vaelab.data import load
 from vaelab.errors import SettingError, VaelabError
+from vaelab.figures.continual import describe_protocol
 from vaelab.models import build
 from vaelab.train import train
 
@@ -127,17 +128,18 @@ def test_forgetting_is_the_loss_at_the_end_minus_just_after_learning():
     assert average_forgetting(per_digit, [7, 0, 1]) == 60.0
 
 
-def tiny_config(**overrides):
+def tiny_config(train=None, **overrides):
+    """Two digits, 64 images each, one epoch a stage; `train` replaces fields of the
+    training settings."""
+    schedule = TrainConfig(epochs=1, batch_size=32, device="cpu")
     settings = {
         "dataset": "mnist-sample",
         "order": [7, 0],
         "first_stage_epochs": 1,
-        "epochs_per_stage": 1,
         "train_size": 64,
         "replay_size": 16,
         "dream_samples": 100,
-        "batch_size": 32,
-        "device": "cpu",
+        "train": dataclasses.replace(schedule, **(train or {})),
     }
     return ContinualConfig(**{**settings, **overrides})
 
@@ -148,6 +150,7 @@ def test_a_tiny_run_writes_the_matrix_and_forgetting(tmp_path, classifier):
     summary = metrics["strategies"]["generative-replay"]
     assert list(metrics["strategies"]) == ["generative-replay"]
     assert metrics["classifier"] == classifier[1]
+    assert "latent size 2)" in describe_protocol(metrics)  # the model's preset, filled in
     stages = summary["stages"]
     assert [s["digit"] for s in stages] == [7, 0, 1]
     assert [s["epochs"] for s in stages] == [2, 1, 1]  # the first digit gets its own schedule
@@ -199,8 +202,27 @@ def test_rerunning_skips_finished_stages_and_repeats_the_numbers(tmp_path, class
 
 def test_other_settings_in_the_same_folder_are_refused(tmp_path, classifier):
     run_continual(tiny_config(), tmp_path, classifier=classifier, progress=False)
-    with pytest.raises(VaelabError, match="epochs_per_stage"):
-        run_continual(tiny_config(epochs_per_stage=2), tmp_path, classifier=classifier)
+    with pytest.raises(VaelabError, match=r"\(train\.epochs differ\)"):
+        run_continual(tiny_config(train={"epochs": 2}), tmp_path, classifier=classifier)
+    with pytest.raises(VaelabError, match=r"\(train\.lr differ\)"):
+        run_continual(tiny_config(train={"lr": 1e-4}), tmp_path, classifier=classifier)
+
+
+def test_a_folder_of_the_first_settings_form_resumes(tmp_path, classifier):
+    """`continual.json` once held the batch size, seed and later stages' epochs beside the
+    other settings: such a folder resumes without training again, its file rewritten."""
+    config = tiny_config()
+    first = run_continual(config, tmp_path, classifier=classifier, progress=False)
+    settings = json.loads((tmp_path / "continual.json").read_text())
+    train = settings.pop("train")
+    model = dataclasses.asdict(ModelConfig("vae"))  # as given: its preset's parts unfilled
+    old = {**settings, "model": model, "epochs_per_stage": 1, "batch_size": 32, "seed": 0}
+    (tmp_path / "continual.json").write_text(json.dumps(old))
+    stage = tmp_path / "naive" / "stage_01.safetensors"
+    stamp = stage.stat().st_mtime_ns
+    again = run_continual(config, tmp_path, classifier=classifier, progress=False)
+    assert stage.stat().st_mtime_ns == stamp and again == first
+    assert json.loads((tmp_path / "continual.json").read_text()) == {**settings, "train": train}
 
 
 @pytest.mark.parametrize(
@@ -221,8 +243,9 @@ def test_bad_settings_are_reported(tmp_path, overrides, message):
 @pytest.mark.parametrize(
     "overrides,setting",
     [
-        ({"batch_size": 0}, "batch_size"),
-        ({"epochs_per_stage": 0}, "epochs_per_stage"),
+        ({"train": {"batch_size": 0}}, "batch_size"),
+        ({"train": {"epochs": 0}}, "epochs"),
+        ({"train": {"lr": -1.0}}, "lr"),
         ({"dream_samples": -1}, "dream_samples"),
         ({"train_size": 0}, "train_size"),
         ({"strategy": "replay", "order": [7, 0, 1], "replay_size": 1}, "replay_size"),
@@ -331,7 +354,7 @@ def test_the_command_runs_every_strategy_end_to_end(tmp_path, isolated_data_env,
     args += ["--train-size", "64", "--first-stage-epochs", "1", "--epochs-per-stage", "1"]
     args += ["--replay-size", "16", "--batch-size", "16"]
     assert main([*args, "--quiet", "--out", str(out)]) == 0
-    assert json.loads((out / "continual.json").read_text())["batch_size"] == 16
+    assert json.loads((out / "continual.json").read_text())["train"]["batch_size"] == 16
     assert "generative-replay: average forgetting" in capsys.readouterr().out
     metrics = json.loads((out / "metrics.json").read_text())
     assert list(metrics["strategies"]) == ["naive", "cumulative", "replay", "generative-replay"]

@@ -40,7 +40,10 @@ QUICK = Schedule(
     vae_train_size=512,
     vae7_epochs=2,
     vae7_train_size=256,
-    continual=dataclasses.replace(CONTINUAL, order=[7, 0, 1], epochs_per_stage=1, train_size=64),
+    continual=dataclasses.replace(
+        CONTINUAL, order=[7, 0, 1], train=dataclasses.replace(CONTINUAL.train, epochs=1),
+        train_size=64,
+    ),  # fmt: skip
 )
 
 

@@ -197,8 +197,8 @@ def test_a_call_whose_worker_dies_runs_again_and_the_sweep_completes(
 def test_continual_strategies_on_ray_give_the_local_pools_numbers(ray_cluster, tmp_path):
     config = ContinualConfig(
         dataset="mnist-sample", order=[7, 0], strategy="all", first_stage_epochs=1,
-        epochs_per_stage=1, train_size=64, replay_size=16, dream_samples=100, batch_size=32,
-        device="cpu",
+        train=TrainConfig(epochs=1, batch_size=32, device="cpu"), train_size=64,
+        replay_size=16, dream_samples=100,
     )  # fmt: skip
     sample = load("mnist-sample", "train").stratified(500, seed=0), load("mnist-sample", "test")
     reader = cached_classifier(tmp_path, data=sample, schedule=Schedule(epochs=1), progress=False)

@@ -58,8 +58,7 @@ CONTINUAL = ContinualConfig(
     dataset="mnist-sample",
     order=[7, 0, 1, 2, 3],
     first_stage_epochs=20,
-    epochs_per_stage=4,
-    batch_size=32,
+    train=TrainConfig(epochs=4, batch_size=32),
 )
 """The continual section's settings (its strategy, seed and device are the demo's)."""
 
@@ -143,9 +142,9 @@ class Demo:
 
     def continual_config(self) -> ContinualConfig:
         """The settings of the continual section (its strategy is set per run)."""
-        return dataclasses.replace(
-            self.schedule.continual, data_dir=self.data_dir, seed=self.seed, device=self.device
-        )
+        continual = self.schedule.continual
+        train = dataclasses.replace(continual.train, seed=self.seed, device=self.device)
+        return dataclasses.replace(continual, data_dir=self.data_dir, train=train)
 
     def check(self) -> None:
         """Refuse a schedule that its data cannot serve before the first model trains, so a

@@ -226,10 +226,10 @@ def ray_result(ray: ModuleType, ref: Any) -> Any:
 SETTINGS_FILE = "settings.json"
 
 
-def claim_settings(folder: Path, settings: dict[str, Any]) -> None:
-    """Record a sweep's `settings` in `folder`, or refuse if it holds a sweep with others:
-    results of different protocols must never be summarised together."""
-    path = folder / SETTINGS_FILE
+def claim_settings(folder: Path, settings: dict[str, Any], file: str = SETTINGS_FILE) -> None:
+    """Record an experiment's `settings` in `folder/file`, or refuse if the folder holds one
+    with others: results of different protocols must never be summarised together."""
+    path = folder / file
     if path.exists():
         saved, wanted = flat_settings(json.loads(path.read_text())), flat_settings(settings)
         if saved != wanted:
@@ -237,7 +237,7 @@ def claim_settings(folder: Path, settings: dict[str, Any]) -> None:
                 k for k in saved.keys() | wanted.keys() if saved.get(k) != wanted.get(k)
             )
             raise VaelabError(
-                f"{folder} holds a benchmark with other settings ({', '.join(changed)} "
+                f"{folder} holds results with other settings ({', '.join(changed)} "
                 "differ); use another --out or the same settings to resume it"
             )
     folder.mkdir(parents=True, exist_ok=True)

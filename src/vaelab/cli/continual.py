@@ -95,7 +95,7 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_continual(args: argparse.Namespace) -> None:
-    from vaelab.config import ModelConfig
+    from vaelab.config import ModelConfig, TrainConfig
     from vaelab.continual import ContinualConfig, run_continual
     from vaelab.errors import Interrupted
 
@@ -105,14 +105,16 @@ def run_continual(args: argparse.Namespace) -> None:
         order=args.order,
         strategy=args.strategy,
         first_stage_epochs=args.first_stage_epochs,
-        epochs_per_stage=args.epochs_per_stage,
         replay_size=args.replay_size,
         model=model_config(args, ModelConfig("vae")),
-        batch_size=args.batch_size,
+        train=TrainConfig(
+            epochs=args.epochs_per_stage,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            device=args.device or "auto",
+        ),
         dream_samples=args.dream_samples,
         train_size=args.train_size,
-        seed=args.seed,
-        device=args.device or "auto",
     )
     try:
         metrics = run_continual(

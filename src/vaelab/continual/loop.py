@@ -7,7 +7,7 @@
       matrix.csv, metrics.json      every strategy run into `out` so far
 
 Stage k continues training the same model with `vaelab.train.train` (a fresh
-optimiser, torch seeded with `seed + k`) on the set `stage_training_set`
+optimiser, torch seeded with `train.seed + k`) on the set `stage_training_set`
 returns. A stage's file is written only once it is trained and measured, so
 rerunning skips finished stages and gives the same numbers as one unbroken run.
 """
@@ -19,7 +19,7 @@ import json
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +38,11 @@ from vaelab.continual.strategies import (
     stage_training_set,
 )
 from vaelab.data import Dataset, load
-from vaelab.errors import SettingError, VaelabError
-from vaelab.executors import Executor, get_executor
+from vaelab.errors import SettingError
+from vaelab.executors import Executor, claim_settings, get_executor
 from vaelab.models import Model, build, import_registered
 from vaelab.run import load_tensors, save_tensors
-from vaelab.train import resolve_device
+from vaelab.train import check_training, resolve_device
 from vaelab.train import train as train_model
 
 DATASETS = ("mnist", "mnist-sample")
@@ -55,9 +55,12 @@ MATRIX = "matrix.csv"
 class ContinualConfig:
     """One sequential experiment. `train_size` caps each digit's training images (first N).
 
-    Stage 0 is the article's 7-model and trains for `first_stage_epochs`: a
-    first digit learned only half-way has little to forget, and its model
-    dreams few recognisable digits, so forgetting could not be seen.
+    `train` trains every stage with a fresh optimiser: each stage after the first for
+    `train.epochs`, stage k with torch seeded by `train.seed + k` (the seed also draws
+    the initial weights, the replay buffers, the evaluation noise and the dreams).
+    Stage 0 is the article's 7-model and trains for `first_stage_epochs`: a first
+    digit learned only half-way has little to forget, and its model dreams few
+    recognisable digits, so forgetting could not be seen.
     """
 
     dataset: str = "mnist"
@@ -65,14 +68,11 @@ class ContinualConfig:
     order: list[int] = field(default_factory=lambda: [7, 0, 1, 2, 3, 4, 5, 6, 8, 9])
     strategy: str = "naive"
     first_stage_epochs: int = 20
-    epochs_per_stage: int = 2
     replay_size: int = 1000
     model: ModelConfig = field(default_factory=lambda: ModelConfig("vae"))
-    batch_size: int = 128
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=2))
     dream_samples: int = 1000
     train_size: int | None = None
-    seed: int = 0
-    device: str = "auto"
 
     @property
     def strategies(self) -> tuple[str, ...]:
@@ -99,9 +99,16 @@ class ContinualConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise SettingError(f"{{{name}}} must be at least 1, got {value}", name)
+        if self.train.epochs < 1:
+            raise SettingError(
+                f"{{epochs}} of each stage after the first must be at least 1, got "
+                f"{self.train.epochs}",
+                "epochs",
+            )
+        check_training(self.train)
         if "replay" in self.strategies:
             replay_quotas(self.order[:-1], self.replay_size)
-        resolve_device(self.device)
+        resolve_device(self.train.device)
 
     def check_data(self, train: Dataset, test: Dataset) -> None:
         """Refuse settings the loaded digits cannot serve, before the first stage trains:
@@ -139,15 +146,9 @@ class ContinualConfig:
         return min(min(counts[:stage]) * stage for stage in range(1, len(self.order)))
 
 
-POSITIVE = (
-    "first_stage_epochs",
-    "epochs_per_stage",
-    "replay_size",
-    "batch_size",
-    "dream_samples",
-    "train_size",
-)
-"""Settings that count something, so must be 1 or more (`train_size` may also be None)."""
+POSITIVE = ("first_stage_epochs", "replay_size", "dream_samples", "train_size")
+"""Settings that count something, so must be 1 or more (`train_size` may also be None);
+`check_training` checks those of `train`."""
 
 
 def run_continual(
@@ -172,7 +173,8 @@ def run_continual(
     config.check()
     config.check_data(*load_digits(config))
     folder = Path(out)
-    _claim(folder, config)
+    _upgrade_settings(folder)
+    claim_settings(folder, _settings(config), SETTINGS)
     run_strategies(config, folder, runner, jobs, progress)
     if classifier is None:
         every_digit = (
@@ -210,7 +212,7 @@ def run_strategies(
     counts the finished strategies."""
     here = runner.runs_here(jobs)
     calls = [(config, strategy, str(folder), progress and here) for strategy in config.strategies]
-    gpu = resolve_device(config.device).type == "cuda"
+    gpu = resolve_device(config.train.device).type == "cuda"
     counted = progress and not here
     with tqdm(total=len(calls), desc="continual", unit="strategy", disable=not counted) as bar:
         for _ in runner.run(strategy_task, calls, jobs=jobs, gpu=gpu):
@@ -245,7 +247,7 @@ def run_strategy(
 ) -> list[dict[str, Any]]:
     """Train one model through every stage (skipping stages already saved); the stage records."""
     folder.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(config.seed)
+    torch.manual_seed(config.train.seed)
     model = build(config.model, tuple(train.images.shape[1:]))
     records = []
     stages = tqdm(config.order, desc=strategy, unit="stage", disable=not progress)
@@ -281,13 +283,12 @@ def train_stage(
         stage,
         replay_size=config.replay_size,
         teacher=teacher,
-        seed=config.seed,
+        seed=config.train.seed,
     )
-    schedule = TrainConfig(
-        epochs=config.first_stage_epochs if stage == 0 else config.epochs_per_stage,
-        batch_size=config.batch_size,
-        seed=config.seed + stage,
-        device=config.device,
+    schedule = replace(
+        config.train,
+        epochs=config.first_stage_epochs if stage == 0 else config.train.epochs,
+        seed=config.train.seed + stage,
     )
     seen = config.order[: stage + 1]
     started = time.perf_counter()
@@ -307,7 +308,7 @@ def train_stage(
         "dreamed_images": dreamed,
         "train_loss": history[-1]["train_loss"],
         "train_seconds": seconds,
-        **evaluate_stage(model, test, config.order, config.seed),
+        **evaluate_stage(model, test, config.order, config.train.seed),
     }
 
 
@@ -328,28 +329,37 @@ def load_stage_models(folder: Path, order: Sequence[int], config: ModelConfig) -
 
 
 def _settings(config: ContinualConfig) -> dict[str, Any]:
-    """What every strategy in one out dir must share (not the strategy nor the device)."""
+    """What every strategy in one out dir must share: not the strategy, nor where the data
+    is, nor how training runs (the model in full, the training protocol and its seed)."""
     settings = asdict(config)
-    for key in ("strategy", "device", "data_dir"):
+    for key in ("strategy", "data_dir"):
         settings.pop(key)
+    settings["model"] = config.model.resolved().to_dict()
+    settings["train"] = _train_settings(config.train)
     return settings
 
 
-def _claim(folder: Path, config: ContinualConfig) -> None:
-    """Record the settings in `folder`, or check they match those recorded there."""
-    folder.mkdir(parents=True, exist_ok=True)
+def _train_settings(train: TrainConfig) -> dict[str, Any]:
+    return {**train.protocol(), "seed": train.seed}
+
+
+def _upgrade_settings(folder: Path) -> None:
+    """Rewrite a `continual.json` of the settings' first form (`batch_size`, `seed` and
+    `epochs_per_stage` beside the others, trained with `TrainConfig`'s defaults, the model
+    as given) in the present one, so that its folder resumes."""
     path = folder / SETTINGS
-    settings = _settings(config)
-    if path.exists():
-        saved = json.loads(path.read_text())
-        if saved != settings:
-            changed = sorted(k for k in settings if saved.get(k) != settings[k])
-            raise VaelabError(
-                f"{folder} holds a continual run with other settings ({', '.join(changed)}); "
-                "rerun with the same settings to resume, or choose another --out"
-            )
+    if not path.exists():
         return
-    path.write_text(json.dumps(settings, indent=2) + "\n")
+    settings = json.loads(path.read_text())
+    if "train" in settings:
+        return
+    train = TrainConfig(
+        epochs=settings.pop("epochs_per_stage"),
+        batch_size=settings.pop("batch_size"),
+        seed=settings.pop("seed"),
+    )
+    settings["model"] = ModelConfig.from_dict(settings["model"]).resolved().to_dict()
+    path.write_text(json.dumps({**settings, "train": _train_settings(train)}, indent=2) + "\n")
 
 
 def collect(
@@ -366,7 +376,7 @@ def collect(
         models = load_stage_models(folder / strategy, config.order, config.model)
         for record, model in zip(records, models, strict=True):
             record["dream_share"] = dream_shares(
-                model, classifier[0], config.order, config.dream_samples, config.seed
+                model, classifier[0], config.order, config.dream_samples, config.train.seed
             )
         strategies[strategy] = summarize(records, config.order)
     return {"protocol": _settings(config), "classifier": classifier[1], "strategies": strategies}

@@ -256,18 +256,19 @@ FIGURES = {
 def describe_protocol(metrics: dict) -> str:
     """One paragraph: what was trained, how forgetting and dreams are measured."""
     p = metrics["protocol"]
+    train = p["train"]
     accuracy = metrics["classifier"].get("test_accuracy", float("nan"))
     size = "all" if p["train_size"] is None else f"the first {p['train_size']:,}"
     return (
         f"The article's VAE (latent size {p['model']['latent_dim']}) learns the digits "
         f"{', '.join(map(str, p['order']))} one stage at a time on {p['dataset']}: {size} "
         f"training images of each new digit, {p['first_stage_epochs']} epoch(s) on the first "
-        f"digit and {p['epochs_per_stage']} on each later one, "
-        f"batch {p['batch_size']}, Adam, seed {p['seed']}. After every stage it is measured on "
-        "the test images of every digit. Forgetting of a digit is its test loss at the end "
-        "minus its test loss just after the stage that learned it, averaged over every digit "
-        f"but the last. Dreams: {p['dream_samples']} prior samples named by a CNN with test "
-        f"accuracy {accuracy:.2%}."
+        f"digit and {train['epochs']} on each later one, batch {train['batch_size']}, "
+        f"{train['optimizer']} (a fresh one per stage), seed {train['seed']}. After every "
+        "stage it is measured on the test images of every digit. Forgetting of a digit is "
+        "its test loss at the end minus its test loss just after the stage that learned it, "
+        f"averaged over every digit but the last. Dreams: {p['dream_samples']} prior samples "
+        f"named by a CNN with test accuracy {accuracy:.2%}."
     )
 
 
