@@ -290,12 +290,16 @@ def test_the_command_checks_the_replay_buffer_before_any_strategy_trains(tmp_pat
     assert not (tmp_path / "out").exists()
 
 
-def test_the_command_passes_its_batch_size(tmp_path):
+def test_the_command_passes_its_training_settings(tmp_path):
     from vaelab.cli import build_parser
+    from vaelab.cli.continual import continual_config
 
-    args = build_parser().parse_args(["continual", "--batch-size", "32", "--out", str(tmp_path)])
-    assert args.batch_size == 32
-    assert build_parser().parse_args(["continual", "--out", str(tmp_path)]).batch_size == 128
+    args = ["continual", "--batch-size", "32", "--epochs-per-stage", "3", "--seed", "4"]
+    args += ["--precision", "bf16", "--device", "cpu", "--out", str(tmp_path)]
+    train = continual_config(build_parser().parse_args(args)).train
+    assert train == TrainConfig(epochs=3, batch_size=32, seed=4, device="cpu", precision="bf16")
+    default = continual_config(build_parser().parse_args(["continual", "--out", str(tmp_path)]))
+    assert default == ContinualConfig()
 
 
 def test_the_progress_bar_shows_the_test_loss_of_the_digits_seen(capsys):

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from vaelab.cli.options import (
     add_data_dir,
     add_device,
     add_executor,
+    add_fast_paths,
     add_model,
     class_list,
     model_config,
     positive_int,
 )
+
+if TYPE_CHECKING:
+    from vaelab.continual import ContinualConfig
 
 STRATEGY_CHOICES = ["naive", "cumulative", "replay", "generative-replay", "all"]
 
@@ -81,6 +86,7 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="random seed (0)")
     add_device(p)
+    add_fast_paths(p)
     p.add_argument(
         "--jobs",
         type=positive_int,
@@ -94,12 +100,11 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run_continual)
 
 
-def run_continual(args: argparse.Namespace) -> None:
+def continual_config(args: argparse.Namespace) -> ContinualConfig:
     from vaelab.config import ModelConfig, TrainConfig
-    from vaelab.continual import ContinualConfig, run_continual
-    from vaelab.errors import Interrupted
+    from vaelab.continual import ContinualConfig
 
-    config = ContinualConfig(
+    return ContinualConfig(
         dataset=args.dataset,
         data_dir=args.data_dir,
         order=args.order,
@@ -112,10 +117,19 @@ def run_continual(args: argparse.Namespace) -> None:
             batch_size=args.batch_size,
             seed=args.seed,
             device=args.device or "auto",
+            precision=args.precision or "fp32",
+            compile=bool(args.compile),
         ),
         dream_samples=args.dream_samples,
         train_size=args.train_size,
     )
+
+
+def run_continual(args: argparse.Namespace) -> None:
+    from vaelab.continual import run_continual
+    from vaelab.errors import Interrupted
+
+    config = continual_config(args)
     try:
         metrics = run_continual(
             config,
