@@ -41,9 +41,11 @@ QUICK = Schedule(
     vae7_epochs=2,
     vae7_train_size=256,
     continual=dataclasses.replace(
-        CONTINUAL, order=[7, 0, 1], train=dataclasses.replace(CONTINUAL.train, epochs=1),
+        CONTINUAL,
+        order=[7, 0, 1],
+        train=dataclasses.replace(CONTINUAL.train, epochs=1),
         train_size=64,
-    ),  # fmt: skip
+    ),
 )
 
 

@@ -41,9 +41,12 @@ SHORT_DEMO = Schedule(
     vae7_epochs=1,
     vae7_train_size=128,
     continual=dataclasses.replace(
-        CONTINUAL, order=[7, 0], first_stage_epochs=1, train_size=64,
+        CONTINUAL,
+        order=[7, 0],
+        first_stage_epochs=1,
+        train_size=64,
         train=dataclasses.replace(CONTINUAL.train, epochs=1),
-    ),  # fmt: skip
+    ),
 )
 
 
