@@ -19,7 +19,7 @@ from vaelab.continual import (
     run_continual,
     stage_training_set,
 )
-from vaelab.continual.strategies import concat
+from vaelab.continual.strategies import STRATEGIES, Stage, Strategy, concat
 from vaelab.data import load
 from vaelab.errors import SettingError, VaelabError
 from vaelab.figures.continual import describe_protocol
@@ -32,8 +32,7 @@ ORDER = [7, 0, 1]
 @pytest.fixture(scope="module")
 def digits():
     """30 real training images of each digit in ORDER."""
-    full = load("mnist-sample", "train")
-    return concat([full.with_classes([d]).first(30) for d in ORDER])
+    return digits_of(ORDER)
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +53,7 @@ def mix(data):
     return dict(zip(labels.tolist(), counts.tolist(), strict=True))
 
 
-@pytest.mark.parametrize("strategy", ["naive", "cumulative", "replay", "generative-replay"])
+@pytest.mark.parametrize("strategy", list(STRATEGIES))
 def test_stage_0_is_the_first_digit_alone(digits, strategy):
     data = stage_training_set(strategy, digits, ORDER, 0, replay_size=10, teacher=vae())
     assert mix(data) == {7: 30}
@@ -115,6 +114,33 @@ def test_unknown_strategy_and_stage_are_reported(digits):
         stage_training_set("rehearsal", digits, ORDER, 1)
     with pytest.raises(VaelabError, match="outside"):
         stage_training_set("naive", digits, ORDER, 3)
+
+
+def test_the_command_offers_every_registered_strategy():
+    from vaelab.cli.continual import STRATEGY_CHOICES
+
+    assert [*STRATEGIES, "all"] == STRATEGY_CHOICES
+
+
+def previous_digit(stage: Stage):
+    """The new digit and the real images of the digit just before it."""
+    return stage.train.with_classes([stage.past[-1], stage.new])
+
+
+def test_a_registered_strategy_runs_through_every_stage(tmp_path, classifier, monkeypatch):
+    monkeypatch.setitem(STRATEGIES, "previous", Strategy("the last digit too", previous_digit))
+    data = stage_training_set("previous", digits_of([7, 0, 1]), [7, 0, 1], 2)
+    assert mix(data) == {0: 30, 1: 30}
+    config = tiny_config(order=[7, 0, 1], strategy="previous")
+    metrics = run_continual(config, tmp_path, classifier=classifier, progress=False)
+    stages = metrics["strategies"]["previous"]["stages"]
+    assert [s["train_images"] for s in stages] == [64, 128, 128]
+    assert (tmp_path / "previous" / "stage_02.safetensors").exists()
+
+
+def digits_of(order):
+    full = load("mnist-sample", "train")
+    return concat([full.with_classes([d]).first(30) for d in order])
 
 
 def test_forgetting_is_the_loss_at_the_end_minus_just_after_learning():

@@ -76,7 +76,10 @@ class ContinualConfig:
 
     @property
     def strategies(self) -> tuple[str, ...]:
-        return STRATEGIES if self.strategy == "all" else (self.strategy,)
+        return tuple(STRATEGIES) if self.strategy == "all" else (self.strategy,)
+
+    def _keeps_a_buffer(self) -> bool:
+        return any(check_strategy(name).buffer for name in self.strategies)
 
     def check(self) -> None:
         """Refuse settings that cannot work, whatever the data; `check_data` does the rest."""
@@ -106,7 +109,7 @@ class ContinualConfig:
                 "epochs",
             )
         check_training(self.train)
-        if "replay" in self.strategies:
+        if self._keeps_a_buffer():
             replay_quotas(self.order[:-1], self.replay_size)
         resolve_device(self.train.device)
 
@@ -126,7 +129,7 @@ class ContinualConfig:
             raise SettingError(
                 f"{self.dataset} has no test images of digit {missing[0]} in {{order}}", "order"
             )
-        if "replay" not in self.strategies:
+        if not self._keeps_a_buffer():
             return
         for stage in range(1, len(self.order)):
             past = self.order[:stage]
@@ -275,7 +278,7 @@ def train_stage(
     progress: bool,
 ) -> dict[str, Any]:
     """Train `model` for one stage in place; that stage's record (data mix, time, measurements)."""
-    teacher = frozen_copy(model) if strategy == "generative-replay" and stage > 0 else None
+    teacher = frozen_copy(model) if STRATEGIES[strategy].teacher and stage > 0 else None
     data = stage_training_set(
         strategy,
         train,

@@ -10,6 +10,7 @@
                        (as many dreams per past digit as there are new images, if the
                        teacher dreams its digits evenly)
 
+Each is a `Strategy` in `STRATEGIES` (`register_strategy` adds one), and
 `stage_training_set` is a pure function of its arguments, so the mix is
 checked directly. Dreams are the teacher's decoded probabilities quantised
 to uint8 (round(p * 255)), not binary samples: the student learns the
@@ -20,7 +21,8 @@ label `DREAM` since nobody knows which digit they show.
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 
@@ -29,17 +31,57 @@ from vaelab.errors import SettingError, VaelabError
 from vaelab.models import Model
 from vaelab.wording import count
 
-STRATEGIES = ("naive", "cumulative", "replay", "generative-replay")
 DREAM = -1
 """Label of generated images."""
 DREAM_BATCH = 1000
 
 
-def check_strategy(name: str) -> None:
+@dataclass(frozen=True)
+class Stage:
+    """A stage after the first, as a strategy sees it: `train` holds the training images of
+    every digit, `teacher` is the frozen model of the previous stage (for strategies that
+    ask for one)."""
+
+    train: Dataset
+    index: int
+    new: int
+    past: list[int]
+    replay_size: int
+    teacher: Model | None
+    seed: int
+
+    def current(self) -> Dataset:
+        """The training images of the new digit."""
+        return self.train.with_classes([self.new])
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """How a strategy keeps the past: `training_set(stage)` is what a stage after the first
+    trains on (the first trains on its digit alone). `teacher`: it reads the previous
+    stage's model; `buffer`: it keeps `replay_size` real past images, which every stage's
+    past digits must be able to fill (checked before the first stage trains)."""
+
+    summary: str
+    training_set: Callable[[Stage], Dataset]
+    teacher: bool = False
+    buffer: bool = False
+
+
+STRATEGIES: dict[str, Strategy] = {}
+
+
+def register_strategy(name: str, strategy: Strategy) -> None:
+    """Make `name` a continual strategy (`ContinualConfig(strategy=NAME)`)."""
+    STRATEGIES[name] = strategy
+
+
+def check_strategy(name: str) -> Strategy:
     if name not in STRATEGIES:
         raise SettingError(
             f"unknown {{strategy}} {name!r}; choose {', '.join(STRATEGIES)} or all", "strategy"
         )
+    return STRATEGIES[name]
 
 
 def stage_training_set(
@@ -57,21 +99,47 @@ def stage_training_set(
     `train` holds the training images of every digit; `teacher` (generative
     replay only, from stage 1) is the frozen model of the previous stage.
     """
-    check_strategy(strategy)
+    chosen = check_strategy(strategy)
     if not 0 <= stage < len(order):
         raise VaelabError(f"stage {stage} is outside the {len(order)} stages of order {order}")
-    new, past = order[stage], list(order[:stage])
-    current = train.with_classes([new])
-    if not past or strategy == "naive":
-        return current
-    if strategy == "cumulative":
-        return train.with_classes(past + [new])
-    if strategy == "replay":
-        return concat([replay_buffer(train, past, replay_size, seed), current])
-    if teacher is None:
-        raise VaelabError("generative replay needs the previous stage's model as its teacher")
-    generator = torch.Generator().manual_seed(seed * 1000 + stage)
-    return concat([dreams(teacher, len(current) * len(past), generator, train, past), current])
+    if stage == 0:
+        return train.with_classes([order[0]])
+    if chosen.teacher and teacher is None:
+        raise VaelabError(f"{strategy} needs the previous stage's model as its teacher")
+    past = list(order[:stage])
+    return chosen.training_set(Stage(train, stage, order[stage], past, replay_size, teacher, seed))
+
+
+def naive(stage: Stage) -> Dataset:
+    return stage.current()
+
+
+def cumulative(stage: Stage) -> Dataset:
+    return stage.train.with_classes([*stage.past, stage.new])
+
+
+def replay(stage: Stage) -> Dataset:
+    buffer = replay_buffer(stage.train, stage.past, stage.replay_size, stage.seed)
+    return concat([buffer, stage.current()])
+
+
+def generative_replay(stage: Stage) -> Dataset:
+    assert stage.teacher is not None  # stage_training_set checks it
+    current, past = stage.current(), stage.past
+    generator = torch.Generator().manual_seed(stage.seed * 1000 + stage.index)
+    dreamed = dreams(stage.teacher, len(current) * len(past), generator, stage.train, past)
+    return concat([dreamed, current])
+
+
+register_strategy("naive", Strategy("the new digit only", naive))
+register_strategy("cumulative", Strategy("every digit seen so far", cumulative))
+register_strategy(
+    "replay", Strategy("the new digit and a buffer of real past images", replay, buffer=True)
+)
+register_strategy(
+    "generative-replay",
+    Strategy("the new digit and the previous model's dreams", generative_replay, teacher=True),
+)
 
 
 def replay_buffer(train: Dataset, past: Sequence[int], size: int, seed: int) -> Dataset:
