@@ -175,6 +175,7 @@ def test_a_tiny_run_writes_the_matrix_and_forgetting(tmp_path, classifier):
     metrics = run_continual(config, tmp_path, classifier=classifier, progress=False)
     summary = metrics["strategies"]["generative-replay"]
     assert list(metrics["strategies"]) == ["generative-replay"]
+    assert summary["summary"] == "the new digit and the previous model's dreams"
     assert metrics["classifier"] == classifier[1]
     assert "latent size 2)" in describe_protocol(metrics)  # the model's preset, filled in
     stages = summary["stages"]

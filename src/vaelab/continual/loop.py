@@ -381,7 +381,8 @@ def collect(
             record["dream_share"] = dream_shares(
                 model, classifier[0], config.order, config.dream_samples, config.train.seed
             )
-        strategies[strategy] = summarize(records, config.order)
+        summary = STRATEGIES[strategy].summary
+        strategies[strategy] = {"summary": summary, **summarize(records, config.order)}
     return {"protocol": _settings(config), "classifier": classifier[1], "strategies": strategies}
 
 

@@ -96,8 +96,8 @@ def stage_training_set(
 ) -> Dataset:
     """The images the model trains on at `stage` (0-based) of `order` under `strategy`.
 
-    `train` holds the training images of every digit; `teacher` (generative
-    replay only, from stage 1) is the frozen model of the previous stage.
+    `train` holds the training images of every digit; `teacher` (from stage 1, for a
+    strategy registered with `teacher=True`) is the frozen model of the previous stage.
     """
     chosen = check_strategy(strategy)
     if not 0 <= stage < len(order):

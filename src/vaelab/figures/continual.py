@@ -273,9 +273,11 @@ def describe_protocol(metrics: dict) -> str:
 
 
 def strategy_facts(metrics: dict) -> dict[str, str]:
-    """One line per strategy: the comparison table as report facts."""
+    """One line per strategy: what it trains on, and the comparison table as report facts."""
+    strategies = metrics["strategies"]
     return {
-        row["strategy"]: f"average forgetting {row['avg_forgetting']:.1f} nats "
+        row["strategy"]: f"{strategies[row['strategy']]['summary']}: "
+        f"average forgetting {row['avg_forgetting']:.1f} nats "
         f"(reconstruction {row['avg_recon_forgetting']:.1f}); final mean test loss "
         f"{row['final_mean_loss']:.1f}; first digit's share of the final dreams "
         f"{row['first_digit_final_share']:.0%}; {row['train_images']:,} images trained on "
