@@ -9,6 +9,8 @@ training loop only ever sees `Output.loss`. Schedules count optimiser steps in a
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
@@ -48,6 +50,13 @@ class ELBO(Objective):
     """
 
     def __init__(self, config: ObjectiveConfig) -> None:
+        for name in ("beta", "warmup_steps", "capacity_steps"):
+            if getattr(config, name) < 0:
+                raise SettingError(
+                    f"{{{name}}} of the elbo objective must be 0 or more, got "
+                    f"{getattr(config, name)}",
+                    name,
+                )
         super().__init__(scheduled=config.warmup_steps > 0 or config.capacity is not None)
         self.config = config
 
@@ -76,6 +85,8 @@ class IWAE(Objective):
     """
 
     def __init__(self, config: ObjectiveConfig) -> None:
+        if config.samples < 1:
+            raise VaelabError(f"the iwae objective needs samples >= 1, got {config.samples}")
         super().__init__(scheduled=False)
         self.samples = config.samples
 
@@ -91,18 +102,23 @@ class IWAE(Objective):
         return Output(logits[:n], z[0], {"iwae": -bound}, z_mean=mean, z_log_var=log_var)
 
 
+@dataclass(frozen=True)
+class Registered:
+    build: Callable[[ObjectiveConfig], Objective]
+    summary: str
+
+
+OBJECTIVES: dict[str, Registered] = {
+    "elbo": Registered(ELBO, "the evidence lower bound, with beta, warm-up and capacity"),
+    "iwae": Registered(IWAE, "the K-sample importance-weighted bound (Burda et al. 2016)"),
+}
+"""A VAE's objectives by name, with what each is."""
+
+
 def objective(config: ObjectiveConfig) -> Objective:
-    if config.name == "elbo":
-        for name in ("beta", "warmup_steps", "capacity_steps"):
-            if getattr(config, name) < 0:
-                raise SettingError(
-                    f"{{{name}}} of the elbo objective must be 0 or more, got "
-                    f"{getattr(config, name)}",
-                    name,
-                )
-        return ELBO(config)
-    if config.name == "iwae":
-        if config.samples < 1:
-            raise VaelabError(f"the iwae objective needs samples >= 1, got {config.samples}")
-        return IWAE(config)
-    raise VaelabError(f"unknown objective {config.name!r} for a VAE; choose elbo or iwae")
+    """The objective `config` names, refusing settings it cannot follow."""
+    if config.name not in OBJECTIVES:
+        raise VaelabError(
+            f"unknown objective {config.name!r} for a VAE; choose {' or '.join(OBJECTIVES)}"
+        )
+    return OBJECTIVES[config.name].build(config)
