@@ -28,8 +28,9 @@ from vaelab.figures.report import Figure, Report, Section
 from vaelab.models import Model
 
 OTHER_COLOUR = "0.85"
-STRATEGY_HATCHES = ("", "///", "...", "xxx")
-"""Strategies are told apart by hatching, not colour: colour means a digit in these figures."""
+STRATEGY_HATCHES = ("", "///", "...", "xxx", "\\\\\\", "ooo", "+++", "---")
+"""Strategies are told apart by hatching, not colour: colour means a digit in these figures
+(and by their names on the axis: more strategies than hatches reuse them in turn)."""
 GRID = 15
 GRID_LIMIT = 3.0
 FRAME_MS = 900
@@ -174,15 +175,21 @@ def comparison_plot(metrics: dict, path: Path) -> Path:
     _average_forgetting(axes[0], metrics, names)
     _forgetting_per_digit(axes[1], metrics, names, order)
     _stacked_shares(axes[2], [metrics["strategies"][n]["final_dream_share"] for n in names], order)
-    axes[2].set_xticks(range(len(names)), names, rotation=20, ha="right")
+    axes[2].set_xticks(range(len(names)), names, rotation=_slant(names), ha="right")
     axes[2].set_ylabel("share of generated images")
     axes[2].set_title("what each model dreams at the end", fontsize=10)
     axes[2].legend(title="digit", ncol=1, fontsize=8, bbox_to_anchor=(1.01, 1), loc="upper left")
     return save(fig, path)
 
 
+def _slant(names: list[str]) -> int:
+    """Degrees to turn the strategies' names on an axis by, so that five or more stay apart."""
+    return 20 if len(names) <= 4 else 45
+
+
 def _strategy_bar(name_index: int) -> dict[str, Any]:
-    return {"color": "white", "edgecolor": "black", "hatch": STRATEGY_HATCHES[name_index]}
+    hatch = STRATEGY_HATCHES[name_index % len(STRATEGY_HATCHES)]
+    return {"color": "white", "edgecolor": "black", "hatch": hatch}
 
 
 def _average_forgetting(ax: Any, metrics: dict, names: list[str]) -> None:
@@ -193,7 +200,7 @@ def _average_forgetting(ax: Any, metrics: dict, names: list[str]) -> None:
                 fontsize=8)  # fmt: skip
     ax.axhline(0, color="0.5", lw=0.8)
     ax.margins(y=0.12)
-    ax.set_xticks(range(len(names)), names, rotation=20, ha="right")
+    ax.set_xticks(range(len(names)), names, rotation=_slant(names), ha="right")
     ax.set_ylabel("average forgetting (nats)")
     ax.set_title("average forgetting\n(lower is better)", fontsize=10)
 
