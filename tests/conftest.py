@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import importlib
 import os
 import struct
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +41,28 @@ def isolated_data_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("VAELAB_MIRRORS", "http://127.0.0.1:9")
     return tmp_path / "cache" / "vaelab"
+
+
+@pytest.fixture
+def user_module(monkeypatch: pytest.MonkeyPatch):
+    """Import `tests/user_models.py`, a user's module registering a model, a score and a
+    continual strategy; vaelab's registries (and the modules workers import) hold what they
+    held before once the test ends, so that no other test sees them."""
+    from vaelab import plugins
+    from vaelab.continual.strategies import STRATEGIES
+    from vaelab.models import MODELS
+    from vaelab.scores import SCORES
+
+    monkeypatch.setattr(plugins, "_MODULES", set(plugins._MODULES))
+
+    registries = (MODELS, SCORES, STRATEGIES)
+    saved = [dict(registry) for registry in registries]
+    sys.modules.pop("user_models", None)
+    yield importlib.import_module("user_models")
+    sys.modules.pop("user_models", None)
+    for registry, before in zip(registries, saved, strict=True):
+        registry.clear()
+        registry.update(before)
 
 
 def idx_bytes(array: np.ndarray, type_code: int = 0x08) -> bytes:

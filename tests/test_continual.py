@@ -19,7 +19,7 @@ from vaelab.continual import (
     run_continual,
     stage_training_set,
 )
-from vaelab.continual.strategies import STRATEGIES, Stage, Strategy, concat
+from vaelab.continual.strategies import STRATEGIES, concat
 from vaelab.data import load
 from vaelab.errors import SettingError, VaelabError
 from vaelab.figures.continual import describe_protocol
@@ -122,20 +122,22 @@ def test_the_command_offers_every_registered_strategy():
     assert [*STRATEGIES, "all"] == STRATEGY_CHOICES
 
 
-def previous_digit(stage: Stage):
-    """The new digit and the real images of the digit just before it."""
-    return stage.train.with_classes([stage.past[-1], stage.new])
-
-
-def test_a_registered_strategy_runs_through_every_stage(tmp_path, classifier, monkeypatch):
-    monkeypatch.setitem(STRATEGIES, "previous", Strategy("the last digit too", previous_digit))
-    data = stage_training_set("previous", digits_of([7, 0, 1]), [7, 0, 1], 2)
+def test_a_registered_strategy_runs_through_every_stage(tmp_path, classifier, user_module):
+    data = stage_training_set("user-previous-digit", digits_of([7, 0, 1]), [7, 0, 1], 2)
     assert mix(data) == {0: 30, 1: 30}
-    config = tiny_config(order=[7, 0, 1], strategy="previous")
+    config = tiny_config(order=[7, 0, 1], strategy="user-previous-digit")
     metrics = run_continual(config, tmp_path, classifier=classifier, progress=False)
-    stages = metrics["strategies"]["previous"]["stages"]
+    stages = metrics["strategies"]["user-previous-digit"]["stages"]
     assert [s["train_images"] for s in stages] == [64, 128, 128]
-    assert (tmp_path / "previous" / "stage_02.safetensors").exists()
+
+
+@pytest.mark.slow
+def test_registered_strategies_train_in_spawned_workers(tmp_path, classifier, user_module):
+    """`all` takes the user's strategy too, and the workers know it once they import the
+    user's module, as they do first."""
+    config = tiny_config(strategy="all")
+    metrics = run_continual(config, tmp_path, classifier=classifier, jobs=2, progress=False)
+    assert "user-previous-digit" in metrics["strategies"] and len(metrics["strategies"]) == 5
 
 
 def digits_of(order):

@@ -69,20 +69,23 @@ def test_the_cli_sets_the_objective(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_user_registered_model_runs_in_the_benchmarks_spawned_workers(tmp_path):
-    import user_models  # noqa: F401  registers user-mlp-vae in this process only
-
+def test_a_user_registered_model_and_score_run_in_the_benchmarks_spawned_workers(
+    tmp_path, user_module
+):
+    """The workers know neither until they import the user's module, as they do first."""
     config = OneClassConfig(
         dataset="mnist-sample",
         classes=[1, 7],
         seeds=1,
         model=ModelConfig("user-mlp-vae", latent_dim=4),
         train=TrainConfig(epochs=1, device="cpu"),
+        score="user-worst-pixel",
         train_size=64,
     )
     results = run_oneclass(config, tmp_path, jobs=2, progress=False)
     assert set(results["per_class_auroc"]) == {"1", "7"}
     assert results["settings"]["model"]["name"] == "user-mlp-vae"
+    assert results["settings"]["score"] == "user-worst-pixel"
 
 
 def test_the_readme_model_table_matches_the_presets():

@@ -147,11 +147,11 @@ def run_task(
 ) -> dict:
     """Train on class `normal` with `seed` (or resume), score the test set, store the result.
 
-    `modules` are imported first: in a spawned worker they register the user's models."""
+    `modules` are imported first: in a spawned worker they make the user's registrations."""
 
     from vaelab.anomaly import anomaly_metrics, compute_score
     from vaelab.data import load
-    from vaelab.models import import_registered
+    from vaelab.plugins import import_registered
     from vaelab.run import CHECKPOINT
     from vaelab.train import fit
 

@@ -3,9 +3,10 @@
 Every benchmark is a list of calls `fn(*args, threads=..., modules=...)`, one
 per (task, seed): `threads` is the torch thread count each call should use
 (a machine's cores split between the `jobs` calls running on it at once) and
-`modules` the modules a worker imports first, so the user's registered models
-exist there too. A call keeps its own results on disk, so the order in which
-they finish does not matter and a rerun skips what is done.
+`modules` the modules a worker imports first, so that the user's registered
+models, scores and strategies exist there too (`vaelab.plugins`). A call keeps
+its own results on disk, so the order in which they finish does not matter and
+a rerun skips what is done.
 
 An executor runs such calls and yields each result as it finishes.
 `EXECUTORS` names them (`--executor NAME`); `get_executor` builds one from the
@@ -91,7 +92,7 @@ class LocalExecutor(Executor):
         from concurrent.futures import ProcessPoolExecutor, as_completed
         from multiprocessing import get_context
 
-        from vaelab.models import registered_modules
+        from vaelab.plugins import registered_modules
 
         modules = registered_modules()
         with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
@@ -129,7 +130,7 @@ class RayExecutor(Executor):
         call raises (a bad setting, a diverged training) is the call's own and is raised here
         as it is, not retried. Tasks not finished when this stops are cancelled."""
         ray = import_ray()
-        from vaelab.models import registered_modules
+        from vaelab.plugins import registered_modules
 
         with connected(ray, self.address):
             threads = threads_per_job(jobs, smallest_node_cpus(ray))

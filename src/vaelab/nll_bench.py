@@ -113,7 +113,7 @@ def run_seed(
     """Train one seed (or resume it) on `threads` torch threads, estimate its test -log p(x)
     with as many, store the result."""
     from vaelab.likelihood import estimate_nll, evaluation_set, nll_curve
-    from vaelab.models import import_registered
+    from vaelab.plugins import import_registered
     from vaelab.run import CHECKPOINT
     from vaelab.train import fit
 

@@ -11,6 +11,8 @@ import copy
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
+from vaelab import plugins
+
 if TYPE_CHECKING:
     from vaelab.config import ModelConfig
 
@@ -103,7 +105,9 @@ PRESETS: dict[str, Preset] = {
 
 
 def register_preset(name: str, summary: str, parts: dict[str, Any]) -> None:
-    """Make `ModelConfig(name)` build a model from `parts` (fields of `ModelConfig`)."""
+    """Make `ModelConfig(name)` build a model from `parts` (fields of `ModelConfig`), here and
+    in the benchmarks' workers (`vaelab.plugins`)."""
+    plugins.remember_caller()
     PRESETS[name] = Preset(summary, parts)
 
 

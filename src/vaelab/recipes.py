@@ -16,6 +16,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from vaelab import plugins
 from vaelab.config import ModelConfig, TrainConfig
 from vaelab.errors import SettingError
 
@@ -93,5 +94,7 @@ def get_recipe(name: str) -> Recipe:
 
 
 def register_recipe(name: str, recipe: Recipe) -> None:
-    """Make `recipe` available by `name` to the benchmark and the detector."""
+    """Make `recipe` available by `name` to the benchmark and the detector (and to the
+    benchmark's workers: `vaelab.plugins`)."""
+    plugins.remember_caller()
     RECIPES[name] = recipe

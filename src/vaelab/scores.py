@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from vaelab import batching
+from vaelab import batching, plugins
 from vaelab.errors import VaelabError
 from vaelab.likelihood import (
     by_batch,
@@ -269,7 +269,9 @@ SCORES: dict[str, Score] = {
 
 
 def register_score(name: str, score: Score) -> None:
-    """Make `score` available by `name` to the anomaly report, detector and benchmark."""
+    """Make `score` available by `name` to the anomaly report, detector and benchmark (and
+    to the benchmark's workers: `vaelab.plugins`)."""
+    plugins.remember_caller()
     SCORES[name] = score
 
 

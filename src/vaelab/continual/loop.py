@@ -40,7 +40,8 @@ from vaelab.continual.strategies import (
 from vaelab.data import Dataset, load
 from vaelab.errors import SettingError
 from vaelab.executors import Executor, claim_settings, get_executor
-from vaelab.models import Model, build, import_registered
+from vaelab.models import Model, build
+from vaelab.plugins import import_registered
 from vaelab.run import load_tensors, save_tensors
 from vaelab.train import check_training, resolve_device
 from vaelab.train import train as train_model
@@ -232,7 +233,7 @@ def strategy_task(
     modules: list[str],
 ) -> str:
     """Train `strategy` through every stage into `out/<strategy>` wherever the executor runs
-    it (resuming after the last saved stage); `modules` register the user's models first."""
+    it (resuming after the last saved stage); `modules` make the user's registrations first."""
     import_registered(modules)
     torch.set_num_threads(threads)
     train, test = load_digits(config)

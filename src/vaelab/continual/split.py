@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vaelab import plugins
 from vaelab.config import ModelConfig, NetworkConfig
 from vaelab.continual.strategies import concat, frozen_copy, replay_buffer, replay_quotas
 from vaelab.data import Dataset
@@ -439,7 +440,9 @@ STRATEGIES: dict[str, Strategy] = {}
 
 
 def register_strategy(name: str, strategy: Strategy) -> None:
-    """Make `name` a Split-MNIST strategy (`vaelab bench split-mnist --strategy NAME`)."""
+    """Make `name` a Split-MNIST strategy (`vaelab bench split-mnist --strategy NAME`), here
+    and in the benchmark's workers (`vaelab.plugins`)."""
+    plugins.remember_caller()
     STRATEGIES[name] = strategy
 
 

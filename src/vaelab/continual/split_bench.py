@@ -53,7 +53,7 @@ def run_seed(
 
     from vaelab.continual.split import task_data, train_and_measure
     from vaelab.data import load
-    from vaelab.models import import_registered
+    from vaelab.plugins import import_registered
     from vaelab.run import load_tensors, save_tensors
 
     import_registered(modules)

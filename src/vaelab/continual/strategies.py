@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
+from vaelab import plugins
 from vaelab.data import Dataset
 from vaelab.errors import SettingError, VaelabError
 from vaelab.models import Model
@@ -72,7 +73,9 @@ STRATEGIES: dict[str, Strategy] = {}
 
 
 def register_strategy(name: str, strategy: Strategy) -> None:
-    """Make `name` a continual strategy (`ContinualConfig(strategy=NAME)`)."""
+    """Make `name` a continual strategy (`ContinualConfig(strategy=NAME)`), here and in the
+    workers that train strategies at once (`vaelab.plugins`)."""
+    plugins.remember_caller()
     STRATEGIES[name] = strategy
 
 

@@ -10,12 +10,12 @@ with `register(name, factory)`; the trainer, scores and experiments never change
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
+from vaelab import plugins
 from vaelab.config import ModelConfig
 from vaelab.errors import SettingError, VaelabError
 from vaelab.models.ae import AE
@@ -26,8 +26,7 @@ from vaelab.presets import PRESETS
 
 __all__ = [
     "AE", "MODELS", "VAE", "Capabilities", "Model", "Output", "build", "describe_models",
-    "import_registered",
-    "parameter_count", "register", "registered_modules",
+    "parameter_count", "register",
 ]  # fmt: skip
 
 Shape = tuple[int, int, int]
@@ -40,7 +39,6 @@ INITS = ("glorot", "torch")
 class Registered:
     factory: Factory
     summary: str
-    module: str
 
 
 MODELS: dict[str, Registered] = {}
@@ -50,22 +48,14 @@ MODELS: dict[str, Registered] = {}
 def register(name: str, factory: Factory, summary: str = "") -> None:
     """Make `factory(config, shape)` buildable as `name` everywhere a model name is taken.
 
-    The factory's module is recorded so that worker processes (the benchmarks'
-    `--jobs`) import it, and with it this registration, before building the model.
+    The calling module is recorded so that worker processes (the benchmarks'
+    `--jobs`) import it, and with it this registration, before building the model
+    (`vaelab.plugins`).
     """
     if name in PRESETS:
         raise VaelabError(f"{name!r} is a preset; register your model under another name")
-    MODELS[name] = Registered(factory, summary, factory.__module__)
-
-
-def registered_modules() -> list[str]:
-    """The modules whose import registers the models of `MODELS` (for worker processes)."""
-    return sorted({entry.module for entry in MODELS.values()} - {"__main__"})
-
-
-def import_registered(modules: list[str]) -> None:
-    for module in modules:
-        importlib.import_module(module)
+    plugins.remember_caller()
+    MODELS[name] = Registered(factory, summary)
 
 
 def build(config: ModelConfig, shape: Shape = (1, 28, 28)) -> Model:
