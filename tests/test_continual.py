@@ -117,9 +117,9 @@ def test_unknown_strategy_and_stage_are_reported(digits):
 
 
 def test_the_command_offers_every_registered_strategy():
-    from vaelab.cli.continual import STRATEGY_CHOICES
+    from vaelab.cli.continual import STRATEGY_NAMES
 
-    assert [*STRATEGIES, "all"] == STRATEGY_CHOICES
+    assert list(STRATEGIES) == STRATEGY_NAMES
 
 
 def test_a_registered_strategy_runs_through_every_stage(tmp_path, classifier, user_module):
@@ -374,8 +374,10 @@ def test_the_command_reports_bad_settings_on_one_line(tmp_path, capsys):
 
     assert main(["continual", "--dataset", "fashion-mnist", "--out", str(tmp_path)]) == 1
     assert "MNIST digit classifier" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["continual", "--strategy", "bogus", "--out", str(tmp_path)])
+    assert main(["continual", "--strategy", "bogus", "--out", str(tmp_path / "out")]) == 1
+    error = capsys.readouterr().err
+    assert "unknown --strategy 'bogus'; choose naive, cumulative" in error
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.slow

@@ -1,9 +1,16 @@
 """The modules that workers import first, so that the user's registrations exist there too."""
 
+import os
 import subprocess
 import sys
 
+from vaelab.cli import main
 from vaelab.plugins import registered_modules
+
+PRESET = """from vaelab.presets import register_preset
+
+register_preset("user-wide-vae", "a VAE of latent 8 from the user's folder", {"latent_dim": 8})
+"""
 
 
 def test_the_users_module_is_recorded_and_vaelabs_own_are_not(user_module):
@@ -21,3 +28,25 @@ def test_a_script_run_as_main_is_not_recorded():
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert out.stdout.split() == ["[]", "True"], out.stderr
+
+
+def test_the_command_line_imports_the_modules_vaelab_plugins_names(tmp_path):
+    """From the working directory, as `python -m` finds modules; `vaelab models` lists it."""
+    (tmp_path / "mymodels.py").write_text(PRESET)
+    env = {**os.environ, "VAELAB_PLUGINS": "mymodels"}
+    out = subprocess.run(
+        [sys.executable, "-m", "vaelab", "models"], cwd=tmp_path, env=env, capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "a VAE of latent 8 from the user's folder" in out.stdout
+
+
+def test_a_plugin_that_cannot_be_imported_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the working directory joins it
+    monkeypatch.setenv("VAELAB_PLUGINS", " nosuchmodule")
+    assert main(["models"]) == 1
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1
+    assert "VAELAB_PLUGINS names 'nosuchmodule', which cannot be imported" in error

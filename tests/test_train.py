@@ -140,11 +140,28 @@ def test_a_schedule_that_cannot_be_followed_is_refused_by_name(schedule):
         train(fresh_model(), blobs(), config(**schedule), progress=False)
 
 
-def test_a_run_that_cannot_be_trained_writes_no_folder(tmp_path):
+@pytest.mark.parametrize(
+    "part,value,message",
+    [
+        ("train", TrainConfig(epochs=1, lr=-1.0, device="cpu"), "lr"),
+        ("model", ModelConfig("no-such-model"), "unknown model 'no-such-model'"),
+        ("model", ModelConfig("vae", latent_dim=0), "latent_dim"),
+    ],
+)
+def test_a_run_that_cannot_be_trained_writes_no_folder(tmp_path, part, value, message):
     config = RunConfig()
     config.data.dataset, config.data.train_size = "mnist-sample", 64
-    config.train = TrainConfig(epochs=1, lr=-1.0, device="cpu")
-    with pytest.raises(SettingError, match="lr"):
+    config.train = TrainConfig(epochs=1, device="cpu")
+    setattr(config, part, value)
+    with pytest.raises(VaelabError, match=message):
+        fit(config, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_dataset_that_cannot_be_read_writes_no_folder(tmp_path):
+    config = RunConfig()
+    config.data.dataset = str(tmp_path / "no-such-folder")
+    with pytest.raises(VaelabError, match="no-such-folder"):
         fit(config, tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
 

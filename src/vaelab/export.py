@@ -196,7 +196,9 @@ def score_graph(model: Model, name: str) -> Graph:
 def _per_batch(model: Model, name: str) -> Callable[[Model, Tensor], Tensor]:
     exportable = ", ".join(exportable_scores())
     if name not in SCORES:
-        raise VaelabError(f"unknown score {name!r}; the exportable scores are {exportable}")
+        raise SettingError(
+            f"unknown {{score}} {name!r}; the exportable scores are {exportable}", "score"
+        )
     entry = SCORES[name]
     if entry.per_batch is None:
         why = "gives no function of one batch (Score.per_batch)"

@@ -1,19 +1,46 @@
-"""The modules whose import registers the user's additions, so that workers make them too.
+"""The user's own modules of models, presets, scores, recipes and strategies.
 
-A model, preset, score, recipe or strategy registered by the user's own module
-exists in the process that imported it. The benchmarks' workers (`--jobs`
-spawned processes, Ray tasks) are new processes: before a call they import
-every module recorded here, and with it each registration. Every `register_*`
-function records the module that called it; a script run as `__main__` cannot
-be imported again, so its registrations reach calls in its own process only.
+A registration exists in the process that imported the module making it. The
+command line imports the modules `VAELAB_PLUGINS` names before every command
+(`VAELAB_PLUGINS=mymodels vaelab train my-vae ...`). The benchmarks' workers
+(`--jobs` spawned processes, Ray tasks) are new processes: before a call they
+import every module recorded here, and with it each registration. Every
+`register_*` function records the module that called it; a script run as
+`__main__` cannot be imported again, so its registrations reach calls in its
+own process only.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
+from vaelab.errors import VaelabError
+
+ENV = "VAELAB_PLUGINS"
 _MODULES: set[str] = set()
+
+
+def import_plugins(names: str | None = None) -> list[str]:
+    """Import the modules `names` lists, separated by commas (default: `$VAELAB_PLUGINS`),
+    finding them in the working directory too, as `python -m` does; their names."""
+    text = os.environ.get(ENV, "") if names is None else names
+    modules = [name.strip() for name in text.split(",") if name.strip()]
+    if modules and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as err:
+            if err.name != module:
+                raise
+            raise VaelabError(
+                f"{ENV} names {module!r}, which cannot be imported: no {module}.py (or package) "
+                "in the working directory or on PYTHONPATH; name modules as `import` takes "
+                "them, separated by commas"
+            ) from None
+    return modules
 
 
 def remember_caller() -> None:

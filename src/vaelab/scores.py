@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from vaelab import batching, plugins
-from vaelab.errors import VaelabError
+from vaelab.errors import SettingError, VaelabError
 from vaelab.likelihood import (
     by_batch,
     check_samples,
@@ -278,7 +278,9 @@ def register_score(name: str, score: Score) -> None:
 def score(model: Model, images: Tensor, name: str = "recon-bce", **options: object) -> Tensor:
     """The per-image score `name` (see `SCORES`); higher = more anomalous."""
     if name not in SCORES:
-        raise VaelabError(f"unknown score {name!r}; choose one of {', '.join(SCORES)}")
+        raise SettingError(
+            f"unknown {{score}} {name!r}; choose one of {', '.join(SCORES)}", "score"
+        )
     require_unconditional(model)
     model.check_input(images, None)
     return SCORES[name].function(model, images, **options)

@@ -540,17 +540,17 @@ def fit(
     """
     from vaelab.data import prepare
 
-    check_training(config.train)  # before the run folder is written
+    check_training(config.train)  # before any data is read
     with distributed.setup(resolve_device(config.train.device)) as group:
         config = dataclasses.replace(
             config, model=config.model.resolved(), distributed=group.record()
         )
         config.train = _with_threads(config.train, Run(out) if resume else None)
         torch.set_num_threads(config.train.threads)
-        run = _open_run(out, config, resume, group)
         train_data, val_data = prepare(config.data)
         torch.manual_seed(config.train.seed)
         model = build(config.model, shape=tuple(train_data.images.shape[1:]))
+        run = _open_run(out, config, resume, group)  # once the data and the model are known
         train(
             model,
             train_data,

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from vaelab import __version__
 from vaelab.cli import anomaly, bench, continual, data, demo, explore, export, models, plot, train
 from vaelab.errors import Interrupted, SettingError, VaelabError, VaelabWarning
+from vaelab.plugins import import_plugins
 
 COMMANDS = [demo, train, models, data, plot, explore, continual, anomaly, export, bench]
 
@@ -22,6 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vaelab",
         description="Learn, see and use autoencoders and VAEs on image data.",
+        epilog="Your own models, presets, scores and strategies: name the modules that "
+        "register them in VAELAB_PLUGINS, separated by commas (docs/extending.md).",
     )
     parser.add_argument("--version", action="version", version=f"vaelab {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -49,6 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with warnings.catch_warnings():
             one_line_warnings()
+            import_plugins()
             return args.run(args) or 0
     except Interrupted as err:
         print(f"vaelab: {err}", file=sys.stderr)

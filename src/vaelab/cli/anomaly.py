@@ -16,7 +16,9 @@ SCORE_NAMES = [
     "recon-mse-edge-latent",
     "latent",
 ]
-"""The keys of `vaelab.scores.SCORES`, listed here so that `--help` does not import torch."""
+"""The keys of `vaelab.scores.SCORES`, listed here so that `--help` does not import torch;
+`--score` also takes the scores registered by the modules `VAELAB_PLUGINS` names, so the
+core checks the name, not argparse."""
 
 
 def add_score_options(parser: argparse.ArgumentParser, default: str | None) -> None:
@@ -24,10 +26,10 @@ def add_score_options(parser: argparse.ArgumentParser, default: str | None) -> N
     shown = default or "the recipe's"
     parser.add_argument(
         "--score",
-        choices=SCORE_NAMES,
+        metavar="NAME",
         default=default,
-        help=f"per-image score, higher = more anomalous ({shown}); elbo, iwae, latent and "
-        "recon-mse-edge-latent need a VAE",
+        help=f"per-image score, higher = more anomalous: {', '.join(SCORE_NAMES)} or one you "
+        f"registered ({shown}); elbo, iwae, latent and recon-mse-edge-latent need a VAE",
     )
     parser.add_argument(
         "--samples",

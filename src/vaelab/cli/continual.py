@@ -19,7 +19,10 @@ from vaelab.cli.options import (
 if TYPE_CHECKING:
     from vaelab.continual import ContinualConfig
 
-STRATEGY_CHOICES = ["naive", "cumulative", "replay", "generative-replay", "all"]
+STRATEGY_NAMES = ["naive", "cumulative", "replay", "generative-replay"]
+"""The keys of `vaelab.continual.strategies.STRATEGIES`, listed here so that `--help` does not
+import torch; `--strategy` also takes the strategies registered by the modules
+`VAELAB_PLUGINS` names, so the core checks the name, not argparse."""
 
 
 def add_to(subparsers: argparse._SubParsersAction) -> None:
@@ -41,10 +44,10 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--strategy",
-        choices=STRATEGY_CHOICES,
+        metavar="NAME",
         default="naive",
-        help="what the model sees besides the new digit (default: naive); all runs every "
-        "strategy and compares them",
+        help=f"what the model sees besides the new digit: {', '.join(STRATEGY_NAMES)} or one "
+        "you registered (default: naive); all runs every strategy and compares them",
     )
     p.add_argument(
         "--first-stage-epochs",

@@ -22,9 +22,9 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="DIR", help="output folder (default: RUN/onnx)")
     p.add_argument(
         "--score",
-        choices=SCORE_NAMES,
-        help="also export this anomaly score (a detector exports its own); recon-bce, "
-        "recon-mse and latent can be exported, elbo and iwae sample and cannot",
+        metavar="NAME",
+        help=f"also export this anomaly score ({', '.join(SCORE_NAMES)} or one you registered; "
+        "a detector exports its own); elbo and iwae sample and cannot be exported",
     )
     p.add_argument(
         "--dataset",

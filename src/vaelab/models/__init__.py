@@ -80,7 +80,11 @@ def build(config: ModelConfig, shape: Shape = (1, 28, 28)) -> Model:
         model = KINDS[config.kind](config, shape)
     else:
         names = [*PRESETS, *MODELS]
-        raise VaelabError(f"unknown model {config.name!r}; choose one of {', '.join(names)}")
+        raise VaelabError(
+            f"unknown model {config.name!r}; choose one of {', '.join(names)}, or register "
+            "yours (vaelab.models.register; on the command line, name the module that "
+            "registers it in VAELAB_PLUGINS)"
+        )
     if config.init == "glorot":
         glorot_init(model)
     return model.to(memory_format=torch.channels_last)
