@@ -4,7 +4,6 @@ Speed must never come from changing the model, so each rewrite is checked
 against its textbook form (float64 where rounding could hide a difference).
 """
 
-
 import pytest
 import torch
 import torch.nn.functional as F

@@ -387,8 +387,11 @@ class AnomalyDetector(BaseEstimator):
         run = Run.create(path, config)
         run.save_weights(self.model_, config.train.epochs)
         state = {
-            "params": {**self.get_params(), "model": config.model.to_dict(),
-                       "train": dataclasses.asdict(config.train)},
+            "params": {
+                **self.get_params(),
+                "model": config.model.to_dict(),
+                "train": dataclasses.asdict(config.train),
+            },
             "threshold": self.threshold_,
             "image_shape": list(self.image_shape_),
             "history": self.history_,

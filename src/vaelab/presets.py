@@ -58,6 +58,7 @@ def _vae(latent: int, objective: dict[str, Any], conditional: bool = False, **ne
     }
 
 
+# fmt: off
 PRESETS: dict[str, Preset] = {
     "ae": Preset(
         "the article's conv autoencoder (8x4x4 code, mean pixel BCE)",
@@ -77,7 +78,7 @@ PRESETS: dict[str, Preset] = {
         "a wider conv VAE that sees the label (latent 2, KL weight 4): ask it for a digit",
         _vae(2, _objective(beta=4.0), conditional=True, encoder=_conv([32, 32, 16]),
              decoder=_conv([16, 32, 32])),
-    ),  # fmt: skip
+    ),
     "iwae": Preset(
         "the article's conv VAE trained on the K = 5 importance-weighted bound (Burda et al.)",
         _vae(2, _objective("iwae", samples=5)),
@@ -90,7 +91,7 @@ PRESETS: dict[str, Preset] = {
         "the IWAE paper's one-stochastic-layer MLP: 784-200-200, tanh, latent 50",
         _vae(50, _objective(), encoder=_mlp([200, 200], "tanh"),
              decoder=_mlp([200, 200], "tanh")),
-    ),  # fmt: skip
+    ),
     "resnet-vae": Preset(
         "residual conv VAE (32, 64 channels, 2 blocks each), latent 32: the research default",
         _vae(32, _objective(), encoder=_resnet([32, 64], 2), decoder=_resnet([64, 32], 2)),
@@ -100,8 +101,9 @@ PRESETS: dict[str, Preset] = {
         "convs read each pixel's earlier neighbours (after PixelVAE, Gulrajani et al. 2017)",
         {**_vae(32, _objective(), encoder=_mlp([400, 400], "relu"),
                 decoder=_mlp([400, 400], "relu")), "likelihood": PIXELCNN},
-    ),  # fmt: skip
+    ),
 }
+# fmt: on
 
 
 def register_preset(name: str, summary: str, parts: dict[str, Any]) -> None:

@@ -84,9 +84,7 @@ def reconstruct(model: Model, images: Tensor, labels: Tensor | None = None) -> T
     if labels is None:
         return batched(lambda x: model.decode(model.encode(x)), images)
     pairs = torch.arange(len(images))
-    return batched(
-        lambda i: model.decode(model.encode(images[i], labels[i]), labels[i]), pairs
-    )
+    return batched(lambda i: model.decode(model.encode(images[i], labels[i]), labels[i]), pairs)
 
 
 def error_map(logits: Tensor, images: Tensor, kind: str) -> Tensor:

@@ -102,8 +102,12 @@ def add_nll(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--jobs", type=positive_int, default=1, metavar="N",
                    help="seeds trained at once on a machine (1)")  # fmt: skip
     add_executor(p)
-    p.add_argument("--test-images", type=positive_int, metavar="N",
-                   help="estimate on the first N test images only (default: all 10,000)")
+    p.add_argument(
+        "--test-images",
+        type=positive_int,
+        metavar="N",
+        help="estimate on the first N test images only (default: all 10,000)",
+    )
     p.add_argument("--train-size", type=positive_int, metavar="N",
                    help="train on the first N images (default: all)")  # fmt: skip
     p.add_argument("--batch", type=positive_int, metavar="N",

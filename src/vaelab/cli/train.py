@@ -122,11 +122,15 @@ def add_nll_options(p: argparse.ArgumentParser) -> None:
 def add_objective_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--beta", type=float, help="KL weight of the elbo objective (the model's)")
     p.add_argument(
-        "--warmup-steps", type=int, metavar="N", help="raise the KL weight linearly to --beta "
-        "over the first N optimiser steps"
+        "--warmup-steps",
+        type=int,
+        metavar="N",
+        help="raise the KL weight linearly to --beta over the first N optimiser steps",
     )
     p.add_argument(
-        "--capacity", type=float, metavar="NATS",
+        "--capacity",
+        type=float,
+        metavar="NATS",
         help="KL capacity target C (Burgess et al. 2018): the KL term becomes beta |KL - C|",
     )
     p.add_argument(
@@ -136,24 +140,27 @@ def add_objective_options(p: argparse.ArgumentParser) -> None:
         "--iw-samples", type=positive_int, metavar="K", help="samples K of the iwae objective"
     )
     p.add_argument(
-        "--likelihood", choices=["bernoulli", "gaussian", "pixelcnn"],
+        "--likelihood",
+        choices=["bernoulli", "gaussian", "pixelcnn"],
         help="p(x|z): bernoulli for nearly binary images, gaussian otherwise, pixelcnn "
         "(autoregressive) for binary ones (the model's)",
     )
 
 
+# fmt: off
 SETTINGS = {
     "data": [
         "dataset", "data_dir", "classes", "train_size", "subset", "validation", "image_size",
         "binarize",
-    ],  # fmt: skip
+    ],
     "model": ["latent_dim"],
     "model.objective": ["beta", "warmup_steps", "capacity", "capacity_steps"],
     "train": [
         "epochs", "batch_size", "optimizer", "lr", "lr_milestones", "lr_decay", "seed", "device",
         "threads", "precision", "compile",
-    ],  # fmt: skip
+    ],
 }
+# fmt: on
 """Config fields each section takes from the command line (options of the same name)."""
 RENAMED = {("model.objective", "samples"): "iw_samples", ("model.likelihood", "name"): "likelihood"}
 """Config fields whose option has another name."""

@@ -47,9 +47,7 @@ def codes(model: Model, images: Tensor, labels: Tensor | None = None) -> Tensor:
     if labels is None:
         return batched(lambda x: model.encode(x.to(device)).cpu(), images)
     index = torch.arange(len(images))
-    return batched(
-        lambda i: model.encode(images[i].to(device), labels[i].to(device)).cpu(), index
-    )
+    return batched(lambda i: model.encode(images[i].to(device), labels[i].to(device)).cpu(), index)
 
 
 def plane(latent: Tensor) -> View:
