@@ -50,3 +50,24 @@ def test_a_plugin_that_cannot_be_imported_is_one_line(tmp_path, monkeypatch, cap
     error = capsys.readouterr().err
     assert error.count("\n") == 1
     assert "VAELAB_PLUGINS names 'nosuchmodule', which cannot be imported" in error
+
+
+RECIPE = """from vaelab.config import ModelConfig, TrainConfig
+from vaelab.recipes import Recipe, register_recipe
+
+register_recipe(
+    "user-quick", Recipe("a VAE of latent 4, one epoch", ModelConfig("vae", latent_dim=4),
+    TrainConfig(epochs=1), "recon-mse", chosen="by hand, for a quick look"),
+)
+"""
+
+
+def test_a_users_recipe_is_a_choice_of_the_benchmark(tmp_path):
+    (tmp_path / "myrecipes.py").write_text(RECIPE)
+    env = {**os.environ, "VAELAB_PLUGINS": "myrecipes"}
+    out = subprocess.run(
+        [sys.executable, "-m", "vaelab", "bench", "oneclass", "--help"], cwd=tmp_path, env=env,
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "user-quick" in out.stdout

@@ -48,11 +48,11 @@ def one_line_warnings() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
         with warnings.catch_warnings():
             one_line_warnings()
-            import_plugins()
+            import_plugins()  # first: the user's recipes join the choices of --recipe
+            args = build_parser().parse_args(argv)
             return args.run(args) or 0
     except Interrupted as err:
         print(f"vaelab: {err}", file=sys.stderr)
