@@ -36,9 +36,10 @@ from reference import REFERENCES, plain_adam, train_epoch  # noqa: E402
 
 from vaelab.config import DataConfig, ModelConfig, RunConfig, TrainConfig  # noqa: E402
 from vaelab.data import load  # noqa: E402
+from vaelab.devices import resolve_device  # noqa: E402
 from vaelab.run import Run  # noqa: E402
 from vaelab.threads import cores  # noqa: E402
-from vaelab.train import evaluate, fit, resolve_device  # noqa: E402
+from vaelab.train import evaluate, fit  # noqa: E402
 
 ARMS = {
     "fp32": {},

@@ -10,10 +10,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from vaelab.config import ModelConfig
+from vaelab.devices import keep_freed_memory, prepare_for_speed
 from vaelab.models import VAE, build
 from vaelab.models import textbook as reference
 from vaelab.models.blocks import InputConv, Pool, UpConv, glorot_init, patches
-from vaelab.train import keep_freed_memory, prepare_for_speed
 
 
 @pytest.mark.parametrize("method", ["upsample", "phases", "transposed"])

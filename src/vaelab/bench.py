@@ -98,8 +98,8 @@ class OneClassConfig:
         must be able to give the score (one test image is scored by an untrained model)."""
         from vaelab.anomaly import compute_score
         from vaelab.data import load
+        from vaelab.devices import resolve_device
         from vaelab.models import build
-        from vaelab.train import resolve_device
 
         resolve_device(self.train.device)
         train = load(self.dataset, "train", self.data_dir)
@@ -198,8 +198,8 @@ def run_oneclass(
     for two or more jobs) or "ray" (the Ray cluster at `ray_address`, which must
     reach `out` too), or an `Executor`; see `vaelab.executors`.
     """
+    from vaelab.devices import resolve_device
     from vaelab.executors import claim_settings, get_executor, run_with_progress
-    from vaelab.train import resolve_device
 
     runner = get_executor(executor, ray_address)
     out = Path(out)

@@ -28,10 +28,10 @@ from tqdm.auto import tqdm
 
 from vaelab.data import Dataset, load
 from vaelab.data.sources import cache_dir
+from vaelab.devices import prepare_for_speed
 from vaelab.errors import RunError
 from vaelab.run import load_tensors, save_tensors
 from vaelab.scores import batched
-from vaelab.train import prepare_for_speed
 
 
 @dataclass(frozen=True)

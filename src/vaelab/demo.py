@@ -42,12 +42,13 @@ from vaelab.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from vaelab.continual import ContinualConfig
 from vaelab.continual.loop import load_digits
 from vaelab.data import Dataset, load, prepare
+from vaelab.devices import resolve_device
 from vaelab.errors import VaelabError
 from vaelab.figures.gifs import ReconstructionFrames
 from vaelab.figures.report import Figure, Report, Section
 from vaelab.run import Run
 from vaelab.scores import recon_bce
-from vaelab.train import fit, resolve_device
+from vaelab.train import fit
 from vaelab.wording import count, duration
 
 DEFAULT_OUT = "vaelab-demo"

@@ -70,9 +70,9 @@ class NllConfig:
 
     def check(self) -> None:
         """Refuse settings that cannot give an estimate, before anything trains."""
+        from vaelab.devices import resolve_device
         from vaelab.likelihood import check_samples
         from vaelab.models import build
-        from vaelab.train import resolve_device
 
         for name in ("iw_samples", "seeds", "test_images", "train_size", "batch"):
             if getattr(self, name) is not None:
@@ -158,8 +158,8 @@ def run_nll(
     """Run (or finish) every seed into `out`, `jobs` at a time on a machine, where `executor`
     says (as in `vaelab.bench.run_oneclass`); write `results.json`, `table.md` and the
     figure; return what `results.json` holds."""
+    from vaelab.devices import resolve_device
     from vaelab.executors import claim_settings, get_executor, run_with_progress
-    from vaelab.train import resolve_device
 
     runner = get_executor(executor, ray_address)
     config.check()

@@ -1,21 +1,19 @@
 """One training loop for every model: metrics, callbacks, checkpoints, resume, clean stops.
 
 The loop relies only on the model's `Output` record, so new models need no
-change here. Each epoch ends with an atomic checkpoint; Ctrl-C finishes the
-current batch, saves a mid-epoch checkpoint and stops; a NaN loss stops before
-the bad step is applied, leaving the last good checkpoint in place. Under
+change here. Each epoch ends with an atomic checkpoint (`vaelab.checkpoints`);
+Ctrl-C finishes the current batch, saves a mid-epoch checkpoint and stops; a NaN
+loss stops before the bad step is applied, leaving the last good checkpoint in place. Under
 torchrun the same loop runs in every process, each on its slice of every
 global batch (`vaelab.distributed`); one process is the loop without a group.
 """
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import math
 import os
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -27,12 +25,14 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from vaelab import batching, distributed, fastpaths, threads
+from vaelab.checkpoints import Position, load_checkpoint, save_checkpoint
 from vaelab.config import RunConfig, TrainConfig
 from vaelab.data.dataset import check_binarize, redraw_bits
+from vaelab.devices import prepare_for_speed, resolve_device, sum_dtype
 from vaelab.distributed import LOCAL, Group
 from vaelab.errors import Interrupted, RunError, SettingError, TrainingError, VaelabError
 from vaelab.models import Model, build
-from vaelab.run import CHECKPOINT, Run, load_tensors, save_tensors
+from vaelab.run import CHECKPOINT, Run, load_tensors
 
 EpochCallback = Callable[[int, Model, dict[str, Any]], None]
 """Called after each epoch with (epoch, model in eval mode, that epoch's metrics)."""
@@ -44,62 +44,6 @@ OPTIMIZERS: dict[str, tuple[type[torch.optim.Optimizer], dict[str, Any]]] = {
     "adam": (torch.optim.Adam, {"lr": 1e-3, "eps": 1e-7, "fused": True}),
     "adadelta": (torch.optim.Adadelta, {"lr": 1.0, "rho": 0.95, "eps": 1e-7}),
 }
-MALLOC_OPTIONS = {-1: 1 << 30, -3: 1 << 30}  # glibc's M_TRIM_THRESHOLD, M_MMAP_THRESHOLD
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name not in ("cpu", "cuda", "mps"):
-        raise VaelabError(f"unknown device {name!r}; choose auto, cpu, cuda or mps")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise VaelabError("device cuda asked for, but PyTorch sees no CUDA GPU; use --device cpu")
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise VaelabError("device mps asked for, but it is not available here; use --device cpu")
-    return torch.device(name)
-
-
-def sum_dtype(device: torch.device) -> torch.dtype:
-    """The dtype loss sums are kept in on `device`: float64, so that an epoch's sums
-    lose nothing, except on MPS, which has no float64 (float32 sums moved one epoch's
-    mean losses on full MNIST by about 1e-6 of their value, docs/speed.md)."""
-    return torch.float32 if device.type == "mps" else torch.float64
-
-
-def keep_freed_memory() -> None:
-    """Let glibc keep freed blocks for reuse instead of handing them back to the OS.
-
-    A training step allocates and frees activation buffers of a few MB. By
-    default glibc serves each with a fresh `mmap` and unmaps it on `free`, so
-    every step page-faults thousands of zeroed pages in again; with the mmap
-    and trim thresholds raised the same heap memory is reused, which speeds a
-    CPU step up by up to 1.4x. Resident memory then stays at its peak. Applies
-    to the whole process, on Linux with glibc only; elsewhere it does nothing.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return
-    for option, value in MALLOC_OPTIONS.items():
-        libc.mallopt(option, value)
-
-
-def prepare_for_speed(model: Model, device: torch.device) -> Model:
-    """Move `model` to `device` with its 4-D weights channels-last, the fast layout for convs.
-
-    Only memory strides change, never values: oneDNN's convolutions run
-    1.4-1.9x faster on channels-last tensors, and every later activation
-    follows the layout of the first conv's output.
-    """
-    if device.type == "cpu":
-        keep_freed_memory()
-    return model.to(device, memory_format=torch.channels_last)
 
 
 def make_optimizer(model: Model, config: TrainConfig) -> torch.optim.Optimizer:
@@ -171,18 +115,6 @@ def evaluate(
     return {"loss": sum(means), **dict(zip(names, means, strict=True))}
 
 
-@dataclass
-class Position:
-    """Where training stands: finished epochs, plus progress inside the next one."""
-
-    epoch: int = 0
-    step: int = 0
-    sums: list[float] | None = None
-    seconds: float = 0.0
-    order: Tensor | None = None
-    names: list[str] | None = None
-
-
 class CtrlC:
     """Turns the first Ctrl-C into a request to stop after the current batch.
 
@@ -206,87 +138,6 @@ class CtrlC:
     def __exit__(self, *exc: object) -> None:
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
-
-
-def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, Tensor], dict]:
-    """An optimiser's state as safetensors-ready tensors (`optim/INDEX/KEY`) and the JSON
-    rest (its parameter groups and per-parameter scalars), so nothing needs pickling."""
-    state = optimizer.state_dict()
-    tensors: dict[str, Tensor] = {}
-    scalars: dict[str, dict[str, Any]] = {}
-    for index, param_state in state["state"].items():
-        for key, value in param_state.items():
-            if isinstance(value, Tensor):
-                tensors[f"optim/{index}/{key}"] = value
-            else:
-                scalars.setdefault(str(index), {})[key] = value
-    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
-
-
-def restore_optimizer(
-    optimizer: torch.optim.Optimizer, tensors: dict[str, Tensor], meta: dict[str, Any]
-) -> None:
-    """Load what `optimizer_tensors` saved back into `optimizer`."""
-    params = [p for group in optimizer.param_groups for p in group["params"]]
-    param_state: dict[int, dict[str, Any]] = {}
-    for key, value in tensors.items():
-        if key.startswith("optim/"):
-            _, index, name = key.split("/", 2)
-            param = params[int(index)]
-            if value.shape == param.shape:  # moments: back in the parameter's memory layout,
-                value = torch.empty_like(param).copy_(value)  # which fused Adam relies on
-            param_state.setdefault(int(index), {})[name] = value
-    for index, values in meta["scalars"].items():
-        param_state.setdefault(int(index), {}).update(values)
-    optimizer.load_state_dict({"state": param_state, "param_groups": meta["param_groups"]})
-
-
-def save_checkpoint(
-    run: Run,
-    model: Model,
-    optimizer: torch.optim.Optimizer,
-    shuffle: torch.Generator,
-    pos: Position,
-) -> None:
-    optim, optim_meta = optimizer_tensors(optimizer)
-    tensors = {f"model/{k}": v for k, v in model.state_dict().items()} | optim
-    tensors["rng/torch"] = torch.get_rng_state()
-    tensors["rng/shuffle"] = shuffle.get_state()
-    device = _device_of(model)
-    if device.type == "cuda":  # where a GPU's sampling models draw their noise
-        tensors["rng/cuda"] = torch.cuda.get_rng_state(device)
-    if pos.order is not None:
-        tensors["epoch/order"] = pos.order
-    meta = {
-        "epoch": pos.epoch,
-        "step": pos.step,
-        "sums": pos.sums,
-        "names": pos.names,
-        "seconds": pos.seconds,
-        **optim_meta,
-    }
-    save_tensors(tensors, run.path / CHECKPOINT, meta)
-
-
-def load_checkpoint(
-    run: Run, model: Model, optimizer: torch.optim.Optimizer, shuffle: torch.Generator
-) -> Position:
-    tensors, meta = load_tensors(run.path / CHECKPOINT)
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model/")})
-    restore_optimizer(optimizer, tensors, meta)
-    torch.set_rng_state(tensors["rng/torch"])
-    shuffle.set_state(tensors["rng/shuffle"])
-    device = _device_of(model)
-    if "rng/cuda" in tensors and device.type == "cuda":
-        torch.cuda.set_rng_state(tensors["rng/cuda"], device)
-    order = tensors.get("epoch/order")
-    return Position(
-        meta["epoch"], meta["step"], meta["sums"], meta["seconds"], order, meta["names"]
-    )
-
-
-def _device_of(model: Model) -> torch.device:
-    return next(model.parameters()).device
 
 
 @torch.inference_mode()

@@ -226,8 +226,8 @@ def run_eval(args: argparse.Namespace) -> None:
         print(json.dumps(evaluate_run(run, data_dir=args.data_dir), indent=2))
         return
     from vaelab import threads
+    from vaelab.devices import resolve_device
     from vaelab.likelihood import DEFAULT_SAMPLES, estimate_nll
-    from vaelab.train import resolve_device
 
     result = estimate_nll(
         run,

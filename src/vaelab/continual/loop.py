@@ -38,12 +38,13 @@ from vaelab.continual.strategies import (
     stage_training_set,
 )
 from vaelab.data import Dataset, load
+from vaelab.devices import resolve_device
 from vaelab.errors import SettingError
 from vaelab.executors import Executor, claim_settings, get_executor
 from vaelab.models import Model, build
 from vaelab.plugins import import_registered
 from vaelab.run import load_tensors, save_tensors
-from vaelab.train import check_training, resolve_device
+from vaelab.train import check_training
 from vaelab.train import train as train_model
 
 DATASETS = ("mnist", "mnist-sample")

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vaelab import plugins
+from vaelab.checkpoints import optimizer_tensors, restore_optimizer
 from vaelab.config import ModelConfig, NetworkConfig
 from vaelab.continual.strategies import concat, frozen_copy, replay_buffer, replay_quotas
 from vaelab.data import Dataset
@@ -43,7 +44,6 @@ from vaelab.errors import SettingError
 from vaelab.models import Model, build
 from vaelab.models.networks import mlp_encoder
 from vaelab.scores import iwae
-from vaelab.train import optimizer_tensors, restore_optimizer
 
 TASKS = ((0, 1), (2, 3), (4, 5), (6, 7), (8, 9))
 SAMPLES_SHOWN = 10

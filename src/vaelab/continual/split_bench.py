@@ -116,8 +116,8 @@ def run_split_mnist(
     """Run (or finish) `strategies` x seeds 0..`seeds`-1 into `out`, `jobs` at a time on a
     machine, where `executor` says (as in `vaelab.bench.run_oneclass`); write `results.json`,
     `table.md` and the figures; return what `results.json` holds."""
+    from vaelab.devices import resolve_device
     from vaelab.executors import claim_settings, get_executor, run_with_progress
-    from vaelab.train import resolve_device
 
     runner = get_executor(executor, ray_address)
     check_strategies(strategies)
