@@ -2,7 +2,13 @@ import json
 
 import pytest
 
-from vaelab.bench import OneClassConfig, markdown_table, published_rows, run_oneclass
+from vaelab.bench import (
+    OneClassConfig,
+    markdown_table,
+    published_rows,
+    run_oneclass,
+    untrained_runs,
+)
 from vaelab.cli import main
 from vaelab.config import ModelConfig, TrainConfig
 from vaelab.errors import SettingError, VaelabError
@@ -38,8 +44,11 @@ def bench_args(out, *extra):
 def test_benchmark_end_to_end_and_resume(tmp_path, capsys):
     out = tmp_path / "bench"
     assert main(bench_args(out)) == 0
-    assert "mean AUROC" in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert "mean AUROC" in printed.out
+    assert "1 run in" in printed.err and "(class 3 seed 0) reconstruct every" in printed.err
     results = json.loads((out / "results.json").read_text())
+    assert results["untrained_runs"] == [{"class": 3, "seed": 0}]  # one epoch: 2 steps
     assert set(results["per_class_auroc"]) == {"3"}
     assert 0.5 < results["per_class_auroc"]["3"] <= 1
     assert results["mean_auroc"] == results["per_class_auroc"]["3"]
@@ -57,6 +66,16 @@ def test_benchmark_end_to_end_and_resume(tmp_path, capsys):
     assert main(bench_args(out, "--score", "recon-bce")) == 0  # rescored, not retrained
     assert weights.stat().st_mtime_ns == stamp
     assert (out / "runs" / "class3-seed0" / "result-recon-bce.json").exists()
+
+
+def test_runs_whose_reconstructions_barely_vary_are_listed_as_untrained():
+    done = [
+        {"class": 1, "seed": 0, "reconstruction_spread": 0.2},
+        {"class": 7, "seed": 1, "reconstruction_spread": 0.01},
+        {"class": 7, "seed": 0, "reconstruction_spread": 0.0},
+        {"class": 3, "seed": 0},  # written before the check
+    ]
+    assert untrained_runs(done) == [{"class": 7, "seed": 0}, {"class": 7, "seed": 1}]
 
 
 def test_benchmark_refuses_to_mix_protocols(tmp_path):

@@ -19,6 +19,7 @@ import dataclasses
 import json
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import fmean, pstdev
@@ -151,6 +152,7 @@ def run_task(
 
     from vaelab.anomaly import anomaly_metrics, compute_score
     from vaelab.data import load
+    from vaelab.diagnostics import model_spread
     from vaelab.plugins import import_registered
     from vaelab.run import CHECKPOINT
     from vaelab.train import fit
@@ -175,6 +177,7 @@ def run_task(
         "class": normal,
         "seed": seed,
         **anomaly_metrics(test.labels.numpy() != normal, values),
+        "reconstruction_spread": round(model_spread(model, test.with_classes([normal]).float()), 4),
         "train_seconds": round(trained - started, 2),
         "score_seconds": round(time.perf_counter() - trained, 2),
     }
@@ -214,6 +217,7 @@ def run_oneclass(
     )  # fmt: skip
     results = summarize(config, done, time.perf_counter() - started, jobs, runner.name)
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    warn_of_untrained(results["untrained_runs"], out)
     rows = [vaelab_row(results), *published_rows(config.dataset)]
     (out / "table.json").write_text(json.dumps(rows, indent=2) + "\n")
     (out / "table.md").write_text(markdown_table(rows, config.classes) + "\n")
@@ -242,10 +246,40 @@ def summarize(
         "per_class_std": {str(c): pstdev(v) for c, v in per_class.items()},
         "mean_auroc": fmean(fmean(v) for v in per_class.values()),
         "mean_auroc_std_over_seeds": pstdev(seed_means),
+        "untrained_runs": untrained_runs(done),
         "runs": sorted(done, key=lambda r: (r["class"], r["seed"])),
         "wall_seconds": round(seconds, 1),
         "train_seconds": round(sum(r["train_seconds"] for r in done), 1),
     }
+
+
+def untrained_runs(done: list[dict]) -> list[dict[str, int]]:
+    """The (class, seed) runs whose model reconstructs every normal test image nearly alike
+    (`vaelab.diagnostics`): their AUROC measures distance from one average picture. Results
+    written before the check have no spread and are not listed."""
+    from vaelab.diagnostics import MIN_SPREAD
+
+    return [
+        {"class": r["class"], "seed": r["seed"]}
+        for r in sorted(done, key=lambda r: (r["class"], r["seed"]))
+        if r.get("reconstruction_spread", MIN_SPREAD) < MIN_SPREAD
+    ]
+
+
+def warn_of_untrained(runs: list[dict[str, int]], out: Path) -> None:
+    if not runs:
+        return
+    from vaelab.diagnostics import UntrainedModelWarning
+
+    named = ", ".join(f"class {r['class']} seed {r['seed']}" for r in runs[:3])
+    more = f" and {len(runs) - 3} more" if len(runs) > 3 else ""
+    warnings.warn(
+        f"{count(len(runs), 'run')} in {out} ({named}{more}) reconstruct every normal test image "
+        "nearly the same way, so their AUROC measures distance from one average picture, not "
+        "what the model learned; train for more epochs (untrained_runs in results.json)",
+        UntrainedModelWarning,
+        stacklevel=3,
+    )
 
 
 def vaelab_row(results: dict, name: str | None = None) -> dict[str, Any]:

@@ -47,14 +47,20 @@ def reconstruction_spread(images: Tensor, recons: Tensor) -> float:
     return float(recons.float().var(0).sum() / images.float().var(0).sum().clamp_min(1e-12))
 
 
-def untrained_warning(model: Model, images: Tensor, labels: Tensor | None = None) -> str | None:
-    """What to tell the user when `model` reconstructs float `images` nearly identically;
-    None when its reconstructions follow the input. A conditional model needs the `labels`."""
+def model_spread(model: Model, images: Tensor, labels: Tensor | None = None) -> float:
+    """`reconstruction_spread` of `model` on the first `CHECKED_IMAGES` float `images` (a
+    conditional model needs their `labels`)."""
     chosen = images[:CHECKED_IMAGES]
     device = next(model.parameters()).device
     given = None if labels is None else labels[:CHECKED_IMAGES].to(device)
     recons = torch.sigmoid(reconstruct(model, chosen.to(device), given)).cpu()
-    spread = reconstruction_spread(chosen, recons)
+    return reconstruction_spread(chosen, recons)
+
+
+def untrained_warning(model: Model, images: Tensor, labels: Tensor | None = None) -> str | None:
+    """What to tell the user when `model` reconstructs float `images` nearly identically;
+    None when its reconstructions follow the input. A conditional model needs the `labels`."""
+    spread = model_spread(model, images, labels)
     if spread >= MIN_SPREAD:
         return None
     return (
