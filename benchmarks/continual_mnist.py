@@ -5,22 +5,19 @@
         [--first-stage-epochs N] [--epochs-per-stage N]
 
 Each strategy trains in its own process, the cores split between them (small
-convolutions use two cores better as two processes than as two threads), then the
-results are collected into OUT (metrics.json, matrix.csv, figures, report)
-exactly as `vaelab continual` writes them. Finished stages are skipped, so
-an interrupted measurement continues where it stopped.
+convolutions use two cores better as two processes than as two threads): the
+same as `vaelab continual --strategy A,B,C --jobs 3`, which writes OUT
+(metrics.json, matrix.csv, figures, report). Finished stages are skipped, so an
+interrupted measurement continues where it stopped.
 """
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 from pathlib import Path
 
 from vaelab.config import TrainConfig
 from vaelab.continual import ContinualConfig, run_continual
-from vaelab.continual.loop import strategy_task
-from vaelab.executors import LocalExecutor
 
 
 def main() -> None:
@@ -33,21 +30,15 @@ def main() -> None:
     )
     parser.add_argument("--epochs-per-stage", type=int, default=ContinualConfig().train.epochs)
     args = parser.parse_args()
-    base = ContinualConfig(
+    config = ContinualConfig(
         dataset="mnist",
         data_dir=args.data_dir,
+        strategy=args.strategies,
         first_stage_epochs=args.first_stage_epochs,
         train=TrainConfig(epochs=args.epochs_per_stage),
     )
-    configs = [replace(base, strategy=name) for name in args.strategies.split(",")]
-    for config in configs:
-        config.check()
-    calls = [(config, config.strategy, str(args.out), False) for config in configs]
-    for name in LocalExecutor().run(strategy_task, calls, jobs=len(calls)):
-        print(f"{name}: trained", flush=True)
-    metrics = {}
-    for config in configs:  # every stage is saved: this only collects and measures dreams
-        metrics = run_continual(config, args.out, progress=False)
+    jobs = len(config.strategies)
+    metrics = run_continual(config, args.out, jobs=jobs, progress=False)
     for name, summary in metrics["strategies"].items():
         print(f"{name}: average forgetting {summary['avg_forgetting']:.2f} nats")
 

@@ -237,6 +237,13 @@ def test_other_settings_in_the_same_folder_are_refused(tmp_path, classifier):
         run_continual(tiny_config(train={"lr": 1e-4}), tmp_path, classifier=classifier)
 
 
+def test_strategies_separated_by_commas_run_and_are_compared(tmp_path, classifier):
+    config = tiny_config(strategy="naive, cumulative")
+    metrics = run_continual(config, tmp_path, classifier=classifier, progress=False)
+    assert list(metrics["strategies"]) == ["naive", "cumulative"]
+    assert (tmp_path / "comparison.png").exists() and (tmp_path / "report.html").exists()
+
+
 def test_a_folder_of_the_first_settings_form_resumes(tmp_path, classifier):
     """`continual.json` once held the batch size, seed and later stages' epochs beside the
     other settings: such a folder resumes without training again, its file rewritten."""
@@ -262,6 +269,8 @@ def test_a_folder_of_the_first_settings_form_resumes(tmp_path, classifier):
         ({"order": [7]}, "two or more"),
         ({"order": [7, 12]}, "0-9"),
         ({"strategy": "forget"}, "unknown strategy"),
+        ({"strategy": "naive,forget"}, "unknown strategy 'forget'"),
+        ({"strategy": "naive, naive"}, "strategy names 'naive' twice"),
     ],
 )
 def test_bad_settings_are_reported(tmp_path, overrides, message):

@@ -47,7 +47,8 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
         metavar="NAME",
         default="naive",
         help=f"what the model sees besides the new digit: {', '.join(STRATEGY_NAMES)} or one "
-        "you registered (default: naive); all runs every strategy and compares them",
+        "you registered (default: naive); several separated by commas, or all, run each and "
+        "compare them",
     )
     p.add_argument(
         "--first-stage-epochs",
@@ -95,7 +96,7 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
         type=positive_int,
         metavar="N",
         default=1,
-        help="strategies (with --strategy all) trained at once on each machine (1)",
+        help="strategies (of several --strategy) trained at once on each machine (1)",
     )
     add_executor(p)
     p.add_argument("--out", required=True, metavar="DIR", help="folder to write")

@@ -55,7 +55,8 @@ MATRIX = "matrix.csv"
 
 @dataclass
 class ContinualConfig:
-    """One sequential experiment. `train_size` caps each digit's training images (first N).
+    """One sequential experiment. `strategy` is one strategy, several separated by commas,
+    or all; `train_size` caps each digit's training images (first N).
 
     `train` trains every stage with a fresh optimiser: each stage after the first for
     `train.epochs`, stage k with torch seeded by `train.seed + k` (the seed also draws
@@ -78,15 +79,20 @@ class ContinualConfig:
 
     @property
     def strategies(self) -> tuple[str, ...]:
-        return tuple(STRATEGIES) if self.strategy == "all" else (self.strategy,)
+        """The strategies `strategy` names: one, several separated by commas, or all."""
+        if self.strategy == "all":
+            return tuple(STRATEGIES)
+        return tuple(name.strip() for name in self.strategy.split(","))
 
     def _keeps_a_buffer(self) -> bool:
         return any(check_strategy(name).buffer for name in self.strategies)
 
     def check(self) -> None:
         """Refuse settings that cannot work, whatever the data; `check_data` does the rest."""
-        if self.strategy != "all":
-            check_strategy(self.strategy)
+        for name in self.strategies:
+            check_strategy(name)
+            if self.strategies.count(name) > 1:
+                raise SettingError(f"{{strategy}} names {name!r} twice", "strategy")
         if self.dataset not in DATASETS:
             raise SettingError(
                 "continual learning reads dreams with an MNIST digit classifier, so {dataset} "
