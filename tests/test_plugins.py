@@ -4,8 +4,11 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from vaelab.cli import main
-from vaelab.plugins import registered_modules
+from vaelab.errors import VaelabError
+from vaelab.plugins import import_registered, registered_modules
 
 PRESET = """from vaelab.presets import register_preset
 
@@ -71,3 +74,8 @@ def test_a_users_recipe_is_a_choice_of_the_benchmark(tmp_path):
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert "user-quick" in out.stdout
+
+
+def test_a_worker_that_cannot_import_a_registering_module_says_where_to_put_it():
+    with pytest.raises(VaelabError, match="cannot import gone_models.*PYTHONPATH"):
+        import_registered(["gone_models"])

@@ -59,5 +59,16 @@ def registered_modules() -> list[str]:
 
 
 def import_registered(modules: list[str]) -> None:
+    """Import, in a worker, the `modules` that `registered_modules` named where the calls were
+    sent from."""
     for module in modules:
-        importlib.import_module(module)
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as err:
+            if err.name != module:
+                raise
+            raise VaelabError(
+                f"a worker cannot import {module}, whose registrations the calls need: put "
+                "its folder on PYTHONPATH where the workers run (on every node of a Ray "
+                "cluster)"
+            ) from None
