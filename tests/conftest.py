@@ -44,25 +44,30 @@ def isolated_data_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def user_module(monkeypatch: pytest.MonkeyPatch):
-    """Import `tests/user_models.py`, a user's module registering a model, a score and a
-    continual strategy; vaelab's registries (and the modules workers import) hold what they
-    held before once the test ends, so that no other test sees them."""
+def restored_registries(monkeypatch: pytest.MonkeyPatch):
+    """vaelab's registries (and the modules workers import) hold what they held before once
+    the test ends, so that no other test sees what it registered."""
     from vaelab import plugins
     from vaelab.continual.strategies import STRATEGIES
     from vaelab.models import MODELS
     from vaelab.scores import SCORES
 
     monkeypatch.setattr(plugins, "_MODULES", set(plugins._MODULES))
-
     registries = (MODELS, SCORES, STRATEGIES)
     saved = [dict(registry) for registry in registries]
-    sys.modules.pop("user_models", None)
-    yield importlib.import_module("user_models")
-    sys.modules.pop("user_models", None)
+    yield
     for registry, before in zip(registries, saved, strict=True):
         registry.clear()
         registry.update(before)
+
+
+@pytest.fixture
+def user_module(restored_registries):
+    """Import `tests/user_models.py`, a user's module registering a model, a score and a
+    continual strategy, for one test."""
+    sys.modules.pop("user_models", None)
+    yield importlib.import_module("user_models")
+    sys.modules.pop("user_models", None)
 
 
 def idx_bytes(array: np.ndarray, type_code: int = 0x08) -> bytes:

@@ -2,6 +2,7 @@ import csv
 import dataclasses
 import json
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -138,6 +139,14 @@ def test_registered_strategies_train_in_spawned_workers(tmp_path, classifier, us
     config = tiny_config(strategy="all")
     metrics = run_continual(config, tmp_path, classifier=classifier, jobs=2, progress=False)
     assert "user-previous-digit" in metrics["strategies"] and len(metrics["strategies"]) == 5
+
+
+def test_the_strategy_example_of_the_docs_registers_and_runs(restored_registries):
+    page = (Path(__file__).parents[1] / "docs" / "extending.md").read_text()
+    example = page.split("```python\n")[1].split("```")[0]
+    exec(compile(example, "docs/extending.md", "exec"), {"__name__": "__example__"})
+    data = stage_training_set("previous-digit", digits_of([7, 0, 1]), [7, 0, 1], 2)
+    assert mix(data) == {0: 30, 1: 30}
 
 
 def digits_of(order):
