@@ -49,6 +49,7 @@ def test_benchmark_end_to_end_and_resume(tmp_path, capsys):
     assert "1 run in" in printed.err and "(class 3 seed 0) reconstruct every" in printed.err
     results = json.loads((out / "results.json").read_text())
     assert results["untrained_runs"] == [{"class": 3, "seed": 0}]  # one epoch: 2 steps
+    assert "1 run untrained" in json.loads((out / "table.json").read_text())[0]["citation"]
     assert set(results["per_class_auroc"]) == {"3"}
     assert 0.5 < results["per_class_auroc"]["3"] <= 1
     assert results["mean_auroc"] == results["per_class_auroc"]["3"]

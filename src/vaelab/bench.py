@@ -291,9 +291,12 @@ def vaelab_row(results: dict, name: str | None = None) -> dict[str, Any]:
     label = f"vaelab {model['name']} (latent {model['latent_dim']}, {schedule}, {s['score']})"
     if s.get("recipe"):
         label = f"vaelab {s['recipe']}: {label[len('vaelab ') :]}"
+    citation = f"measured: {len(s['classes'])} classes x {s['seeds']} seeds"
+    if untrained := results.get("untrained_runs"):
+        citation += f", {count(len(untrained), 'run')} untrained (see results.json)"
     return {
         "method": name or label,
-        "citation": f"measured: {len(s['classes'])} classes x {s['seeds']} seeds",
+        "citation": citation,
         "auroc": {c: round(100 * v, 1) for c, v in results["per_class_auroc"].items()},
         "mean": round(100 * results["mean_auroc"], 1),
     }
