@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from collections.abc import Callable
 
 from vaelab.errors import VaelabError
 
@@ -29,17 +30,14 @@ def import_plugins(names: str | None = None) -> list[str]:
     modules = [name.strip() for name in text.split(",") if name.strip()]
     if modules and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    for module in modules:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as err:
-            if err.name != module:
-                raise
-            raise VaelabError(
-                f"{ENV} names {module!r}, which cannot be imported: no {module}.py (or package) "
-                "in the working directory or on PYTHONPATH; name modules as `import` takes "
-                "them, separated by commas"
-            ) from None
+    _import_each(
+        modules,
+        lambda module: (
+            f"{ENV} names {module!r}, which cannot be imported: no {module}.py (or "
+            "package) in the working directory or on PYTHONPATH; name modules as `import` takes "
+            "them, separated by commas"
+        ),
+    )
     return modules
 
 
@@ -61,14 +59,22 @@ def registered_modules() -> list[str]:
 def import_registered(modules: list[str]) -> None:
     """Import, in a worker, the `modules` that `registered_modules` named where the calls were
     sent from."""
+    _import_each(
+        modules,
+        lambda module: (
+            f"a worker cannot import {module}, whose registrations the calls need: "
+            "put its folder on PYTHONPATH where the workers run (on every node of a Ray cluster)"
+        ),
+    )
+
+
+def _import_each(modules: list[str], missing: Callable[[str], str]) -> None:
+    """Import `modules`; one that is not there is a `VaelabError` saying `missing(module)`
+    (an import that fails inside the module is the module's own error, and stays one)."""
     for module in modules:
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as err:
             if err.name != module:
                 raise
-            raise VaelabError(
-                f"a worker cannot import {module}, whose registrations the calls need: put "
-                "its folder on PYTHONPATH where the workers run (on every node of a Ray "
-                "cluster)"
-            ) from None
+            raise VaelabError(missing(module)) from None
