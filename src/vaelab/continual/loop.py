@@ -89,9 +89,10 @@ class ContinualConfig:
 
     def check(self) -> None:
         """Refuse settings that cannot work, whatever the data; `check_data` does the rest."""
-        for name in self.strategies:
+        names = self.strategies
+        for name in names:
             check_strategy(name)
-            if self.strategies.count(name) > 1:
+            if names.count(name) > 1:
                 raise SettingError(f"{{strategy}} names {name!r} twice", "strategy")
         if self.dataset not in DATASETS:
             raise SettingError(
