@@ -192,6 +192,38 @@ def test_a_call_whose_worker_dies_runs_again_and_the_sweep_completes(
     assert untimed(results) == untimed(local_results)  # ... and its next try finished it
 
 
+SWEEP_WITH_A_USER_SCORE = """
+import sys
+sys.path.insert(0, "mine")  # the driver's path only, as a notebook may add it
+import lab_models
+from vaelab.bench import OneClassConfig, run_oneclass
+from vaelab.config import TrainConfig
+
+config = OneClassConfig(dataset="mnist-sample", classes=[0], seeds=1, train_size=64,
+                        train=TrainConfig(epochs=1), score="user-worst-pixel")
+run_oneclass(config, "out", executor="ray", progress=False)
+"""
+
+
+@needs_ray
+@pytest.mark.slow
+def test_ray_nodes_get_the_users_modules_from_the_sweep(tmp_path):
+    """The user's module is on the Python path of the process starting the sweep, not on the
+    workers' (as on another node): the sweep sends it to the cluster it starts. Without that
+    a worker fails to import it."""
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "lab_models.py").write_text((TESTS / "user_models.py").read_text())
+    (tmp_path / "sweep.py").write_text(SWEEP_WITH_A_USER_SCORE)
+    env = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
+    done = subprocess.run(
+        [sys.executable, "sweep.py"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["settings"]["score"] == "user-worst-pixel"
+    assert [run["class"] for run in results["runs"]] == [0]
+
+
 @needs_ray
 @pytest.mark.slow
 def test_continual_strategies_on_ray_give_the_local_pools_numbers(ray_cluster, tmp_path):

@@ -16,6 +16,7 @@ settings a benchmark takes (`executor`, `ray_address`), the same as the CLI's fl
 from __future__ import annotations
 
 import json
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -132,7 +133,8 @@ class RayExecutor(Executor):
         ray = import_ray()
         from vaelab.plugins import registered_modules
 
-        with connected(ray, self.address):
+        modules = registered_modules()
+        with connected(ray, self.address, modules):
             threads = threads_per_job(jobs, smallest_node_cpus(ray))
             task = ray.remote(fn).options(
                 num_cpus=threads,
@@ -140,7 +142,6 @@ class RayExecutor(Executor):
                 max_retries=RETRIES,
                 retry_exceptions=False,
             )
-            modules = registered_modules()
             pending = [task.remote(*args, threads=threads, modules=modules) for args in calls]
             try:
                 while pending:
@@ -189,18 +190,30 @@ def import_ray() -> ModuleType:
 
 
 @contextmanager
-def connected(ray: ModuleType, address: str | None) -> Iterator[None]:
+def connected(ray: ModuleType, address: str | None, modules: list[str]) -> Iterator[None]:
     """Use this process's Ray connection if it has one; else connect to `address` (without
     one, Ray's own choice: `RAY_ADDRESS`, a cluster `ray start` began on this machine, or a
-    new local one) for this sweep alone, and disconnect after it (a local one stops)."""
+    new local one) for this sweep alone, sending the user's registering `modules` to every
+    node, and disconnect after it (a local one stops)."""
     if ray.is_initialized():
         yield
         return
-    ray.init(address=address, include_dashboard=False)
+    shipped = shipped_modules(modules)
+    runtime_env = {"py_modules": shipped} if shipped else None
+    ray.init(address=address, include_dashboard=False, runtime_env=runtime_env)
     try:
         yield
     finally:
         ray.shutdown()
+
+
+def shipped_modules(modules: list[str]) -> list[ModuleType]:
+    """The top-level modules or packages holding `modules`, for Ray to copy to every node
+    (its `py_modules`), so a cluster's nodes need only vaelab, not the user's files. A
+    namespace package (no `__init__.py`) cannot be copied that way: it must be on the nodes'
+    Python path."""
+    tops = [sys.modules[top] for top in dict.fromkeys(name.partition(".")[0] for name in modules)]
+    return [module for module in tops if getattr(module, "__file__", None)]
 
 
 def smallest_node_cpus(ray: ModuleType) -> int:
