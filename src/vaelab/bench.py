@@ -41,7 +41,8 @@ class OneClassConfig:
     """Benchmark settings. The detector (`model`, `train`, `score`, `samples`) is the
     dataset's recipe (`vaelab.recipes.default_recipe`) where not given (`from_recipe` takes
     another; `vaelab.recipes` says how each was chosen); `train.seed` is replaced by each
-    run's seed (0 to `seeds` - 1)."""
+    run's seed (0 to `seeds` - 1) and `train.threads` by each job's share of the cores
+    (`vaelab.executors`)."""
 
     dataset: str = "mnist"
     classes: list[int] = field(default_factory=lambda: list(range(10)))

@@ -47,7 +47,8 @@ PRIOR_SAMPLES = 64
 class NllConfig:
     """Benchmark settings: the IWAE paper's one-stochastic-layer MLP trained on the ELBO for
     `train.epochs` epochs of Adam (vaelab's defaults: batch 128, lr 1e-3), far fewer than the
-    paper's 3,280 passes. `train.seed` is replaced by each run's seed (0 to `seeds` - 1);
+    paper's 3,280 passes. `train.seed` is replaced by each run's seed (0 to `seeds` - 1)
+    and `train.threads` by each job's share of the cores;
     `test_images` and `train_size` shorten a trial run, `batch` only sets the memory."""
 
     model: ModelConfig = field(default_factory=lambda: ModelConfig("mlp-vae-iwae"))

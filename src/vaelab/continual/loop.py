@@ -60,7 +60,8 @@ class ContinualConfig:
 
     `train` trains every stage with a fresh optimiser: each stage after the first for
     `train.epochs`, stage k with torch seeded by `train.seed + k` (the seed also draws
-    the initial weights, the replay buffers, the evaluation noise and the dreams).
+    the initial weights, the replay buffers, the evaluation noise and the dreams), on
+    each job's share of the cores whatever `train.threads` says (`vaelab.executors`).
     Stage 0 is the article's 7-model and trains for `first_stage_epochs`: a first
     digit learned only half-way has little to forget, and its model dreams few
     recognisable digits, so forgetting could not be seen.
