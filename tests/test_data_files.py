@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from vaelab.data import load
+from vaelab.data import load, read_images
 from vaelab.errors import DatasetError
 
 pytestmark = pytest.mark.usefixtures("isolated_data_env")
@@ -153,3 +153,40 @@ def test_npz_without_test_split_and_corrupt_archive(tmp_path: Path):
 def test_missing_path_is_an_unknown_dataset(tmp_path: Path):
     with pytest.raises(DatasetError, match="unknown dataset .*nor an existing folder"):
         load(tmp_path / "nowhere.npz")
+
+
+def test_image_files_and_folders_are_read_in_order_resized_and_made_grey_or_rgb(tmp_path: Path):
+    save_image(tmp_path / "new" / "b" / "2.png", size=(8, 8), value=10)
+    save_image(tmp_path / "new" / "a.jpg", size=(16, 16), mode="RGB", value=0)
+    save_image(tmp_path / "one.png", size=(4, 4), value=200)
+    (tmp_path / "new" / "notes.txt").write_text("not an image")
+    images, files = read_images([tmp_path / "new", tmp_path / "one.png"], image_size=4)
+    assert [f.relative_to(tmp_path).as_posix() for f in files] == [
+        "new/a.jpg", "new/b/2.png", "one.png"
+    ]  # fmt: skip
+    assert images.shape == (3, 3, 4, 4) and images.dtype == torch.uint8  # one has colour: RGB
+    assert images[2].unique().tolist() == [200]  # a grey image, widened to RGB
+    grey, _ = read_images([tmp_path / "new"], image_size=4, channels=1)
+    assert grey.shape == (2, 1, 4, 4)
+    with pytest.raises(
+        DatasetError, match="images differ in size: .*a.jpg is 16x16, .*2.png is 8x8"
+    ):
+        read_images([tmp_path / "new"])
+
+
+def test_reading_image_files_names_the_path_at_fault(tmp_path: Path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG not really")
+    for path, message in [
+        ("missing", "missing: no such file or folder"),
+        ("empty", r"empty: no images \(.bmp, .gif"),
+        ("notes.txt", r"notes.txt: not an image file \(expected .bmp"),
+        ("broken.png", "broken.png: unreadable image"),
+    ]:
+        with pytest.raises(DatasetError, match=message):
+            read_images([tmp_path / path])
+    with pytest.raises(DatasetError, match="no images given"):
+        read_images([])
+    with pytest.raises(DatasetError, match="channels must be 1 .grey. or 3 .RGB., got 2"):
+        read_images([tmp_path], channels=2)

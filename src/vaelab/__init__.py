@@ -31,6 +31,7 @@ _API = {
     "DatasetError": "vaelab.errors",
     "Dataset": "vaelab.data",
     "load_dataset": ("vaelab.data", "load"),
+    "read_images": "vaelab.data",
     "build_model": ("vaelab.models", "build"),
     "Run": "vaelab.run",
     "fit": "vaelab.train",

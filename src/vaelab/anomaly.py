@@ -8,8 +8,9 @@ Scores come from `vaelab.scores` (higher = more anomalous). The metrics treat
 - FPR at 95% TPR: the share of normal images flagged when 95% of anomalies are.
 
     report = analyze_run(Run("runs/vae7"), score="elbo", out="runs/vae7/anomaly")
-    detector = AnomalyDetector(latent_dim=16, epochs=30).fit(normal_images)
+    detector = AnomalyDetector(recipe="vae16-mse-edge").fit(normal_images)
     detector.predict(new_images)  # 1 = anomaly, 0 = normal
+    files, scores = detector.score_files(["new/"])  # image files and folders
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import csv
 import dataclasses
 import json
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,11 +34,12 @@ from torch import Tensor
 
 from vaelab import scores as score_functions
 from vaelab.config import DEFAULT_SCORE, ModelConfig, RunConfig, TrainConfig
-from vaelab.diagnostics import untrained_warning
-from vaelab.errors import VaelabError
+from vaelab.data import read_images
+from vaelab.diagnostics import UntrainedModelWarning, untrained_warning
+from vaelab.errors import SettingError, VaelabError
 from vaelab.models import Model, build
 from vaelab.recipes import DEFAULT_RECIPE, get_recipe
-from vaelab.run import Run
+from vaelab.run import CONFIG, Run
 from vaelab.scores import SCORES, require_posterior, require_unconditional
 
 TPR_LEVEL = 0.95
@@ -327,11 +330,14 @@ class AnomalyDetector(BaseEstimator):
     def _check_params(self) -> None:
         if self.score_name() not in score_functions.SCORES:
             names = ", ".join(score_functions.SCORES)
-            raise VaelabError(f"unknown score {self.score_name()!r}; choose one of {names}")
-        if not 0 < self.fpr < 1:
-            raise VaelabError(f"fpr must be between 0 and 1, got {self.fpr}")
-        if not 0 < self.holdout < 1:
-            raise VaelabError(f"holdout must be between 0 and 1, got {self.holdout}")
+            raise SettingError(
+                f"unknown {{score}} {self.score_name()!r}; choose one of {names}", "score"
+            )
+        for name in ("fpr", "holdout"):
+            if not 0 < getattr(self, name) < 1:
+                raise SettingError(
+                    f"{{{name}}} must be between 0 and 1, got {getattr(self, name)}", name
+                )
 
     def fit(self, X: Any, y: None = None) -> AnomalyDetector:
         """Train on normal images `X` only; `y` is ignored (scikit-learn convention)."""
@@ -361,6 +367,30 @@ class AnomalyDetector(BaseEstimator):
         )  # fmt: skip
         self.image_shape_ = tuple(images.shape[1:])
         self.threshold_ = float(np.quantile(self.score_samples(held), 1 - self.fpr))
+        if warning := untrained_warning(self.model_, held):
+            warnings.warn(warning, UntrainedModelWarning, stacklevel=2)
+        return self
+
+    def fit_files(
+        self,
+        paths: Sequence[str | os.PathLike[str]],
+        image_size: int | None = 28,
+        out: str | os.PathLike[str] | None = None,
+    ) -> AnomalyDetector:
+        """Train on the normal images in image files and folders (every image under a
+        folder), each resized to `image_size` (28: the conv models' size; None keeps theirs,
+        which must then agree). With `out`, save the detector there: a folder that already
+        holds a detector or a run is refused before anything is read or trained."""
+        if out is not None and (Path(out) / CONFIG).exists():
+            raise SettingError(
+                f"{{out}} {out} already holds a detector or a run; choose another {{out}} or "
+                "delete it first",
+                "out",
+            )
+        self._check_params()
+        self.fit(read_images(paths, image_size)[0])
+        if out is not None:
+            self.save(out)
         return self
 
     def _check_fitted(self) -> None:
@@ -375,6 +405,15 @@ class AnomalyDetector(BaseEstimator):
         seed = self._run_config().train.seed
         values = compute_score(self.model_, images, self.score_name(), self._samples(), seed)
         return values.numpy().astype(np.float64)
+
+    def score_files(self, paths: Sequence[str | os.PathLike[str]]) -> tuple[list[Path], np.ndarray]:
+        """The image files under `paths` (files and folders, as `fit_files` reads them) and
+        their anomaly scores, each image read as the detector's were: resized to its size
+        and made grey or RGB as they were."""
+        self._check_fitted()
+        channels, height, width = self.image_shape_
+        images, files = read_images(paths, height if height == width else None, channels)
+        return files, self.score_samples(images)
 
     def predict(self, X: Any) -> np.ndarray:
         """1 where the score exceeds `threshold_` (an anomaly), 0 elsewhere (normal)."""

@@ -369,15 +369,15 @@ def test_set(
     run_dir: str | os.PathLike[str], dataset: str | None = None, data_dir: str | None = None
 ) -> Dataset:
     """The test split to check a run's export on: of the run's dataset, or of `dataset`
-    (which a detector, fitted on arrays, must be given)."""
+    (which a detector, fitted on arrays or files, must be given)."""
     from vaelab.data import load
 
     source = open_run(run_dir)
     config = source.run.config
     if dataset is None and source.is_detector:
         raise SettingError(
-            f"{source.run.path} is a detector fitted on arrays, so it names no test set: "
-            "give one with {dataset} (e.g. mnist)",
+            f"{source.run.path} is a detector fitted on arrays or image files, so it names no "
+            "test set: give one with {dataset} (e.g. mnist, or a folder of class subfolders)",
             "dataset",
         )
     name = dataset if dataset is not None else config.data.dataset

@@ -12,11 +12,23 @@ import warnings
 from collections.abc import Sequence
 
 from vaelab import __version__
-from vaelab.cli import anomaly, bench, continual, data, demo, explore, export, models, plot, train
+from vaelab.cli import (
+    anomaly,
+    bench,
+    continual,
+    data,
+    demo,
+    detector,
+    explore,
+    export,
+    models,
+    plot,
+    train,
+)
 from vaelab.errors import Interrupted, SettingError, VaelabError, VaelabWarning
 from vaelab.plugins import import_plugins
 
-COMMANDS = [demo, train, models, data, plot, explore, continual, anomaly, export, bench]
+COMMANDS = [demo, train, models, data, plot, explore, continual, anomaly, detector, export, bench]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,14 +1,17 @@
-"""Load a folder of images with one subfolder per class.
+"""Load a folder of images with one subfolder per class, or any image files.
 
 Layouts: `root/<class>/*.png`, or `root/train/<class>/...` and
 `root/test/<class>/...`. Class folders are sorted (numerically when all names
 are numbers, so `10` follows `9`) and their position is the label.
 Grayscale images give one channel, colour images three; if both appear,
-grayscale ones are widened to RGB.
+grayscale ones are widened to RGB. `read_images` reads unlabelled files and
+folders, as a detector scores them.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +40,41 @@ def load_folder(root: Path, split: str, image_size: int | None) -> Dataset:
     _check_same_size(arrays, files)
     images = torch.from_numpy(np.stack(arrays))
     return Dataset(images, torch.tensor(labels, dtype=torch.int64), root.name, class_names)
+
+
+def read_images(
+    paths: Sequence[str | os.PathLike[str]],
+    image_size: int | None = None,
+    channels: int | None = None,
+) -> tuple[torch.Tensor, list[Path]]:
+    """uint8 (N, C, H, W) images from image files and folders (every image under a folder,
+    in sorted order), and the file of each. Each image is resized to `image_size` when
+    given; `channels` 1 or 3 makes them grey or RGB (default: grey unless one has colour)."""
+    if channels not in (None, 1, 3):
+        raise DatasetError(f"channels must be 1 (grey) or 3 (RGB), got {channels}")
+    files = [file for path in paths for file in _files_under(Path(path))]
+    if not files:
+        raise DatasetError(f"no images given: {', '.join(map(str, paths)) or 'no paths'}")
+    mode = {None: None, 1: "L", 3: "RGB"}[channels]
+    arrays = _same_channels([_read_image(file, image_size, mode) for file in files])
+    _check_same_size(arrays, files)
+    return torch.from_numpy(np.stack(arrays)), files
+
+
+def _files_under(path: Path) -> list[Path]:
+    """`path` itself if it is an image file, else every image file below it."""
+    if path.is_dir():
+        found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not found:
+            raise DatasetError(f"{path}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) found")
+        return found
+    if not path.exists():
+        raise DatasetError(f"{path}: no such file or folder")
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        raise DatasetError(
+            f"{path}: not an image file (expected {', '.join(sorted(IMAGE_SUFFIXES))})"
+        )
+    return [path]
 
 
 def _layout(root: Path, split: str) -> tuple[Path, list[str]]:
@@ -70,11 +108,11 @@ def _image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def _read_image(path: Path, size: int | None) -> np.ndarray:
-    """One image as uint8 (C, H, W)."""
+def _read_image(path: Path, size: int | None, mode: str | None = None) -> np.ndarray:
+    """One image as uint8 (C, H, W), in `mode` ("L" or "RGB"; default: its own)."""
     try:
         with Image.open(path) as image:
-            image = image.convert("L" if image.mode in GRAY_MODES else "RGB")
+            image = image.convert(mode or ("L" if image.mode in GRAY_MODES else "RGB"))
             if size:
                 image = image.resize((size, size), Image.Resampling.BILINEAR)
             array = np.asarray(image)

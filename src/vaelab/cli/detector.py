@@ -1,0 +1,126 @@
+"""`vaelab detector fit|score`: an anomaly detector from a folder of normal images, and the
+scores of new ones."""
+
+from __future__ import annotations
+
+import argparse
+
+from vaelab.cli.anomaly import add_score_options
+from vaelab.cli.options import add_device, add_model, positive_int
+from vaelab.recipes import DEFAULT_RECIPE, RECIPES
+
+
+def add_to(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "detector",
+        help="train an anomaly detector on your own images, score new ones",
+        description="An AnomalyDetector on image files: `fit` trains it on normal images "
+        "and sets its threshold, `score` writes every new image's score as CSV.",
+    )
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add_fit(actions)
+    add_score(actions)
+
+
+def add_fit(actions: argparse._SubParsersAction) -> None:
+    p = actions.add_parser(
+        "fit",
+        help="train a detector on normal images",
+        description="Train a detector on the normal images in IMAGES (files, or folders "
+        "searched for images), holding out --holdout of them to set the threshold that flags "
+        "--fpr of normal images; save it to --out (a run folder and detector.json, for "
+        "`vaelab detector score`, `vaelab export` and AnomalyDetector.load).",
+    )
+    p.add_argument("images", nargs="+", metavar="IMAGES", help="image files or folders")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder to save the detector in")
+    p.add_argument("--recipe", choices=list(RECIPES), metavar="NAME",
+                   help=f"model, training and score ({DEFAULT_RECIPE}; one of "
+                   f"{', '.join(RECIPES)}); the options below change one part of it")  # fmt: skip
+    add_model(p, "the recipe's")
+    p.add_argument("--epochs", type=positive_int, metavar="N", help="epochs (the recipe's)")
+    p.add_argument("--batch-size", type=positive_int, metavar="N",
+                   help="batch size (the recipe's)")  # fmt: skip
+    add_score_options(p, None)
+    p.add_argument("--image-size", type=positive_int, default=28, metavar="PX",
+                   help="resize every image to PX x PX (28, the conv models' size)")  # fmt: skip
+    p.add_argument("--fpr", type=float, default=0.05, metavar="F",
+                   help="share of normal images the threshold flags (0.05)")  # fmt: skip
+    p.add_argument("--holdout", type=float, default=0.1, metavar="F",
+                   help="share of the images held out to set the threshold (0.1)")  # fmt: skip
+    p.add_argument("--seed", type=int, metavar="N", help="seed of the weights and the holdout (0)")
+    add_device(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=run_fit)
+
+
+def add_score(actions: argparse._SubParsersAction) -> None:
+    p = actions.add_parser(
+        "score",
+        help="score images with a saved detector, as CSV",
+        description="Score every image in IMAGES (files, or folders searched for images) "
+        "with the detector saved in DETECTOR, each resized to the detector's size: print "
+        "`file,score,anomaly` lines (higher score = more anomalous; anomaly is 1 above the "
+        "detector's threshold), or write them to --csv.",
+    )
+    p.add_argument("detector", metavar="DETECTOR", help="folder of a saved detector")
+    p.add_argument("images", nargs="+", metavar="IMAGES", help="image files or folders")
+    p.add_argument("--csv", metavar="FILE", help="write the scores here (default: print them)")
+    p.set_defaults(run=run_score)
+
+
+def run_fit(args: argparse.Namespace) -> None:
+    import dataclasses
+
+    from vaelab.anomaly import AnomalyDetector
+    from vaelab.cli.options import model_config
+    from vaelab.recipes import get_recipe
+
+    recipe = get_recipe(args.recipe or DEFAULT_RECIPE)
+    train = dataclasses.replace(
+        recipe.train,
+        epochs=args.epochs or recipe.train.epochs,
+        batch_size=args.batch_size or recipe.train.batch_size,
+        seed=recipe.train.seed if args.seed is None else args.seed,
+        device=args.device or recipe.train.device,
+    )
+    detector = AnomalyDetector(
+        model=model_config(args, recipe.model),
+        train=train,
+        score=args.score or recipe.score,
+        samples=args.samples or recipe.samples,
+        fpr=args.fpr,
+        holdout=args.holdout,
+        progress=not args.quiet,
+        recipe=args.recipe or DEFAULT_RECIPE,
+    )
+    detector.fit_files(args.images, args.image_size, out=args.out)
+    print(
+        f"score {detector.score_name()}, threshold {detector.threshold_:.6g} (flags "
+        f"{args.fpr:.0%} of the held-out normal images); detector saved to {args.out}"
+    )
+
+
+def run_score(args: argparse.Namespace) -> None:
+    import contextlib
+    import csv
+    import sys
+    from pathlib import Path
+
+    from vaelab.anomaly import AnomalyDetector
+    from vaelab.wording import count
+
+    detector = AnomalyDetector.load(args.detector)
+    files, scores = detector.score_files(args.images)
+    flags = scores > detector.threshold_
+    with open(args.csv, "w", newline="") if args.csv else contextlib.nullcontext(sys.stdout) as out:
+        table = csv.writer(out)
+        table.writerow(["file", "score", "anomaly"])
+        table.writerows(
+            (str(f), f"{s:.6g}", int(a)) for f, s, a in zip(files, scores, flags, strict=True)
+        )
+    where = f"; scores in {Path(args.csv)}" if args.csv else ""
+    print(
+        f"{int(flags.sum())} of {count(len(files), 'image')} score above the threshold "
+        f"{detector.threshold_:.6g} (anomalies){where}",
+        file=sys.stderr,
+    )
