@@ -101,6 +101,8 @@ def test_bad_detector_settings_and_paths_are_one_line_errors(digit_files, tmp_pa
          "unknown --score 'nope'; choose one of"),
         (["fit", str(tmp_path / "nothing"), "--out", str(tmp_path / "d")],
          "nothing: no such file or folder"),
+        (["fit", next((digit_files / "normal").iterdir()).as_posix(), "--out", str(tmp_path / "d")],
+         "cannot hold out --holdout 0.1 of 1 images for the threshold"),
         (["score", normal, normal], "detector.json not found: is"),
     ]  # fmt: skip
     for args, message in cases:

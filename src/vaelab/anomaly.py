@@ -350,9 +350,10 @@ class AnomalyDetector(BaseEstimator):
         order = torch.randperm(len(images), generator=generator)
         n_held = round(self.holdout * len(images))
         if n_held < 1 or n_held >= len(images):
-            raise VaelabError(
-                f"cannot hold out {self.holdout} of {len(images)} images for the threshold; "
-                "give more normal images"
+            raise SettingError(
+                f"cannot hold out {{holdout}} {self.holdout} of {len(images)} images for the "
+                "threshold; give more normal images",
+                "holdout",
             )
         held, kept = images[order[:n_held]], images[order[n_held:]]
         config = self._run_config()
