@@ -46,9 +46,9 @@ def detector_dir(digit_files: Path) -> Path:
 def test_scores_of_files_are_a_csv_in_sorted_order_flagged_by_the_threshold(
     digit_files, detector_dir, tmp_path, capsys
 ):
-    scores_csv = tmp_path / "scores.csv"
+    scores_csv, maps = tmp_path / "scores.csv", tmp_path / "maps.png"
     assert main(["detector", "score", str(detector_dir), str(digit_files / "new"),
-                 "--csv", str(scores_csv)]) == 0  # fmt: skip
+                 "--csv", str(scores_csv), "--maps", str(maps), "--top", "12"]) == 0  # fmt: skip
     rows = list(csv.DictReader(scores_csv.open()))
     assert len(rows) == NEW_IMAGES
     assert [r["file"] for r in rows] == sorted(r["file"] for r in rows)
@@ -56,7 +56,12 @@ def test_scores_of_files_are_a_csv_in_sorted_order_flagged_by_the_threshold(
     threshold = json.loads((detector_dir / "detector.json").read_text())["threshold"]
     assert [int(r["anomaly"]) for r in rows] == [int(s > threshold) for s in scores]
     flagged = sum(int(r["anomaly"]) for r in rows)
-    assert f"{flagged} of {NEW_IMAGES} images score above the threshold" in capsys.readouterr().err
+    assert capsys.readouterr().err == (
+        f"{flagged} of {NEW_IMAGES} images score above the threshold {threshold:.6g} "
+        f"(anomalies); scores in {scores_csv}; maps in {maps}\n"
+    )
+    with Image.open(maps) as figure:  # 12 images, 10 a row: two rows (one is 0.36 as tall)
+        assert figure.height > 0.55 * figure.width
 
     files, again = AnomalyDetector.load(detector_dir).score_files([digit_files / "new"])
     assert [str(f) for f in files] == [r["file"] for r in rows]

@@ -407,14 +407,34 @@ class AnomalyDetector(BaseEstimator):
         values = compute_score(self.model_, images, self.score_name(), self._samples(), seed)
         return values.numpy().astype(np.float64)
 
-    def score_files(self, paths: Sequence[str | os.PathLike[str]]) -> tuple[list[Path], np.ndarray]:
-        """The image files under `paths` (files and folders, as `fit_files` reads them) and
-        their anomaly scores, each image read as the detector's were: resized to its size
-        and made grey or RGB as they were."""
+    def read_files(self, paths: Sequence[str | os.PathLike[str]]) -> tuple[Tensor, list[Path]]:
+        """The images under `paths` (files and folders, as `fit_files` reads them) as uint8
+        (N, C, H, W), each read as the detector's were: resized to its size and made grey or
+        RGB as they were; and the file of each."""
         self._check_fitted()
         channels, height, width = self.image_shape_
-        images, files = read_images(paths, height if height == width else None, channels)
+        return read_images(paths, height if height == width else None, channels)
+
+    def score_files(self, paths: Sequence[str | os.PathLike[str]]) -> tuple[list[Path], np.ndarray]:
+        """The image files under `paths` (as `read_files` reads them) and their scores."""
+        images, files = self.read_files(paths)
         return files, self.score_samples(images)
+
+    def draw_most_anomalous(
+        self, images: Any, scores: np.ndarray, names: Sequence[str], path: str | os.PathLike[str],
+        top: int = 10,
+    ) -> Path:  # fmt: skip
+        """A figure of the `top` highest-scoring `images` (named by `names`, scored by
+        `scores`): each image, its reconstruction and the pixels it fails on."""
+        from vaelab.figures.anomaly import most_anomalous
+
+        self._check_fitted()
+        shown = np.argsort(-np.asarray(scores), kind="stable")[:top]
+        return most_anomalous(
+            self.model_, as_images(images, self.image_shape_)[torch.from_numpy(shown)],
+            [float(scores[i]) for i in shown], [names[i] for i in shown],
+            self.score_name(), self.threshold_, Path(path),
+        )  # fmt: skip
 
     def predict(self, X: Any) -> np.ndarray:
         """1 where the score exceeds `threshold_` (an anomaly), 0 elsewhere (normal)."""

@@ -65,6 +65,11 @@ def add_score(actions: argparse._SubParsersAction) -> None:
     p.add_argument("detector", metavar="DETECTOR", help="folder of a saved detector")
     p.add_argument("images", nargs="+", metavar="IMAGES", help="image files or folders")
     p.add_argument("--csv", metavar="FILE", help="write the scores here (default: print them)")
+    p.add_argument("--maps", metavar="PNG",
+                   help="also draw the --top highest-scoring images, their reconstructions and "
+                   "the pixels they fail on, into this PNG")  # fmt: skip
+    p.add_argument("--top", type=positive_int, default=10, metavar="N",
+                   help="images in --maps (10)")  # fmt: skip
     p.set_defaults(run=run_score)
 
 
@@ -104,13 +109,16 @@ def run_score(args: argparse.Namespace) -> None:
     import contextlib
     import csv
     import sys
-    from pathlib import Path
 
     from vaelab.anomaly import AnomalyDetector
     from vaelab.wording import count
 
     detector = AnomalyDetector.load(args.detector)
-    files, scores = detector.score_files(args.images)
+    images, files = detector.read_files(args.images)
+    scores = detector.score_samples(images)
+    if args.maps:
+        names = [file.name for file in files]
+        detector.draw_most_anomalous(images, scores, names, args.maps, args.top)
     flags = scores > detector.threshold_
     with open(args.csv, "w", newline="") if args.csv else contextlib.nullcontext(sys.stdout) as out:
         table = csv.writer(out)
@@ -118,7 +126,8 @@ def run_score(args: argparse.Namespace) -> None:
         table.writerows(
             (str(f), f"{s:.6g}", int(a)) for f, s, a in zip(files, scores, flags, strict=True)
         )
-    where = f"; scores in {Path(args.csv)}" if args.csv else ""
+    saved = [("scores", args.csv), ("maps", args.maps)]
+    where = "".join(f"; {what} in {file}" for what, file in saved if file)
     print(
         f"{int(flags.sum())} of {count(len(files), 'image')} score above the threshold "
         f"{detector.threshold_:.6g} (anomalies){where}",

@@ -25,7 +25,12 @@ from vaelab.scores import pixel_errors, reconstruct
 NORMAL_COLOUR = "black"
 BINS = 60
 CLASS_COLOURS = matplotlib.colormaps["tab10"]
-PIXEL_ERRORS = {"recon-mse": ("mse", "squared error"), "default": ("bce", "BCE (nats)")}
+PIXEL_ERRORS = {
+    **dict.fromkeys(
+        ("recon-mse", "recon-mse-edge", "recon-mse-edge-latent"), ("mse", "squared error")
+    ),
+    "default": ("bce", "BCE (nats)"),
+}
 """The per-pixel error a map shows for a score: the score's own terms where it is a
 reconstruction error, the reconstruction's BCE (the ELBO's reconstruction part) otherwise."""
 
@@ -146,6 +151,28 @@ def best_and_worst(
             f"Best and worst case per class, score {report.score} "
             f"({_normal_text(report, names)}); pixel error: the reconstruction's {label}",
         ),
+        error_label=label,
+    )
+
+
+def most_anomalous(
+    model: Model, images: Tensor, scores: Sequence[float], names: Sequence[str], score: str,
+    threshold: float, path: Path,
+) -> Path:  # fmt: skip
+    """Float `images` of a detector, highest scores first: each, its reconstruction and
+    its pixel error."""
+    chosen = images.to(next(model.parameters()).device)
+    error_kind, label = PIXEL_ERRORS.get(score, PIXEL_ERRORS["default"])
+    above = sum(s > threshold for s in scores)
+    return plots.anomaly_maps(
+        chosen.cpu(),
+        reconstruct(model, chosen).sigmoid().cpu(),
+        pixel_errors(model, chosen, error_kind).cpu(),
+        list(scores),
+        names,
+        path,
+        f"The {len(scores)} highest scores ({score}; {above} above the threshold "
+        f"{threshold:.3g}); pixel error: the reconstruction's {label}",
         error_label=label,
     )
 
