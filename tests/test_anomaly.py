@@ -194,4 +194,7 @@ def test_cli_anomaly_errors(tmp_path, capsys):
     assert "--normal" in capsys.readouterr().err
     assert main(["anomaly", str(run), "--normal", "3", "--out", str(tmp_path / "ae")]) == 0
     assert main(["anomaly", str(run), "--normal", "3", "--score", "elbo"]) == 1
-    assert "needs a model with a posterior" in capsys.readouterr().err
+    assert capsys.readouterr().err.endswith(
+        "needs a model with a posterior q(z|x) (a VAE); ae has none: use one that needs none "
+        "(recon-bce, recon-mse, recon-mse-edge)\n"
+    )

@@ -136,8 +136,12 @@ def test_npz_errors_name_the_file_and_problem(tmp_path: Path, arrays, message):
 
 def test_npz_without_test_split_and_corrupt_archive(tmp_path: Path):
     np.savez(tmp_path / "a.npz", x=np.zeros((2, 3, 3), np.uint8), y=np.zeros(2, int))
-    with pytest.raises(DatasetError, match="no x_test or y_test array for the test split"):
-        load(tmp_path / "a.npz", "test")
+    with pytest.raises(
+        DatasetError,
+        match="no x_test or y_test array for the test split .*"
+        "or use a held-out fraction for validation instead$",
+    ):
+        load(tmp_path / "a.npz", "test")  # fmt: skip
     (tmp_path / "b.npz").write_bytes(b"PK\x03\x04 truncated")
     (tmp_path / "c.npz").write_text("not an archive")
     for name in ("b.npz", "c.npz"):

@@ -176,7 +176,8 @@ def require_posterior(model: Model, name: str) -> None:
     if not model.capabilities.posterior:
         raise VaelabError(
             f"score {name!r} needs a model with a posterior q(z|x) (a VAE); "
-            f"{model.describe()} has none: use recon-bce or recon-mse"
+            f"{model.describe()} has none: use one that needs none ("
+            f"{', '.join(n for n, s in SCORES.items() if not s.needs_posterior)})"
         )
 
 

@@ -38,7 +38,9 @@ def load_npz(path: Path, split: str, name: str) -> Dataset:
                 raise DatasetError(
                     f"{path} has no {' or '.join(missing)} array for the {split} split "
                     f"(it holds: {', '.join(archive.files) or 'nothing'})"
-                )
+                    + ("; add them, or use a held-out fraction for validation instead"
+                       if split == "test" else "")
+                )  # fmt: skip
             x, y = archive[x_key], archive[y_key]
             for key, value in ((x_key, x), (y_key, y)):
                 if not isinstance(value, np.ndarray):  # a member that is no .npy file
