@@ -105,13 +105,29 @@ def test_training_into_an_existing_run_needs_resume(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(train_args(out, "--epochs", "1")) == 0
     assert "--resume" in error_of(train_args(out, "--epochs", "1"), capsys)
-    assert "only --epochs, --device, --precision and --compile" in error_of(
-        [*train_args(out, "--epochs", "2", "--latent-dim", "5"), "--resume"], capsys
+    assert "(model.latent_dim differ); only --epochs, --device, --precision and --compile" in (
+        error_of([*train_args(out, "--epochs", "2", "--latent-dim", "5"), "--resume"], capsys)
     )
     other_model = ["train", "ae", *train_args(out, "--epochs", "2")[2:], "--resume"]
     assert f"holds a vae run, not ae; resume it with vaelab train vae --out {out}" in error_of(
         other_model, capsys
     )
+
+
+def test_a_run_is_neither_shortened_nor_overwritten(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(train_args(out, "--epochs", "2")) == 0
+    saved = {name: (out / name).read_bytes() for name in ("config.json", "metrics.jsonl")}
+    assert error_of([*train_args(out, "--epochs", "1"), "--resume"], capsys) == (
+        f"vaelab: error: {out} has already trained 2 epochs; give --epochs above 2 to train it "
+        "further"
+    )
+    (out / "checkpoint.safetensors").unlink()  # lost, or deleted as a damaged one
+    assert error_of(train_args(out, "--epochs", "1"), capsys) == (
+        f"vaelab: error: {out} already holds a trained run (weights.safetensors, metrics.jsonl) "
+        "with no checkpoint to continue from; choose another --out or delete it first"
+    )
+    assert saved == {name: (out / name).read_bytes() for name in saved}
 
 
 def test_a_file_in_the_way_of_a_folder_is_one_clear_line(tmp_path, capsys):

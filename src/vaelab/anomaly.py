@@ -37,6 +37,7 @@ from vaelab.config import DEFAULT_SCORE, ModelConfig, RunConfig, TrainConfig
 from vaelab.data import read_images
 from vaelab.diagnostics import UntrainedModelWarning, untrained_warning
 from vaelab.errors import SettingError, VaelabError
+from vaelab.jsonfiles import read_json
 from vaelab.models import Model, build
 from vaelab.recipes import DEFAULT_RECIPE, get_recipe
 from vaelab.run import CONFIG, Run
@@ -464,11 +465,9 @@ class AnomalyDetector(BaseEstimator):
         """A detector saved by `save`, ready to score (nothing is unpickled)."""
         file = Path(path) / DETECTOR_FILE
         try:
-            state = json.loads(file.read_text())
+            state = read_json(file, "save the detector again")
         except FileNotFoundError:
             raise VaelabError(f"{file} not found: is {path} a saved AnomalyDetector?") from None
-        except json.JSONDecodeError as err:
-            raise VaelabError(f"{file} is damaged ({err}); save the detector again") from None
         params = state["params"]
         model, train = ModelConfig.from_dict(params["model"]), TrainConfig(**params["train"])
         detector = cls(**{**params, "model": model, "train": train})

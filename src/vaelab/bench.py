@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from vaelab.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from vaelab.errors import SettingError
+from vaelab.jsonfiles import REDO, read_json
 from vaelab.recipes import RECIPES, default_recipe, get_recipe
 from vaelab.wording import count
 
@@ -162,7 +163,7 @@ def run_task(
     folder = task_dir(Path(out), normal, seed)
     result_path = folder / config.result_file()
     if result_path.exists():
-        return json.loads(result_path.read_text())
+        return read_json(result_path, REDO)
     started = time.perf_counter()
     run = fit(
         config.run_config(normal, seed, threads),

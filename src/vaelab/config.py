@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from vaelab.errors import RunError
+from vaelab.jsonfiles import read_json
 
 DEFAULT_SCORE = "recon-mse"
 """The anomaly score used unless one is asked for: on the one-class MNIST benchmark it beats
@@ -240,9 +241,28 @@ class RunConfig:
     @classmethod
     def load(cls, path: Path) -> RunConfig:
         try:
-            raw = json.loads(path.read_text())
+            raw = read_json(path, "the run folder is damaged: train it again into another folder")
         except FileNotFoundError:
             raise RunError(f"{path} not found: is this a vaelab run folder?") from None
-        except json.JSONDecodeError as err:
-            raise RunError(f"{path} is not valid JSON ({err}); the run folder is damaged") from None
+        if missing := [part for part in ("data", "model", "train") if part not in raw]:
+            raise RunError(
+                f"{path} has no {' or '.join(missing)} section; the run folder is damaged"
+            )
         return cls.from_dict(raw)
+
+
+def changed_settings(saved: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
+    """The dotted names (`model.latent_dim`) of the nested settings that differ, sorted: to
+    say what stops a folder from being resumed."""
+    old, new = _flat(saved), _flat(wanted)
+    return sorted(key for key in old.keys() | new.keys() if old.get(key) != new.get(key))
+
+
+def _flat(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            flat |= _flat(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat

@@ -24,7 +24,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, ClassVar
 
+from vaelab.config import changed_settings
 from vaelab.errors import SettingError, VaelabError
+from vaelab.jsonfiles import read_json
 from vaelab.threads import choose as available_threads
 
 RETRIES = 3
@@ -245,28 +247,14 @@ def claim_settings(folder: Path, settings: dict[str, Any], file: str = SETTINGS_
     with others: results of different protocols must never be summarised together."""
     path = folder / file
     if path.exists():
-        saved, wanted = flat_settings(json.loads(path.read_text())), flat_settings(settings)
-        if saved != wanted:
-            changed = sorted(
-                k for k in saved.keys() | wanted.keys() if saved.get(k) != wanted.get(k)
-            )
+        saved = read_json(path, "restore it, or use another --out")
+        if changed := changed_settings(saved, settings):
             raise VaelabError(
                 f"{folder} holds results with other settings ({', '.join(changed)} "
                 "differ); use another --out or the same settings to resume it"
             )
     folder.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(settings, indent=2) + "\n")
-
-
-def flat_settings(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested settings as one level of dotted keys (`model.latent_dim`), to name what differs."""
-    flat: dict[str, Any] = {}
-    for key, value in settings.items():
-        if isinstance(value, dict):
-            flat |= flat_settings(value, f"{prefix}{key}.")
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def run_with_progress(

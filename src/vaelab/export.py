@@ -38,6 +38,7 @@ from vaelab.anomaly import DETECTOR_FILE, AnomalyDetector, anomaly_metrics
 from vaelab.batching import CPU_ROWS as BATCH
 from vaelab.data import Dataset
 from vaelab.errors import SettingError, VaelabError
+from vaelab.jsonfiles import read_json
 from vaelab.models import Model
 from vaelab.run import Run
 from vaelab.scores import SCORES, require_posterior
@@ -355,11 +356,9 @@ def _score_entry(source: Exportable) -> dict[str, Any] | None:
 def read_card(folder: str | os.PathLike[str]) -> dict[str, Any]:
     path = Path(folder) / CARD
     try:
-        card = json.loads(path.read_text())
+        card = read_json(path, "export the run again")
     except FileNotFoundError:
         raise VaelabError(f"{path} not found: export the run first (vaelab export RUN)") from None
-    except json.JSONDecodeError as err:
-        raise VaelabError(f"{path} is damaged ({err}); export the run again") from None
     if not isinstance(card.get("format"), int) or card["format"] > CARD_FORMAT:
         raise VaelabError(f"{path} was written by a newer vaelab; upgrade vaelab to read it")
     return card

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from vaelab.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from vaelab.errors import SettingError
+from vaelab.jsonfiles import REDO, read_json
 from vaelab.wording import count
 
 if TYPE_CHECKING:
@@ -122,7 +123,7 @@ def run_seed(
     folder = Path(out) / "runs" / f"seed{seed}"
     done = folder / f"nll-k{config.iw_samples}.json"
     if done.exists():
-        return json.loads(done.read_text())
+        return read_json(done, REDO)
     run = fit(config.run_config(seed, threads), folder, resume=(folder / CHECKPOINT).exists(),
               progress=False)  # fmt: skip
     estimate = estimate_nll(run, config.iw_samples, batch=config.batch, seed=seed,

@@ -23,6 +23,7 @@ from safetensors.torch import save_file
 
 from vaelab.config import RunConfig
 from vaelab.errors import RunError
+from vaelab.jsonfiles import read_json_lines
 from vaelab.models import Model, build
 
 CONFIG = "config.json"
@@ -53,7 +54,7 @@ def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     except FileNotFoundError:
         raise RunError(f"{path} not found: the run has no saved state yet") from None
     except (SafetensorError, ValueError, OSError) as err:
-        raise RunError(f"{path} is damaged ({err}); delete it and train again") from None
+        raise RunError(f"{path} is damaged ({err}); train again into another folder") from None
     written_as = meta.pop("format", 1)  # files from before the field existed are format 1
     if not isinstance(written_as, int) or written_as > FORMAT:
         raise RunError(
@@ -113,7 +114,7 @@ class Run:
         path = self.path / METRICS
         if not path.exists():
             return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        return read_json_lines(path)
 
     def append_metrics(self, row: dict[str, Any]) -> None:
         with open(self.path / METRICS, "a") as f:

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -26,13 +27,13 @@ from tqdm.auto import tqdm
 
 from vaelab import batching, distributed, fastpaths, threads
 from vaelab.checkpoints import Position, load_checkpoint, save_checkpoint
-from vaelab.config import RunConfig, TrainConfig
+from vaelab.config import DataConfig, RunConfig, TrainConfig, changed_settings
 from vaelab.data.dataset import check_binarize, redraw_bits
 from vaelab.devices import prepare_for_speed, resolve_device, sum_dtype
 from vaelab.distributed import LOCAL, Group
 from vaelab.errors import Interrupted, RunError, SettingError, TrainingError, VaelabError
 from vaelab.models import Model, build
-from vaelab.run import CHECKPOINT, Run, load_tensors
+from vaelab.run import CHECKPOINT, METRICS, WEIGHTS, Run, load_tensors
 
 EpochCallback = Callable[[int, Model, dict[str, Any]], None]
 """Called after each epoch with (epoch, model in eval mode, that epoch's metrics)."""
@@ -394,7 +395,10 @@ def fit(
     check_training(config.train)  # before any data is read
     with distributed.setup(resolve_device(config.train.device)) as group:
         config = dataclasses.replace(
-            config, model=config.model.resolved(), distributed=group.record()
+            config,
+            data=absolute_paths(config.data),
+            model=config.model.resolved(),
+            distributed=group.record(),
         )
         config.train = _with_threads(config.train, Run(out) if resume else None)
         torch.set_num_threads(config.train.threads)
@@ -417,6 +421,24 @@ def fit(
     return run
 
 
+def absolute_paths(data: DataConfig) -> DataConfig:
+    """`data` with a dataset given as a path, and its data folder, made absolute: the run's
+    config then finds them again from any working directory (eval, plot, resume). A name
+    that is neither a dataset nor a path is kept as typed, for the error to quote."""
+    from vaelab.data.sources import SAMPLE, SOURCES, normalize
+
+    def absolute(path: str) -> str:
+        return str(Path(path).expanduser().absolute())
+
+    dataset = str(data.dataset)
+    is_path = normalize(dataset) not in (SAMPLE, *SOURCES) and Path(dataset).expanduser().exists()
+    return dataclasses.replace(
+        data,
+        dataset=absolute(dataset) if is_path else dataset,
+        data_dir=absolute(data.data_dir) if data.data_dir else None,
+    )
+
+
 def _with_threads(schedule: TrainConfig, resumed: Run | None) -> TrainConfig:
     """`schedule` with its thread count settled: the one asked for, else the resumed run's
     (so it continues bit-exact), else the free cores now."""
@@ -436,6 +458,12 @@ def _open_run(out: str | os.PathLike[str], config: RunConfig, resume: bool, grou
         raise SettingError(
             f"{run.path} already holds a run; continue it ({{resume}}) or choose another {{out}}",
             "resume",
+            "out",
+        )
+    elif trained := [name for name in (WEIGHTS, METRICS) if (run.path / name).exists()]:
+        raise SettingError(
+            f"{run.path} already holds a trained run ({', '.join(trained)}) with no checkpoint "
+            "to continue from; choose another {out} or delete it first",
             "out",
         )
     if group.is_main:
@@ -460,20 +488,28 @@ def _check_resumable(run: Run, config: RunConfig) -> None:
     """
     if not (run.path / CHECKPOINT).exists():
         raise RunError(f"nothing to resume in {run.path}: it holds no checkpoint")
-    saved = run.config.to_dict()
+    # a run saved with relative paths (before they were made absolute) resumes from here
+    saved = dataclasses.replace(run.config, data=absolute_paths(run.config.data)).to_dict()
     wanted = config.to_dict()
     for key in CHANGEABLE_ON_RESUME:
         saved["train"].pop(key, None)
         wanted["train"].pop(key, None)
     saved.pop("distributed")
     wanted.pop("distributed")
-    if saved != wanted:
+    if changed := changed_settings(saved, wanted):
         raise RunError(
-            f"cannot resume {run.path} with different settings; only --epochs, --device, "
+            f"cannot resume {run.path} with different settings ({', '.join(changed)} differ); "
+            "only --epochs, --device, "
             "--precision and --compile may change, the number of processes, and the learning "
             "rate of epochs not yet begun (start a new run with another --out instead)"
         )
     meta = load_tensors(run.path / CHECKPOINT)[1]
+    if config.train.epochs < meta["epoch"]:
+        raise SettingError(
+            f"{run.path} has already trained {meta['epoch']} epochs; give {{epochs}} above "
+            f"{meta['epoch']} to train it further",
+            "epochs",
+        )
     begun = meta["epoch"] + (meta["step"] > 0)
     for epoch in range(1, begun + 1):
         if learning_rate(run.config.train, epoch) != learning_rate(config.train, epoch):

@@ -41,6 +41,7 @@ from vaelab.data import Dataset, load
 from vaelab.devices import resolve_device
 from vaelab.errors import SettingError
 from vaelab.executors import Executor, claim_settings, get_executor
+from vaelab.jsonfiles import read_json
 from vaelab.models import Model, build
 from vaelab.plugins import import_registered
 from vaelab.run import load_tensors, save_tensors
@@ -363,7 +364,7 @@ def _upgrade_settings(folder: Path) -> None:
     path = folder / SETTINGS
     if not path.exists():
         return
-    settings = json.loads(path.read_text())
+    settings = read_json(path, "restore it, or use another --out")
     if "train" in settings:
         return
     train = TrainConfig(

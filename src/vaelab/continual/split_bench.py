@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from vaelab.continual.split import STRATEGIES, TASKS, SplitConfig, check_strategies
 from vaelab.errors import VaelabError
+from vaelab.jsonfiles import REDO, read_json
 
 if TYPE_CHECKING:
     from vaelab.executors import Executor
@@ -61,7 +62,7 @@ def run_seed(
     folder = Path(out) / strategy / f"seed{seed}"
     done = folder / "result.json"
     if done.exists():
-        return json.loads(done.read_text())
+        return read_json(done, REDO)
     folder.mkdir(parents=True, exist_ok=True)
     train = task_data(config, load(config.dataset, "train", config.data_dir))
     test_set = load(config.dataset, "test", config.data_dir)
@@ -150,7 +151,7 @@ def collect(
     for strategy in STRATEGIES:
         paths = sorted((folder / strategy).glob("seed*/result.json"))
         if paths:
-            runs = sorted((json.loads(p.read_text()) for p in paths), key=lambda r: r["seed"])
+            runs = sorted((read_json(p, REDO) for p in paths), key=lambda r: r["seed"])
             summaries[strategy] = summarize(strategy, runs)
     return {
         "benchmark": "split-mnist",

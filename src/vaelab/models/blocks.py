@@ -115,7 +115,7 @@ def patches(x: Tensor, padding: int, size: int = 3) -> Tensor:
     padded = F.pad(x, (padding,) * 4)
     h_out, w_out = h + 2 * padding - size + 1, w + 2 * padding - size + 1
     shifted = [padded[:, :, u : u + h_out, v : v + w_out] for u in range(size) for v in range(size)]
-    return torch.stack(shifted, 2).view(n, c * size * size, h_out * w_out)
+    return torch.stack(shifted, 2).reshape(n, c * size * size, h_out * w_out)
 
 
 class _InputConvFunction(torch.autograd.Function):

@@ -1,0 +1,109 @@
+"""Files of runs and results folders cut short by a crash or edited by hand: each is named
+with what to do, never a traceback; a run's folder is found again from anywhere."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from vaelab.cli import main
+from vaelab.data import load
+from vaelab.errors import RunError
+from vaelab.jsonfiles import read_json, read_json_lines
+from vaelab.run import Run
+
+
+def test_a_json_file_that_is_not_an_object_is_named_with_the_remedy(tmp_path):
+    path = tmp_path / "settings.json"
+    for text, held in [('{"a": 1', "not valid JSON"), ("[]", "it holds a list"),
+                       ("null", "it holds a null")]:  # fmt: skip
+        path.write_text(text)
+        with pytest.raises(RunError, match=f"^{path} is damaged \\({held}.*; use another --out$"):
+            read_json(path, "use another --out")
+    path.write_text('{"a": 1}')
+    assert read_json(path, "unused") == {"a": 1}
+
+
+def test_a_metrics_line_cut_short_by_a_crash_is_left_out_and_any_other_is_named(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"epoch": 1}\n{"epoch": 2}\n{"epoch": 3, "train_lo')
+    assert read_json_lines(path) == [{"epoch": 1}, {"epoch": 2}]
+    path.write_text('{"epoch": 1}\n{"epoch": 2, "train\n{"epoch": 3}\n')
+    with pytest.raises(RunError, match="metrics.jsonl, line 2, is damaged .*; delete that line"):
+        read_json_lines(path)
+
+
+@pytest.fixture
+def tiny_run_copy(tmp_path) -> Path:
+    out = tmp_path / "run"
+    args = ["train", "ae", "--dataset", "mnist-sample", "--train-size", "128", "--epochs", "2"]
+    assert main([*args, "--out", str(out), "--quiet"]) == 0
+    return out
+
+
+def test_a_run_with_a_torn_metrics_line_plots_and_resumes(tiny_run_copy, capsys):
+    with open(tiny_run_copy / "metrics.jsonl", "a") as metrics:
+        metrics.write('{"epoch": 3, "train_loss": 0.2')  # the crash came mid-append
+    assert main(["plot", str(tiny_run_copy), "loss"]) == 0
+    args = ["train", "ae", "--out", str(tiny_run_copy), "--resume", "--epochs", "3", "--quiet"]
+    assert main(args) == 0
+    assert [row["epoch"] for row in Run(tiny_run_copy).metrics()] == [1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[]", "it holds a list, not a JSON object"),
+        ('{"train": {}}', "has no data or model section"),
+    ],
+)
+def test_a_damaged_config_is_one_line(tiny_run_copy, capsys, text, message):
+    (tiny_run_copy / "config.json").write_text(text)
+    assert main(["eval", str(tiny_run_copy)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"vaelab: error: {tiny_run_copy / 'config.json'}") and message in err
+    assert err.count("\n") == 1
+
+
+def test_a_damaged_result_of_a_sweep_is_named_with_what_to_do(tmp_path, capsys):
+    out = tmp_path / "bench"
+    args = ["bench", "oneclass", "--dataset", "mnist-sample", "--classes", "0", "--seeds", "1",
+            "--epochs", "1", "--train-size", "64", "--out", str(out), "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    [result] = (out / "runs").glob("*/result-*.json")
+    result.write_text('{"class": 0, "au')
+    capsys.readouterr()
+    assert main(args) == 1
+    assert capsys.readouterr().err == (
+        f"vaelab: error: {result} is damaged (not valid JSON: Unterminated string starting at: "
+        "line 1 column 14 (char 13)); delete it and run again: that result is computed again\n"
+    )
+    result.unlink()
+    (out / "settings.json").write_text("")
+    assert main(args) == 1
+    assert "settings.json is damaged (not valid JSON" in capsys.readouterr().err
+    assert (result.parent / "weights.safetensors").exists()  # the trained run is kept
+
+
+def test_a_colour_folder_run_by_a_relative_path_is_found_from_anywhere(tmp_path, monkeypatch):
+    """A conv model trains on RGB images, and the run's config records the folder in full."""
+    digits = load("mnist-sample", "test")
+    for split in ("train", "test"):
+        for label in (0, 1):
+            folder = tmp_path / "photos" / split / str(label)
+            folder.mkdir(parents=True)
+            for i in (digits.labels == label).nonzero().flatten()[:16].tolist():
+                grey = Image.fromarray(digits.images[i, 0].numpy())
+                Image.merge("RGB", (grey, grey.point(lambda v: v // 2), grey)).save(
+                    folder / f"{i}.png"
+                )
+    monkeypatch.chdir(tmp_path)
+    args = ["train", "vae", "--dataset", "photos", "--epochs", "1", "--out", "run", "--quiet"]
+    assert main(args) == 0
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["data"]["dataset"] == str(tmp_path / "photos")
+    monkeypatch.chdir(Path("/"))
+    assert main(["eval", str(tmp_path / "run")]) == 0
