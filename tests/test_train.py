@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import signal
 
 import pytest
@@ -263,3 +264,29 @@ def test_images_the_model_cannot_reconstruct_are_refused_before_training():
     big = Dataset(torch.zeros(8, 1, 32, 32, dtype=torch.uint8), torch.zeros(8).long(), "big", ["a"])
     with pytest.raises(VaelabError, match=r"shape \(1, 32, 32\).*--image-size 28"):
         train(fresh_model(), big, config(), progress=False)
+
+
+@pytest.mark.parametrize(
+    "model, objective, message",
+    [
+        ("vae", {"samples": 5}, "the elbo objective does not read iw_samples (got 5)"),
+        ("iwae", {"beta": 3.0}, "the iwae objective does not read beta (got 3.0)"),
+        ("ae", {"beta": 2.0}, "the reconstruction objective does not read beta (got 2.0)"),
+        ("vae", {"capacity_steps": 100}, "capacity_steps grows the KL capacity, but no capacity"),
+        ("vae", {"capacity": -3.0}, "capacity of the elbo objective must be a finite number, 0"),
+        ("vae", {"beta": float("nan")}, "beta of the elbo objective must be a finite number"),
+    ],
+)
+def test_objective_settings_the_model_would_ignore_or_cannot_follow_are_refused(
+    model, objective, message
+):
+    config = ModelConfig(model).resolved()
+    for name, value in objective.items():
+        setattr(config.objective, name, value)
+    with pytest.raises(SettingError, match=re.escape(message)):
+        build(config)
+
+
+def test_an_infinite_learning_rate_is_refused():
+    with pytest.raises(SettingError, match="lr must be a finite number above 0, got inf"):
+        vaelab_train.check_training(TrainConfig(lr=float("inf")))

@@ -69,10 +69,12 @@ def check_training(config: TrainConfig) -> None:
             f"{{lr_milestones}} must be increasing epochs of at least 1, got {list(milestones)}",
             "lr_milestones",
         )
-    if not config.lr_decay > 0:
-        raise SettingError(f"{{lr_decay}} must be above 0, got {config.lr_decay}", "lr_decay")
-    if config.lr is not None and not config.lr > 0:
-        raise SettingError(f"{{lr}} must be above 0, got {config.lr}", "lr")
+    if not 0 < config.lr_decay < math.inf:
+        raise SettingError(
+            f"{{lr_decay}} must be a finite number above 0, got {config.lr_decay}", "lr_decay"
+        )
+    if config.lr is not None and not 0 < config.lr < math.inf:
+        raise SettingError(f"{{lr}} must be a finite number above 0, got {config.lr}", "lr")
 
 
 def learning_rate(config: TrainConfig, epoch: int) -> float:
@@ -313,8 +315,8 @@ def _train_epoch(
         if not math.isfinite(mean):
             raise TrainingError(
                 f"the loss became {mean} in epoch {epoch}, batch {done + 1}; training "
-                "stopped before applying it (the last good checkpoint is kept). "
-                "Try a lower --lr or check the input data for NaNs."
+                "stopped before applying it (the checkpoint of the last finished epoch, if "
+                "any, is kept). Try a lower --lr or check the input data for NaNs."
             )
         learner.optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -8,6 +8,7 @@ training loop only ever sees `Output.loss`. Schedules count optimiser steps in a
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -50,13 +51,20 @@ class ELBO(Objective):
     """
 
     def __init__(self, config: ObjectiveConfig) -> None:
-        for name in ("beta", "warmup_steps", "capacity_steps"):
-            if getattr(config, name) < 0:
+        for name in ("beta", "warmup_steps", "capacity", "capacity_steps"):
+            value = getattr(config, name)
+            if value is not None and not (0 <= value < math.inf):
                 raise SettingError(
-                    f"{{{name}}} of the elbo objective must be 0 or more, got "
-                    f"{getattr(config, name)}",
+                    f"{{{name}}} of the elbo objective must be a finite number, 0 or more; "
+                    f"got {value}",
                     name,
                 )
+        if config.capacity is None and config.capacity_steps:
+            raise SettingError(
+                "{capacity_steps} grows the KL capacity, but no {capacity} is given",
+                "capacity_steps",
+                "capacity",
+            )
         super().__init__(scheduled=config.warmup_steps > 0 or config.capacity is not None)
         self.config = config
 
@@ -106,13 +114,23 @@ class IWAE(Objective):
 class Registered:
     build: Callable[[ObjectiveConfig], Objective]
     summary: str
+    reads: tuple[str, ...]
+    """The `ObjectiveConfig` fields it follows; any other must keep its default."""
 
 
 OBJECTIVES: dict[str, Registered] = {
-    "elbo": Registered(ELBO, "the evidence lower bound, with beta, warm-up and capacity"),
-    "iwae": Registered(IWAE, "the K-sample importance-weighted bound (Burda et al. 2016)"),
-}
+    "elbo": Registered(
+        ELBO, "the evidence lower bound, with beta, warm-up and capacity",
+        ("beta", "warmup_steps", "capacity", "capacity_steps"),
+    ),
+    "iwae": Registered(
+        IWAE, "the K-sample importance-weighted bound (Burda et al. 2016)", ("samples",)
+    ),
+}  # fmt: skip
 """A VAE's objectives by name, with what each is."""
+
+SETTING_NAMES = {"samples": "iw_samples"}
+"""Fields named otherwise as settings (`vaelab train --iw-samples`)."""
 
 
 def objective(config: ObjectiveConfig) -> Objective:
@@ -121,4 +139,20 @@ def objective(config: ObjectiveConfig) -> Objective:
         raise VaelabError(
             f"unknown objective {config.name!r} for a VAE; choose {' or '.join(OBJECTIVES)}"
         )
+    refuse_unread(config, OBJECTIVES[config.name].reads)
     return OBJECTIVES[config.name].build(config)
+
+
+def refuse_unread(config: ObjectiveConfig, reads: tuple[str, ...]) -> None:
+    """Refuse a setting the objective would ignore without a word (a beta for the iwae
+    bound, importance samples for the elbo): the run's config would record it as used."""
+    default = ObjectiveConfig()
+    for field in dataclasses.fields(ObjectiveConfig):
+        value = getattr(config, field.name)
+        if field.name not in (*reads, "name") and value != getattr(default, field.name):
+            name = SETTING_NAMES.get(field.name, field.name)
+            raise SettingError(
+                f"the {config.name} objective does not read {{{name}}} (got {value}); leave it "
+                f"out or choose a model that trains on another objective",
+                name,
+            )
