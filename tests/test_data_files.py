@@ -139,9 +139,9 @@ def test_npz_without_test_split_and_corrupt_archive(tmp_path: Path):
     with pytest.raises(
         DatasetError,
         match="no x_test or y_test array for the test split .*"
-        "or use a held-out fraction for validation instead$",
+        "or use a held-out fraction for validation instead \\(validation=0.1",
     ):
-        load(tmp_path / "a.npz", "test")  # fmt: skip
+        load(tmp_path / "a.npz", "test")
     (tmp_path / "b.npz").write_bytes(b"PK\x03\x04 truncated")
     (tmp_path / "c.npz").write_text("not an archive")
     for name in ("b.npz", "c.npz"):

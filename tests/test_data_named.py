@@ -90,7 +90,9 @@ def test_lookup_order_data_dir_then_env_then_cache_then_system(
 def test_incomplete_folder_is_skipped(tiny: TinySet, tmp_path: Path, isolated_data_env: Path):
     tiny.write(tmp_path / "tiny", names=[IMAGES])
     tiny.write(isolated_data_env / "tiny")
-    assert fetch("tiny", tmp_path) == isolated_data_env / "tiny"
+    assert {i.name: i.location for i in list_datasets(tmp_path)}[
+        "tiny"
+    ] == isolated_data_env / "tiny"
 
 
 def test_download_fills_the_cache_never_the_data_dir_it_reads(
@@ -163,6 +165,7 @@ def test_official_gzip_checksum_when_decompressed_one_is_unknown(
 
 
 def test_offline_error_says_where_it_looked_and_what_to_do(tiny: TinySet, tmp_path: Path):
+    (tmp_path / "given").mkdir()
     with pytest.raises(DatasetError) as err:
         load("tiny", data_dir=tmp_path / "given")
     message = str(err.value)

@@ -18,7 +18,12 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
     add_data_dir(listing)
     listing.set_defaults(run=run_list)
     for name, helptext, func in (
-        ("fetch", "download a dataset's files if they are missing", run_fetch),
+        (
+            "fetch",
+            "download a dataset's files if they are missing (with --data-dir: into DIR/NAME/, "
+            "copied from another copy found, else downloaded)",
+            run_fetch,
+        ),
         ("verify", "check a dataset's files against their checksums", run_verify),
     ):
         action = actions.add_parser(name, help=helptext, description=helptext)

@@ -74,10 +74,17 @@ def list_datasets(data_dir: PathLike | None = None) -> list[DatasetInfo]:
 
 
 def fetch(name: str, data_dir: PathLike | None = None, progress: bool = True) -> Path:
-    """The folder holding `name`'s files, downloading any that are missing."""
+    """The folder holding `name`'s files, downloading any that are missing.
+
+    With `data_dir` the files end up in `data_dir/<name>/` (created if missing), copied
+    from another folder on the lookup path when one has them, so the folder can be used
+    as `$VAELAB_DATA_DIR` later; without, a complete copy anywhere on the path will do.
+    """
     if normalize(name) == SAMPLE:
         return SAMPLE_PATH.parent
-    return named.fetch(_source(name), data_dir, progress)
+    if data_dir:
+        return named.fetch_into(_source(name), data_dir, progress)
+    return named.fetch(_source(name), None, progress)
 
 
 def verify(name: str, data_dir: PathLike | None = None) -> list[Path]:
@@ -125,8 +132,10 @@ def prepare(config: DataConfig) -> tuple[Dataset, Dataset]:
         if config.classes is not None:
             validation = validation.with_classes(config.classes)
     else:
-        train, validation = train.split(_fraction(config.validation), SELECTION_SEED)
-        validation = _fixed_bits(validation, config.binarize)
+        fraction = _fraction(config.validation)
+        kept, validation = train.split(fraction, SELECTION_SEED)
+        _check_room(kept, len(train), fraction, config)
+        train, validation = kept, _fixed_bits(validation, config.binarize)
     if config.train_size is not None:
         train = _subset(train, config.train_size, config.subset)
     return train, validation
@@ -195,6 +204,20 @@ def _fraction(validation: str | float) -> float:
         raise DatasetError(
             f"validation must be 'test' or a fraction such as 0.1, got {validation!r}"
         ) from None
+
+
+def _check_room(kept: Dataset, total: int, fraction: float, config: DataConfig) -> None:
+    """Blame the hold-out when it, not the dataset, leaves too few images for `train_size`:
+    "mnist-sample has 10" alone reads as if the dataset held only 10."""
+    if config.train_size is None or config.train_size <= len(kept):
+        return
+    chosen = f" of classes {', '.join(map(str, config.classes))}" if config.classes else ""
+    raise DatasetError(
+        f"cannot select {config.train_size} images: {kept.name} has {total} training images"
+        f"{chosen}, but holding out validation={fraction} took {total - len(kept)} of them, "
+        f"leaving {len(kept)}; lower the validation fraction or train_size "
+        "(--validation, --train-size on the command line)"
+    )
 
 
 def _subset(train: Dataset, size: int, subset: str) -> Dataset:

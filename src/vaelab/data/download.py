@@ -1,4 +1,4 @@
-"""Download one file from a list of mirrors, atomically.
+"""Download one file from a list of mirrors, or copy a local one, atomically.
 
 Bytes go to a temporary file in the destination folder, are checked, and
 only then renamed into place: an interrupted, dropped or wrong download
@@ -8,9 +8,11 @@ never leaves a file that a later run would mistake for good data.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from http.client import HTTPException
 from pathlib import Path
 from typing import BinaryIO
@@ -43,16 +45,43 @@ def download(
     raise DatasetError(f"could not download {dest.name}: " + "; ".join(failures))
 
 
+def copy(src: Path, dest: Path) -> Path:
+    """`src` copied to `dest` (whose folder is created) so that an interrupted copy leaves
+    nothing behind; the caller checks `src` first."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with _staged(dest) as tmp:
+        shutil.copyfile(src, tmp)
+    return dest
+
+
 def _fetch_checked(url: str, dest: Path, check: Callable[[Path], object], progress: bool) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
+    with _staged(dest) as tmp:
+        with tmp.open("wb") as out:
             _copy(url, out, dest.name, progress)
-        check(Path(tmp))
+        check(tmp)
+
+
+@contextmanager
+def _staged(dest: Path) -> Iterator[Path]:
+    """A temporary file beside `dest`, renamed onto it when the block succeeds and removed
+    when it fails, so that `dest` is only ever absent or complete. It ends with the
+    permissions of any new file (the umask's), not `mkstemp`'s owner-only ones: a shared
+    data folder stays readable by the others who use it."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, dest)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _copy(url: str, out: BinaryIO, label: str, progress: bool) -> None:

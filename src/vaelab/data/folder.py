@@ -4,7 +4,8 @@ Layouts: `root/<class>/*.png`, or `root/train/<class>/...` and
 `root/test/<class>/...`. Class folders are sorted (numerically when all names
 are numbers, so `10` follows `9`) and their position is the label.
 Grayscale images give one channel, colour images three; if both appear,
-grayscale ones are widened to RGB. `read_images` reads unlabelled files and
+grayscale ones are widened to RGB. 16-bit grey images (modes `I;16` and `I`)
+are scaled to 8 bits, not clipped. `read_images` reads unlabelled files and
 folders, as a detector scores them.
 """
 
@@ -23,6 +24,8 @@ from vaelab.errors import DatasetError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
+WIDE_GRAY_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N"}
+"""Grey modes holding 16-bit values, which `convert("L")` would clip at 255 instead of scale."""
 SPLITS = ("train", "test")
 
 
@@ -85,7 +88,8 @@ def _layout(root: Path, split: str) -> tuple[Path, list[str]]:
     if not split_dirs:
         if split != "train":
             raise DatasetError(
-                f"{root} has no test/ folder; use a held-out fraction for validation instead"
+                f"{root} has no test/ folder; use a held-out fraction for validation instead "
+                "(validation=0.1; --validation 0.1 on the command line)"
             )
         split_dirs, folder = [root], root
     elif not (root / split).is_dir():
@@ -112,6 +116,7 @@ def _read_image(path: Path, size: int | None, mode: str | None = None) -> np.nda
     """One image as uint8 (C, H, W), in `mode` ("L" or "RGB"; default: its own)."""
     try:
         with Image.open(path) as image:
+            image = _eight_bit(image)
             image = image.convert(mode or ("L" if image.mode in GRAY_MODES else "RGB"))
             if size:
                 image = image.resize((size, size), Image.Resampling.BILINEAR)
@@ -119,6 +124,15 @@ def _read_image(path: Path, size: int | None, mode: str | None = None) -> np.nda
     except (OSError, ValueError, Image.DecompressionBombError) as err:
         raise DatasetError(f"{path}: unreadable image ({err})") from None
     return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+
+
+def _eight_bit(image: Image.Image) -> Image.Image:
+    """A 16-bit grey image scaled to 8 bits by its top byte (v * 257 reads back as v), any
+    other image as it is; PIL's own conversion clips, leaving a 16-bit image only 0 or 255."""
+    if image.mode not in WIDE_GRAY_MODES:
+        return image
+    values = np.clip(np.asarray(image, dtype=np.int64), 0, 0xFFFF)
+    return Image.fromarray((values >> 8).astype(np.uint8))
 
 
 def _same_channels(arrays: list[np.ndarray]) -> list[np.ndarray]:

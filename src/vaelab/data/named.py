@@ -15,11 +15,12 @@ import numpy as np
 
 from vaelab.data import idx
 from vaelab.data.dataset import Dataset
-from vaelab.data.download import download
+from vaelab.data.download import copy, download
 from vaelab.data.sources import (
     DATA_DIR_ENV,
     FileSpec,
     Source,
+    checked_dir,
     download_dir,
     find_file,
     mirrors,
@@ -56,6 +57,54 @@ def fetch(
     except (DatasetError, OSError) as err:
         raise _not_found(source, data_dir, str(err)) from None
     return dest
+
+
+def fetch_into(source: Source, data_dir: PathLike, progress: bool = True) -> Path:
+    """`data_dir/<name>/` holding all of `source`'s files: the user asked for them there
+    (to point `$VAELAB_DATA_DIR` at it, say), so a copy found elsewhere is not enough."""
+    dest = _made(source, Path(data_dir).expanduser()) / source.name
+    for spec in source.files:
+        if find_file(dest, spec) is None:
+            _fill(source, spec, dest, progress)
+    return dest
+
+
+def _made(source: Source, root: Path) -> Path:
+    """`root`, created if missing: fetching is how a new data dir gets its files."""
+    if not root.exists():
+        try:
+            root.mkdir(parents=True)
+        except OSError as err:
+            raise DatasetError(f"cannot create data dir {root}: {err.strerror}") from None
+    return checked_dir(source, root)
+
+
+def _fill(source: Source, spec: FileSpec, dest: Path, progress: bool) -> None:
+    """Put `spec`'s file in `dest`: copied from another folder on the search path that has
+    it, else downloaded."""
+    local = _found_elsewhere(source, spec, dest.parent)
+    if local is not None:
+        _copy_checked(local, spec, dest)
+        return
+    try:
+        download(mirrors(source), dest / spec.remote, partial(read_checked, spec=spec), progress)
+    except (DatasetError, OSError) as err:
+        raise _not_found(source, dest.parent, str(err)) from None
+
+
+def _found_elsewhere(source: Source, spec: FileSpec, root: Path) -> Path | None:
+    """The file for `spec` in the first folder on the search path that has it."""
+    found = (find_file(folder, spec) for folder in search_dirs(source, root))
+    return next((path for path in found if path is not None), None)
+
+
+def _copy_checked(local: Path, spec: FileSpec, dest: Path) -> None:
+    """`local` copied into `dest`, checked first so that a damaged copy is named, not spread."""
+    read_checked(local, spec)
+    try:
+        copy(local, dest / local.name)
+    except OSError as err:
+        raise DatasetError(f"cannot copy {local} into {dest}: {err.strerror}") from None
 
 
 def verify(source: Source, data_dir: PathLike | None) -> list[Path]:

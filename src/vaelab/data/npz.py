@@ -38,7 +38,8 @@ def load_npz(path: Path, split: str, name: str) -> Dataset:
                 raise DatasetError(
                     f"{path} has no {' or '.join(missing)} array for the {split} split "
                     f"(it holds: {', '.join(archive.files) or 'nothing'})"
-                    + ("; add them, or use a held-out fraction for validation instead"
+                    + ("; add them, or use a held-out fraction for validation instead "
+                       "(validation=0.1; --validation 0.1 on the command line)"
                        if split == "test" else "")
                 )  # fmt: skip
             x, y = archive[x_key], archive[y_key]

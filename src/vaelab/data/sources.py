@@ -4,7 +4,9 @@ Checksums are MD5s of the *decompressed* IDX content, so a copy that was
 re-compressed (as Debian and some mirrors do) is still recognised. Lookup
 order: an explicit `data_dir`, then `$VAELAB_DATA_DIR`, then the user cache,
 then system folders that distributions install to; each of the first three
-holds one `<name>/` folder per dataset.
+holds one `<name>/` folder per dataset. An explicit `data_dir` must be an
+existing folder: a mistyped one would otherwise fall through, unnoticed, to
+another copy further down the order.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from vaelab.errors import DatasetError
 
 DATA_DIR_ENV = "VAELAB_DATA_DIR"
 MIRRORS_ENV = "VAELAB_MIRRORS"
@@ -156,14 +160,34 @@ def cache_dir() -> Path:
 
 def search_dirs(source: Source, data_dir: str | os.PathLike | None) -> list[Path]:
     """Every folder that may hold `source`'s files, in lookup order."""
-    roots = [data_dir, os.environ.get(DATA_DIR_ENV), cache_dir()]
+    roots = [given_dir(source, data_dir), os.environ.get(DATA_DIR_ENV), cache_dir()]
     found = [Path(root) / source.name for root in roots if root]
     return found + list(source.system_dirs)
 
 
+def given_dir(source: Source, data_dir: str | os.PathLike | None) -> Path | None:
+    """The explicit data dir, refused unless it is a folder, so that a typo is reported
+    instead of the files being read from wherever else they happen to be."""
+    return checked_dir(source, Path(data_dir).expanduser()) if data_dir else None
+
+
+def checked_dir(source: Source, path: Path) -> Path:
+    """`path` if it is a folder; else an error naming it and saying what to do."""
+    if path.is_dir():
+        return path
+    if path.exists():
+        raise DatasetError(
+            f"data dir {path} is not a folder; give the folder that holds `{source.name}/`"
+        )
+    raise DatasetError(
+        f"data dir {path} does not exist; check the path, or run "
+        f"`vaelab data fetch {source.name} --data-dir {path}` to put the files there"
+    )
+
+
 def download_dir(source: Source, data_dir: str | os.PathLike | None) -> Path:
     """Where downloads go: never next to data merely read (it may be read-only)."""
-    return Path(data_dir or cache_dir()) / source.name
+    return Path(data_dir or cache_dir()).expanduser() / source.name
 
 
 def find_file(folder: Path, spec: FileSpec) -> Path | None:
