@@ -12,6 +12,7 @@ model's scatter shows where the other digits land too).
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import warnings
 from collections.abc import Callable, Sequence
@@ -24,7 +25,7 @@ from torch import Tensor
 from vaelab import diagnostics
 from vaelab.config import RunConfig
 from vaelab.data import Dataset, load
-from vaelab.errors import RunError, VaelabError
+from vaelab.errors import RunError, SettingError, VaelabError
 from vaelab.figures import gifs, latent, plots
 from vaelab.models import Model
 from vaelab.run import Run
@@ -32,11 +33,28 @@ from vaelab.scores import pixel_errors, recon_bce, reconstruct
 
 ARTICLE_START = (-0.7, -3.0)
 ARTICLE_END = (-0.7, 2.0)
+MAX_SIZE = 100
+"""Images per side of a manifold or samples grid: 100 x 100 decodes 10,000 images in a few
+seconds, far past the 30 per side a figure can show; 1,000 ran out of memory."""
+MAX_STEPS = 1000
+"""Frames of a walk: 1,000 take about 5 s and 2 MB, far past the explorer's 64."""
+MAX_COUNT = 100
+"""Test images a reconstructions figure shows in one row, 8,000 pixels wide at 100."""
+SEEDS = range(-(2**63), 2**64)
+"""The seeds torch's generator takes."""
+STATIC_SUFFIXES = (".png", ".pdf", ".svg", ".svgz", ".eps", ".ps", ".jpg", ".jpeg", ".tif",
+                   ".tiff", ".webp", ".gif")  # fmt: skip
+"""What matplotlib writes with no more software (.pgf needs LaTeX; raw pixel dumps left out)."""
+ANIMATED_SUFFIXES = (".gif", ".png", ".webp")
+"""What Pillow writes as an animation (.png as an animated PNG)."""
+WRITABLE = {".png": STATIC_SUFFIXES, ".gif": ANIMATED_SUFFIXES}
+"""The suffixes a kind can write, by the suffix of its default file name."""
 
 
 @dataclass
 class PlotOptions:
-    """Settings of the figure kinds; each kind reads the ones it needs."""
+    """Settings of the figure kinds; each kind reads the ones it needs. Values no figure can
+    use are refused here, before any work, naming the parameter (`vaelab plot` its flag)."""
 
     size: int = 15
     limit: float = 3.0
@@ -49,6 +67,63 @@ class PlotOptions:
     seed: int = 0
     label: int | None = None
     data_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        check_count("size", self.size, 1, MAX_SIZE, "images per side of the grid")
+        check_count("steps", self.steps, 2, MAX_STEPS, "frames of the walk")
+        check_count("count", self.count, 1, MAX_COUNT, "test images to reconstruct")
+        check_range(self.limit)
+        check_point("start", self.start)
+        check_point("end", self.end)
+        check_seed(self.seed)
+
+
+def check_count(name: str, value: int, low: int, high: int, what: str) -> None:
+    """A count far past any readable figure runs for minutes or out of memory: refuse it."""
+    if not low <= value <= high:
+        raise SettingError(
+            f"{{{name}}} {value} is out of range: choose {low} to {high} {what}", name
+        )
+
+
+def check_range(limit: float) -> None:
+    """NaN or infinity would reach matplotlib's axis limits as a traceback."""
+    if not (math.isfinite(limit) and limit > 0):
+        raise SettingError(
+            f"{{limit}} {limit:g} is not a positive finite number: the figure spans z in "
+            "[-R, R]; choose e.g. 3",
+            "limit",
+        )
+
+
+def check_seed(seed: int) -> None:
+    """A seed torch cannot take would stop `samples` with an overflow traceback."""
+    if seed not in SEEDS:
+        raise SettingError(
+            f"{{seed}} {seed} is out of range: choose a whole number from -2**63 to 2**64 - 1",
+            "seed",
+        )
+
+
+def check_point(name: str, point: Sequence[float] | None) -> None:
+    """A latent point with NaN or infinity would decode into a walk of blank frames."""
+    if point is not None and not all(map(math.isfinite, point)):
+        numbers = " ".join(f"{v:g}" for v in point)
+        raise SettingError(
+            f"{{{name}}} {numbers} is not a latent point: give finite numbers, one per latent "
+            "dimension",
+            name,
+        )
+
+
+def check_label(model: Model, label: int | None) -> None:
+    """A conditional model's `label` must be one of its classes; the model's own check speaks
+    of label tensors, which the caller never made."""
+    classes = getattr(model, "num_classes", 0)
+    if model.capabilities.conditional and label is not None and not 0 <= label < classes:
+        raise SettingError(
+            f"{{label}} {label} is not a class of this model: choose 0 to {classes - 1}", "label"
+        )
 
 
 def describe(run: Run) -> str:
@@ -117,6 +192,7 @@ def labels_for(model: Model, labels: Tensor) -> Tensor | None:
 
 def manifold(run: Run, path: Path, options: PlotOptions) -> Path:
     model = run.load_model()
+    check_label(model, options.label)
     images, values = latent.manifold(
         model, options.size, options.limit, options.dims, options.label
     )
@@ -126,6 +202,7 @@ def manifold(run: Run, path: Path, options: PlotOptions) -> Path:
 
 def interpolate(run: Run, path: Path, options: PlotOptions) -> Path:
     model = run.load_model()
+    check_label(model, options.label)
     start, end = endpoints(run, model, options)
     points = latent.line(start, end, options.steps)
     steps = [f"step {i + 1}/{options.steps}" for i in range(options.steps)]
@@ -186,6 +263,7 @@ def loss(run: Run, path: Path, options: PlotOptions) -> Path:
 def samples(run: Run, path: Path, options: PlotOptions) -> Path:
     model = run.load_model()
     latent.require_prior(model, "set of samples")
+    check_label(model, options.label)
     generator = torch.Generator().manual_seed(options.seed)
     with torch.inference_mode():
         n = options.size**2
@@ -232,16 +310,44 @@ def plot(
     out: str | os.PathLike[str] | None = None,
     **options: object,
 ) -> Path:
-    """Draw figure `kind` (see `KINDS`) for `run` into `out` (default: RUN/figures/)."""
+    """Draw figure `kind` (see `KINDS`) for `run` into `out` (see `figure_path`); returns the
+    file written."""
     run = run if isinstance(run, Run) else Run(run)
-    if not run.path.is_dir():
-        raise RunError(f"run folder {run.path} does not exist")
+    _ = run.config  # first: names a missing folder, or a file given as one, as such
     if kind not in KINDS:
         raise VaelabError(f"unknown figure {kind!r}; choose one of {', '.join(KINDS)}")
     known = {f.name for f in dataclasses.fields(PlotOptions)}
     unknown = sorted(set(options) - known)
     if unknown:
         raise VaelabError(f"unknown plot option {', '.join(unknown)}; known: {', '.join(known)}")
-    draw, name = KINDS[kind]
-    path = Path(out) if out is not None else run.figures / name
-    return draw(run, path, PlotOptions(**options))  # type: ignore[arg-type]
+    settings = PlotOptions(**options)  # type: ignore[arg-type]
+    return KINDS[kind][0](run, figure_path(run, kind, out), settings)
+
+
+def figure_path(run: Run, kind: str, out: str | os.PathLike[str] | None) -> Path:
+    """Where `kind` goes: its default file name in RUN/figures/, or in `out` where that is a
+    folder (existing, or written with a trailing slash); `out` with the default suffix added
+    where it has none. So the path printed is always the file written."""
+    name = KINDS[kind][1]
+    if out is None:
+        return run.figures / name
+    path = Path(out)
+    if path.is_dir() or str(out).endswith(("/", os.sep)):
+        return path / name
+    default = Path(name).suffix
+    if not path.suffix:
+        return path.with_name(path.name + default)
+    check_suffix(kind, path, default)
+    return path
+
+
+def check_suffix(kind: str, path: Path, default: str) -> None:
+    """Refuse a suffix the kind's writer cannot write before drawing, naming those it can."""
+    writable = WRITABLE[default]
+    if path.suffix.lower() not in writable:
+        choices = ", ".join(writable[:-1]) + " or " + writable[-1]
+        raise SettingError(
+            f"{{out}} {path}: the {kind} figure cannot be written as {path.suffix}; choose "
+            f"{choices}, or no suffix for {default}",
+            "out",
+        )

@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 
 from vaelab.cli.options import add_data_dir, positive_int
+from vaelab.errors import SettingError
 
 KINDS = ("reconstructions", "scatter", "manifold", "interpolate", "loss", "samples")
+FLAGS = {"limit": "range", "start": "from", "end": "to"}
+"""The `plot()` parameters whose flag reads differently, so errors name the flag typed."""
 
 
 def add_to(subparsers: argparse._SubParsersAction) -> None:
@@ -19,15 +22,27 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("run_dir", metavar="RUN", help="run folder")
     p.add_argument("kind", choices=KINDS, metavar="KIND", help=" | ".join(KINDS))
-    p.add_argument("--out", metavar="FILE", help="file to write (default: in RUN/figures/)")
-    p.add_argument("--size", type=positive_int, default=15, metavar="N", help="grid of N x N (15)")
+    p.add_argument(
+        "--out",
+        metavar="FILE",
+        help="file to write (default: in RUN/figures/): .png, .pdf, .svg, .jpg, .eps and other "
+        "matplotlib formats, or for interpolate .gif, .png (animated) or .webp; a name without "
+        "suffix gets the kind's own (.png, interpolate .gif), a folder the kind's default name",
+    )
+    p.add_argument(
+        "--size",
+        type=positive_int,
+        default=15,
+        metavar="N",
+        help="grid of N x N, N at most 100 (15)",
+    )
     p.add_argument(
         "--range",
         type=float,
         default=3.0,
         dest="limit",
         metavar="R",
-        help="manifold over z in [-R, R] (3)",
+        help="manifold over z in [-R, R], R positive and finite (3)",
     )
     p.add_argument(
         "--dims",
@@ -37,7 +52,9 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
         metavar=("I", "J"),
         help="the two latent dimensions a manifold varies (0 1)",
     )
-    p.add_argument("--steps", type=positive_int, default=8, metavar="N", help="walk steps (8)")
+    p.add_argument(
+        "--steps", type=positive_int, default=8, metavar="N", help="walk steps, 2 to 1000 (8)"
+    )
     p.add_argument(
         "--from",
         type=float,
@@ -66,7 +83,7 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
         type=positive_int,
         default=10,
         metavar="N",
-        help="test images to reconstruct (10, one per class first)",
+        help="test images to reconstruct, at most 100 (10, one per class first)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed for samples (0)")
     p.add_argument(
@@ -82,20 +99,31 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
 def run_plot(args: argparse.Namespace) -> None:
     from vaelab.plotting import plot
 
-    path = plot(
-        args.run_dir,
-        args.kind,
-        args.out,
-        size=args.size,
-        limit=args.limit,
-        dims=tuple(args.dims),
-        steps=args.steps,
-        start=args.start,
-        end=args.end,
-        images=tuple(args.images) if args.images else None,
-        count=args.count,
-        seed=args.seed,
-        label=args.label,
-        data_dir=args.data_dir,
-    )
+    try:
+        path = plot(
+            args.run_dir,
+            args.kind,
+            args.out,
+            size=args.size,
+            limit=args.limit,
+            dims=tuple(args.dims),
+            steps=args.steps,
+            start=args.start,
+            end=args.end,
+            images=tuple(args.images) if args.images else None,
+            count=args.count,
+            seed=args.seed,
+            label=args.label,
+            data_dir=args.data_dir,
+        )
+    except SettingError as err:
+        raise flagged(err) from None
     print(f"wrote {path}")
+
+
+def flagged(err: SettingError) -> SettingError:
+    """`err` with the parameters of `FLAGS` named as their flags (`limit` as `--range`)."""
+    template = err.template
+    for name, flag in FLAGS.items():
+        template = template.replace("{" + name + "}", "{" + flag + "}")
+    return SettingError(template, *(FLAGS.get(name, name) for name in err.settings))
