@@ -296,6 +296,18 @@ def test_cli_errors_are_one_line(vae_run, saved_detector, tmp_path, capsys):
     assert main(["export", str(detector), "--out", str(tmp_path / "d")]) == 1
     assert "give one with --dataset (e.g. mnist" in capsys.readouterr().err
     assert not (tmp_path / "d").exists()  # refused before writing anything
+    classes = list(range(10))
+    for extra, message in [
+        (["--score", "recon-mse", "--normal", "11"],
+         f"--normal class [11] is not in the test set of mnist-sample; it has {classes}"),
+        (["--score", "recon-mse", "--normal", "0-9"],
+         f"--normal {classes} is every class of the test set of mnist-sample; leave at least one"),
+        (["--normal", "3"], "--normal names the classes of the score's AUROC check, but the "
+         "export has no score graph: add --score NAME or leave --normal out"),
+    ]:  # fmt: skip
+        assert main(["export", str(run.path), "--out", str(tmp_path / "d"), *extra]) == 1
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()
 
 
 def test_without_the_onnx_extra_export_says_how_to_install_it(tmp_path, monkeypatch, capsys):

@@ -365,13 +365,20 @@ def read_card(folder: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def test_set(
-    run_dir: str | os.PathLike[str], dataset: str | None = None, data_dir: str | None = None
+    run_dir: str | os.PathLike[str],
+    dataset: str | None = None,
+    data_dir: str | None = None,
+    *,
+    normal: Sequence[int] | None = None,
+    score: str | None = None,
 ) -> Dataset:
     """The test split to check a run's export on: of the run's dataset, or of `dataset`
-    (which a detector, fitted on arrays or files, must be given)."""
+    (which a detector, fitted on arrays or files, must be given). `normal` classes, for
+    the AUROC check of the score graph (`score`, or a detector's own), are checked
+    against it, so that a mistake is refused before anything is exported."""
     from vaelab.data import load
 
-    source = open_run(run_dir)
+    source = open_run(run_dir, score)
     config = source.run.config
     if dataset is None and source.is_detector:
         raise SettingError(
@@ -386,6 +393,8 @@ def test_set(
             f"the test images of {name} are {tuple(test.images.shape[1:])} (C, H, W) but "
             f"{source.model.describe()} takes {tuple(source.model.shape)}"
         )
+    if normal:
+        _check_normal(normal, source.score, sorted(set(test.labels.tolist())), name)
     return test
 
 
@@ -407,7 +416,10 @@ def check_export(
     folder = Path(out) if out is not None else source.run.path / FOLDER
     card = read_card(folder)
     score = (card.get("score") or {}).get("name")
-    test = test if test is not None else test_set(run_dir)
+    if test is None:
+        test = test_set(run_dir, normal=normal, score=score)
+    elif normal:
+        _check_normal(normal, score, sorted(set(test.labels.tolist())), test.name)
     images = test.float()
     outputs = _compare(graphs(source.model, score), folder, images)
     differences = {name: _max_abs_diff(*pair) for name, pair in outputs.items()}
@@ -452,6 +464,29 @@ def _in_onnxruntime(path: Path, x: Tensor) -> list[np.ndarray]:
 
 def _max_abs_diff(in_torch: list[np.ndarray], in_onnx: list[np.ndarray]) -> float:
     return max(float(np.abs(a - b).max()) for a, b in zip(in_torch, in_onnx, strict=True))
+
+
+def _check_normal(normal: Sequence[int], score: str | None, classes: list[int], name: str) -> None:
+    """Refuse normal classes that leave the AUROC check with nothing to measure, before
+    any graph runs."""
+    if score is None:
+        raise SettingError(
+            "{normal} names the classes of the score's AUROC check, but the export has no "
+            "score graph: add {score} NAME or leave {normal} out",
+            "normal",
+            "score",
+        )
+    if missing := sorted(set(normal) - set(classes)):
+        raise SettingError(
+            f"{{normal}} class {missing} is not in the test set of {name}; it has {classes}",
+            "normal",
+        )
+    if set(normal) >= set(classes):
+        raise SettingError(
+            f"{{normal}} {sorted(normal)} is every class of the test set of {name}; leave at "
+            "least one out",
+            "normal",
+        )
 
 
 def _check_score(

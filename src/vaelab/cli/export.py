@@ -44,7 +44,8 @@ def run_export(args: argparse.Namespace) -> None:
     from vaelab.export import FOLDER, check_export, export_run, require_onnx, test_set
 
     require_onnx()
-    test = test_set(args.run_dir, args.dataset, args.data_dir)  # refused before any export
+    # refused before any export
+    test = test_set(args.run_dir, args.dataset, args.data_dir, normal=args.normal, score=args.score)
     card = export_run(args.run_dir, args.out, score=args.score)
     out = Path(args.out) if args.out else Path(args.run_dir) / FOLDER
     files = [entry["file"] for entry in card["graphs"].values()]
