@@ -4,6 +4,7 @@ with what to do, never a traceback; a run's folder is found again from anywhere.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -107,3 +108,20 @@ def test_a_colour_folder_run_by_a_relative_path_is_found_from_anywhere(tmp_path,
     assert saved["data"]["dataset"] == str(tmp_path / "photos")
     monkeypatch.chdir(Path("/"))
     assert main(["eval", str(tmp_path / "run")]) == 0
+
+
+def test_weights_of_another_model_are_named_in_a_few_words(tmp_path, capsys):
+    run = tmp_path / "run"
+    args = ["train", "vae", "--dataset", "mnist-sample", "--train-size", "128", "--epochs", "1"]
+    assert main([*args, "--out", str(run), "--quiet"]) == 0
+    config = json.loads((run / "config.json").read_text())
+    config["model"]["latent_dim"] = 3  # the weights are of a 2-D latent space
+    (run / "config.json").write_text(json.dumps(config))
+    assert main(["eval", str(run)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert re.search(
+        r"weights.safetensors holds the weights of another model than its config.json "
+        r"describes \(vae, latent 3: .+ is \[\d+, 2\], not \[\d+, 3\]\); the run folder",
+        err,
+    ), err

@@ -45,6 +45,21 @@ def save_tensors(tensors: dict[str, torch.Tensor], path: Path, meta: dict[str, A
     os.replace(tmp, path)
 
 
+def _mismatch(model: Model, tensors: dict[str, torch.Tensor]) -> str:
+    """What differs between a model's tensors and a file's, in a few words."""
+    expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
+    found = {name: tuple(t.shape) for name, t in tensors.items()}
+    missing, unexpected = expected.keys() - found.keys(), found.keys() - expected.keys()
+    resized = sorted(n for n in expected.keys() & found.keys() if expected[n] != found[n])
+    parts = []
+    if missing or unexpected:
+        parts.append(f"{len(missing)} tensors missing, {len(unexpected)} unexpected")
+    if resized:
+        name = resized[0]
+        parts.append(f"{name} is {list(found[name])}, not {list(expected[name])}")
+    return "; ".join(parts)
+
+
 def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     try:
         with safe_open(str(path), framework="pt") as f:
@@ -100,9 +115,13 @@ class Run:
         model = build(config.model, shape=tuple(shape))
         try:
             model.load_state_dict(tensors)
-        except RuntimeError as err:
-            message = f"{self.path / WEIGHTS} does not fit {config.model}: {err}"
-            raise RunError(message) from None
+        except RuntimeError:
+            raise RunError(
+                f"{self.path / WEIGHTS} holds the weights of another model than its "
+                f"config.json describes ({config.model.name}, latent {config.model.latent_dim}: "
+                f"{_mismatch(model, tensors)}); the run folder is damaged: train it again "
+                "into another folder"
+            ) from None
         return model.to(device).eval()
 
     def save_weights(self, model: Model, epoch: int) -> None:
