@@ -4,6 +4,7 @@ fit|score` and `AnomalyDetector.fit_files/score_files`."""
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 from pathlib import Path
 
@@ -115,3 +116,22 @@ def test_bad_detector_settings_and_paths_are_one_line_errors(digit_files, tmp_pa
         err = capsys.readouterr().err
         assert err.startswith("vaelab: error: ") and message in err and err.count("\n") == 1
     assert not (tmp_path / "d").exists()
+
+
+@pytest.mark.skipif(
+    not all(importlib.util.find_spec(m) for m in ("onnx", "onnxruntime", "onnxscript")),
+    reason="the onnx extra is not installed (pip install 'vaelab[onnx]')",
+)
+def test_a_detector_fitted_on_files_exports_checked_on_more_files(
+    digit_files, detector_dir, tmp_path, capsys
+):
+    out = tmp_path / "onnx"
+    new = str(digit_files / "new")
+    assert main(["export", str(detector_dir), "--images", new, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"on the {NEW_IMAGES} test images of {new}" in printed
+    assert "images decided differently" in printed and "AUROC" not in printed
+    check = json.loads((out / "card.json").read_text())["check"]
+    assert check["decisions_differ"] == 0 and max(check["max_abs_diff"].values()) < 1e-4
+    assert main(["export", str(detector_dir), "--images", new, "--normal", "7"]) == 1
+    assert "--normal needs labelled test images (--dataset)" in capsys.readouterr().err

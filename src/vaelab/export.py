@@ -466,6 +466,30 @@ def _max_abs_diff(in_torch: list[np.ndarray], in_onnx: list[np.ndarray]) -> floa
     return max(float(np.abs(a - b).max()) for a, b in zip(in_torch, in_onnx, strict=True))
 
 
+def image_files_set(
+    run_dir: str | os.PathLike[str],
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    normal: Sequence[int] | None = None,
+) -> Dataset:
+    """Unlabelled images to check an export on (files, and every image under folders), read
+    at the run's image size and channels: a detector fitted on a user's files has no test
+    set, but more of those files. Without labels there is no AUROC to compare, so `normal`
+    is refused; the decisions at a detector's threshold are still compared."""
+    from vaelab.data import Dataset, read_images
+
+    if normal:
+        raise SettingError(
+            "{normal} needs labelled test images ({dataset}); image files carry no labels",
+            "normal",
+            "dataset",
+        )
+    channels, height, width = open_run(run_dir).model.shape
+    images, _ = read_images(paths, height if height == width else None, channels)
+    unlabelled = torch.full((len(images),), -1, dtype=torch.int64)
+    return Dataset(images, unlabelled, ", ".join(map(str, paths)), [])
+
+
 def _check_normal(normal: Sequence[int], score: str | None, classes: list[int], name: str) -> None:
     """Refuse normal classes that leave the AUROC check with nothing to measure, before
     any graph runs."""

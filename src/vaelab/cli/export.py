@@ -26,10 +26,18 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
         help=f"also export this anomaly score ({', '.join(SCORE_NAMES)} or one you registered; "
         "a detector exports its own); elbo and iwae sample and cannot be exported",
     )
-    p.add_argument(
+    checked_on = p.add_mutually_exclusive_group()
+    checked_on.add_argument(
         "--dataset",
         metavar="NAME|PATH",
         help="test images to check on (default: the run's dataset; a detector names none)",
+    )
+    checked_on.add_argument(
+        "--images",
+        nargs="+",
+        metavar="PATH",
+        help="or unlabelled image files and folders to check on, read at the run's image size "
+        "(no AUROC: a detector's decisions are compared)",
     )
     add_data_dir(p)
     p.add_argument(
@@ -41,11 +49,23 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
 def run_export(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from vaelab.export import FOLDER, check_export, export_run, require_onnx, test_set
+    from vaelab.export import (
+        FOLDER,
+        check_export,
+        export_run,
+        image_files_set,
+        require_onnx,
+        test_set,
+    )
 
     require_onnx()
     # refused before any export
-    test = test_set(args.run_dir, args.dataset, args.data_dir, normal=args.normal, score=args.score)
+    if args.images:
+        test = image_files_set(args.run_dir, args.images, normal=args.normal)
+    else:
+        test = test_set(
+            args.run_dir, args.dataset, args.data_dir, normal=args.normal, score=args.score
+        )
     card = export_run(args.run_dir, args.out, score=args.score)
     out = Path(args.out) if args.out else Path(args.run_dir) / FOLDER
     files = [entry["file"] for entry in card["graphs"].values()]
