@@ -17,6 +17,7 @@ from vaelab.cli.options import (
     class_list,
     model_config,
     positive_int,
+    recipe_training,
 )
 from vaelab.nll_bench import NllConfig
 from vaelab.recipes import DATASET_RECIPES, DEFAULT_RECIPE, RECIPES
@@ -161,20 +162,11 @@ def add_split_mnist(commands: argparse._SubParsersAction) -> None:
 
 
 def run_oneclass(args: argparse.Namespace) -> None:
-    import dataclasses
-
     from vaelab.bench import OneClassConfig, run_oneclass
     from vaelab.recipes import default_recipe, get_recipe
 
     recipe = get_recipe(args.recipe or default_recipe(args.dataset))
-    train = dataclasses.replace(
-        recipe.train,
-        epochs=args.epochs or recipe.train.epochs,
-        batch_size=args.batch_size or recipe.train.batch_size,
-        device=args.device or recipe.train.device,
-        precision=args.precision or recipe.train.precision,
-        compile=args.compile or recipe.train.compile,
-    )
+    train = recipe_training(args, recipe.train)
     config = OneClassConfig(
         dataset=args.dataset,
         classes=args.classes,

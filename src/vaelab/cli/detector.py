@@ -6,7 +6,13 @@ from __future__ import annotations
 import argparse
 
 from vaelab.cli.anomaly import add_score_options
-from vaelab.cli.options import add_device, add_model, positive_int
+from vaelab.cli.options import (
+    add_device,
+    add_model,
+    model_config,
+    positive_int,
+    recipe_training,
+)
 from vaelab.recipes import DEFAULT_RECIPE, RECIPES
 
 
@@ -74,20 +80,11 @@ def add_score(actions: argparse._SubParsersAction) -> None:
 
 
 def run_fit(args: argparse.Namespace) -> None:
-    import dataclasses
-
     from vaelab.anomaly import AnomalyDetector
-    from vaelab.cli.options import model_config
     from vaelab.recipes import get_recipe
 
     recipe = get_recipe(args.recipe or DEFAULT_RECIPE)
-    train = dataclasses.replace(
-        recipe.train,
-        epochs=args.epochs or recipe.train.epochs,
-        batch_size=args.batch_size or recipe.train.batch_size,
-        seed=recipe.train.seed if args.seed is None else args.seed,
-        device=args.device or recipe.train.device,
-    )
+    train = recipe_training(args, recipe.train)
     detector = AnomalyDetector(
         model=model_config(args, recipe.model),
         train=train,

@@ -124,6 +124,19 @@ def add_model(parser: argparse.ArgumentParser, default: str) -> None:
     )
 
 
+TRAIN_FLAGS = ("epochs", "batch_size", "seed", "device", "precision", "compile")
+"""Flags that change one field of a recipe's `TrainConfig`, where a command has them."""
+
+
+def recipe_training(args: argparse.Namespace, train: Any) -> Any:
+    """`train` (a recipe's `TrainConfig`) with the `TRAIN_FLAGS` the command has and the
+    user gave."""
+    import dataclasses
+
+    given = {name: getattr(args, name, None) for name in TRAIN_FLAGS}
+    return dataclasses.replace(train, **{k: v for k, v in given.items() if v is not None})
+
+
 def model_config(args: argparse.Namespace, default: Any) -> Any:
     """The `ModelConfig` that `--model` and `--latent-dim` ask for, else `default`."""
     from vaelab.config import ModelConfig
