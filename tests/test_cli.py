@@ -114,6 +114,13 @@ def test_training_into_an_existing_run_needs_resume(tmp_path, capsys):
     )
 
 
+def test_an_objective_setting_the_model_ignores_names_the_flag_typed(tmp_path, capsys):
+    assert error_of(train_args(tmp_path / "r", "--iw-samples", "5"), capsys) == (
+        "vaelab: error: the elbo objective does not read --iw-samples (got 5); leave it out or "
+        "choose a model that trains on another objective"
+    )
+
+
 def test_a_run_is_neither_shortened_nor_overwritten(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(train_args(out, "--epochs", "2")) == 0

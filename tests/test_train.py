@@ -269,7 +269,7 @@ def test_images_the_model_cannot_reconstruct_are_refused_before_training():
 @pytest.mark.parametrize(
     "model, objective, message",
     [
-        ("vae", {"samples": 5}, "the elbo objective does not read iw_samples (got 5)"),
+        ("vae", {"samples": 5}, "the elbo objective does not read samples (got 5)"),
         ("iwae", {"beta": 3.0}, "the iwae objective does not read beta (got 3.0)"),
         ("ae", {"beta": 2.0}, "the reconstruction objective does not read beta (got 2.0)"),
         ("vae", {"capacity_steps": 100}, "capacity_steps grows the KL capacity, but no capacity"),
@@ -278,13 +278,28 @@ def test_images_the_model_cannot_reconstruct_are_refused_before_training():
     ],
 )
 def test_objective_settings_the_model_would_ignore_or_cannot_follow_are_refused(
-    model, objective, message
+    model, objective, message, tmp_path
 ):
-    config = ModelConfig(model).resolved()
+    config = RunConfig(model=ModelConfig(model).resolved())
     for name, value in objective.items():
-        setattr(config.objective, name, value)
+        setattr(config.model.objective, name, value)
     with pytest.raises(SettingError, match=re.escape(message)):
-        build(config)
+        fit(config, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_run_saved_with_a_setting_its_objective_ignores_still_loads_and_resumes(tmp_path):
+    """Older vaelab saved such settings without a word; their runs must stay usable."""
+    config = RunConfig(train=TrainConfig(epochs=1, batch_size=64))
+    config.data.train_size = 128
+    run = fit(config, tmp_path / "run", progress=False)
+    saved = json.loads((run.path / "config.json").read_text())
+    saved["model"]["objective"]["samples"] = 5  # what `train vae --iw-samples 5` wrote
+    (run.path / "config.json").write_text(json.dumps(saved))
+    run.load_model()
+    resumed = RunConfig.load(run.path / "config.json")
+    resumed.train.epochs = 2
+    assert len(fit(resumed, run.path, resume=True, progress=False).metrics()) == 2
 
 
 def test_an_infinite_learning_rate_is_refused():

@@ -6,6 +6,8 @@ and exits with a non-zero status. Messages say what went wrong, where, and
 what to do about it.
 """
 
+from __future__ import annotations
+
 from collections.abc import Callable
 
 
@@ -41,6 +43,14 @@ class SettingError(VaelabError):
         self.template = template
         self.settings = settings
         super().__init__(self._spell(lambda name: name))
+
+    def renamed(self, flags: dict[str, str]) -> SettingError:
+        """This error with the settings of `flags` named as the command line's options that
+        read differently (`limit` as `range`, shown `--range`)."""
+        template = self.template
+        for name, flag in flags.items():
+            template = template.replace("{" + name + "}", "{" + flag + "}")
+        return SettingError(template, *(flags.get(name, name) for name in self.settings))
 
     def as_flags(self) -> str:
         return self._spell(lambda name: "--" + name.replace("_", "-"))

@@ -33,6 +33,7 @@ from vaelab.devices import prepare_for_speed, resolve_device, sum_dtype
 from vaelab.distributed import LOCAL, Group
 from vaelab.errors import Interrupted, RunError, SettingError, TrainingError, VaelabError
 from vaelab.models import Model, build
+from vaelab.models.objectives import refuse_unread
 from vaelab.run import CHECKPOINT, METRICS, WEIGHTS, Run, load_tensors
 
 EpochCallback = Callable[[int, Model, dict[str, Any]], None]
@@ -402,6 +403,8 @@ def fit(
             model=config.model.resolved(),
             distributed=group.record(),
         )
+        if not resume and config.model.objective:  # a run saved before this check resumes
+            refuse_unread(config.model.objective)
         config.train = _with_threads(config.train, Run(out) if resume else None)
         torch.set_num_threads(config.train.threads)
         train_data, val_data = prepare(config.data)

@@ -117,13 +117,5 @@ def run_plot(args: argparse.Namespace) -> None:
             data_dir=args.data_dir,
         )
     except SettingError as err:
-        raise flagged(err) from None
+        raise err.renamed(FLAGS) from None
     print(f"wrote {path}")
-
-
-def flagged(err: SettingError) -> SettingError:
-    """`err` with the parameters of `FLAGS` named as their flags (`limit` as `--range`)."""
-    template = err.template
-    for name, flag in FLAGS.items():
-        template = template.replace("{" + name + "}", "{" + flag + "}")
-    return SettingError(template, *(FLAGS.get(name, name) for name in err.settings))

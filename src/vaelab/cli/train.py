@@ -181,7 +181,7 @@ def validation_split(text: str) -> str | float:
 def run_train(args: argparse.Namespace) -> None:
     from vaelab.config import ModelConfig, RunConfig
     from vaelab.distributed import is_main_process
-    from vaelab.errors import VaelabError
+    from vaelab.errors import SettingError, VaelabError
     from vaelab.run import Run
     from vaelab.train import fit
 
@@ -198,7 +198,10 @@ def run_train(args: argparse.Namespace) -> None:
         value = getattr(args, option)
         if value is not None:
             setattr(attrgetter(section)(config), field, value)
-    run = fit(config, args.out, resume=args.resume, progress=not args.quiet)
+    try:
+        run = fit(config, args.out, resume=args.resume, progress=not args.quiet)
+    except SettingError as err:
+        raise err.renamed({"samples": "iw_samples"}) from None
     if not is_main_process():  # the main process wrote the run and reports it
         return
     last = run.metrics()[-1] if run.metrics() else {}

@@ -16,7 +16,6 @@ from vaelab.errors import VaelabError
 from vaelab.models import networks
 from vaelab.models.base import Model, Output
 from vaelab.models.likelihoods import likelihood
-from vaelab.models.objectives import refuse_unread
 
 
 class AE(Model):
@@ -30,7 +29,6 @@ class AE(Model):
                 f"conditional; got objective {config.objective.name!r}, "
                 f"conditional={config.conditional}"
             )
-        refuse_unread(config.objective, reads=())
         self.name = config.name
         self.shape = tuple(shape)
         self.encoder, code = networks.encoder(config.encoder, self.shape)

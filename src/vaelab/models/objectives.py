@@ -129,9 +129,6 @@ OBJECTIVES: dict[str, Registered] = {
 }  # fmt: skip
 """A VAE's objectives by name, with what each is."""
 
-SETTING_NAMES = {"samples": "iw_samples"}
-"""Fields named otherwise as settings (`vaelab train --iw-samples`)."""
-
 
 def objective(config: ObjectiveConfig) -> Objective:
     """The objective `config` names, refusing settings it cannot follow."""
@@ -139,20 +136,29 @@ def objective(config: ObjectiveConfig) -> Objective:
         raise VaelabError(
             f"unknown objective {config.name!r} for a VAE; choose {' or '.join(OBJECTIVES)}"
         )
-    refuse_unread(config, OBJECTIVES[config.name].reads)
     return OBJECTIVES[config.name].build(config)
 
 
-def refuse_unread(config: ObjectiveConfig, reads: tuple[str, ...]) -> None:
+AUTOENCODER_OBJECTIVE = "reconstruction"
+"""The autoencoder's objective, which reads none of the VAE objectives' settings."""
+
+
+def refuse_unread(config: ObjectiveConfig) -> None:
     """Refuse a setting the objective would ignore without a word (a beta for the iwae
-    bound, importance samples for the elbo): the run's config would record it as used."""
+    bound, importance samples for the elbo), before a new run records it as used. Runs
+    saved with one still load and resume: the check is for new trainings only."""
+    if config.name == AUTOENCODER_OBJECTIVE:
+        reads: tuple[str, ...] = ()
+    elif config.name in OBJECTIVES:
+        reads = OBJECTIVES[config.name].reads
+    else:
+        return  # a registered model's own objective: its settings are its own
     default = ObjectiveConfig()
     for field in dataclasses.fields(ObjectiveConfig):
         value = getattr(config, field.name)
         if field.name not in (*reads, "name") and value != getattr(default, field.name):
-            name = SETTING_NAMES.get(field.name, field.name)
             raise SettingError(
-                f"the {config.name} objective does not read {{{name}}} (got {value}); leave it "
-                f"out or choose a model that trains on another objective",
-                name,
+                f"the {config.name} objective does not read {{{field.name}}} (got {value}); "
+                "leave it out or choose a model that trains on another objective",
+                field.name,
             )
