@@ -105,7 +105,7 @@ def test_training_into_an_existing_run_needs_resume(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(train_args(out, "--epochs", "1")) == 0
     assert "--resume" in error_of(train_args(out, "--epochs", "1"), capsys)
-    assert "(model.latent_dim differ); only --epochs, --device, --precision and --compile" in (
+    assert "(model.latent_dim differ); only --epochs, --device, --precision, --compile, --data-dir" in (
         error_of([*train_args(out, "--epochs", "2", "--latent-dim", "5"), "--resume"], capsys)
     )
     other_model = ["train", "ae", *train_args(out, "--epochs", "2")[2:], "--resume"]

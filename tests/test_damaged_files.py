@@ -125,3 +125,25 @@ def test_weights_of_another_model_are_named_in_a_few_words(tmp_path, capsys):
         r"describes \(vae, latent 3: .+ is \[\d+, 2\], not \[\d+, 3\]\); the run folder",
         err,
     ), err
+
+
+def test_a_run_whose_data_folder_moved_finds_its_data_and_resumes_from_another(
+    tmp_path, monkeypatch, capsys
+):
+    """A saved --data-dir that is gone (the run copied to another machine) is passed over;
+    resuming with another --data-dir is allowed: it says where the files are, not what
+    trains."""
+    shared = tmp_path / "data"
+    shared.mkdir()
+    args = ["train", "ae", "--dataset", "mnist-sample", "--train-size", "128", "--epochs", "1",
+            "--data-dir", str(shared), "--out", str(tmp_path / "run"), "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    shared.rmdir()
+    assert Run(tmp_path / "run").config.data.data_dir is None
+    assert main(["eval", str(tmp_path / "run")]) == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    resume = ["train", "ae", "--out", str(tmp_path / "run"), "--resume", "--epochs", "2",
+              "--data-dir", str(elsewhere), "--quiet"]  # fmt: skip
+    assert main(resume) == 0, capsys.readouterr().err
+    assert [row["epoch"] for row in Run(tmp_path / "run").metrics()] == [1, 2]

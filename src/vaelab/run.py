@@ -105,7 +105,10 @@ class Run:
         if not self.path.is_dir():
             what = "is a file, not a run folder" if self.path.exists() else "does not exist"
             raise RunError(f"run folder {self.path} {what}")
-        return RunConfig.load(self.path / CONFIG)
+        config = RunConfig.load(self.path / CONFIG)
+        if config.data.data_dir and not Path(config.data.data_dir).expanduser().is_dir():
+            config.data.data_dir = None  # moved, or another machine's: look where data is found
+        return config
 
     def load_model(self, device: str | torch.device = "cpu") -> Model:
         """The trained model, in eval mode."""

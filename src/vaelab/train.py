@@ -486,10 +486,10 @@ has not begun only)."""
 def _check_resumable(run: Run, config: RunConfig) -> None:
     """Refuse to resume with settings that would not continue the run as it was trained.
 
-    The epochs, device, threads, precision, compiling and processes may change, and so may
-    the learning-rate
-    schedule of the epochs not yet begun: a run of 800 epochs resumed to 1,000 with
-    milestones at 800 and 900 is the run that schedule would have trained from the start.
+    The epochs, device, threads, precision, compiling, processes and the data folder may
+    change, and so may the learning-rate schedule of the epochs not yet begun: a run of 800
+    epochs resumed to 1,000 with milestones at 800 and 900 is the run that schedule would
+    have trained from the start.
     """
     if not (run.path / CHECKPOINT).exists():
         raise RunError(f"nothing to resume in {run.path}: it holds no checkpoint")
@@ -499,14 +499,15 @@ def _check_resumable(run: Run, config: RunConfig) -> None:
     for key in CHANGEABLE_ON_RESUME:
         saved["train"].pop(key, None)
         wanted["train"].pop(key, None)
-    saved.pop("distributed")
-    wanted.pop("distributed")
+    for settings in (saved, wanted):  # where the processes and the files are, not what trains
+        settings.pop("distributed")
+        settings["data"].pop("data_dir")
     if changed := changed_settings(saved, wanted):
         raise RunError(
             f"cannot resume {run.path} with different settings ({', '.join(changed)} differ); "
-            "only --epochs, --device, "
-            "--precision and --compile may change, the number of processes, and the learning "
-            "rate of epochs not yet begun (start a new run with another --out instead)"
+            "only --epochs, --device, --precision, --compile, --data-dir, the number of "
+            "processes and the learning rate of epochs not yet begun may change (start a new "
+            "run with another --out instead)"
         )
     meta = load_tensors(run.path / CHECKPOINT)[1]
     if config.train.epochs < meta["epoch"]:
