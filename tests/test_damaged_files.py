@@ -20,8 +20,8 @@ from vaelab.run import Run
 def test_a_json_file_that_is_not_an_object_is_named_with_the_remedy(tmp_path):
     path = tmp_path / "settings.json"
     for text, held in [('{"a": 1', "not valid JSON"), ("[]", "it holds a list"),
-                       ("null", "it holds a null")]:  # fmt: skip
-        path.write_text(text)
+                       ("null", "it holds a null"), ("\udcff{", "not valid JSON")]:  # fmt: skip
+        path.write_bytes(text.encode("utf-8", "surrogateescape"))
         with pytest.raises(RunError, match=f"^{path} is damaged \\({held}.*; use another --out$"):
             read_json(path, "use another --out")
     path.write_text('{"a": 1}')
@@ -34,6 +34,12 @@ def test_a_metrics_line_cut_short_by_a_crash_is_left_out_and_any_other_is_named(
     assert read_json_lines(path) == [{"epoch": 1}, {"epoch": 2}]
     path.write_text('{"epoch": 1}\n{"epoch": 2, "train\n{"epoch": 3}\n')
     with pytest.raises(RunError, match="metrics.jsonl, line 2, is damaged .*; delete that line"):
+        read_json_lines(path)
+    path.write_text('{"epoch": 1}\n\n{"epoch": 2, "train\n')  # whole lines: an edit, not a crash
+    with pytest.raises(RunError, match="metrics.jsonl, line 3, is damaged"):
+        read_json_lines(path)
+    path.write_bytes(b'{"epoch": 1}\n\xff\xfe\n')
+    with pytest.raises(RunError, match="metrics.jsonl is damaged \\(not text"):
         read_json_lines(path)
 
 

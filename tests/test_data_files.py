@@ -172,6 +172,11 @@ def test_image_files_and_folders_are_read_in_order_resized_and_made_grey_or_rgb(
     assert images[2].unique().tolist() == [200]  # a grey image, widened to RGB
     grey, _ = read_images([tmp_path / "new"], image_size=4, channels=1)
     assert grey.shape == (2, 1, 4, 4)
+    (tmp_path / "new" / "folder.png").mkdir()  # not files, and not images: passed over
+    save_image(tmp_path / "new" / "__MACOSX" / "._a.jpg")
+    save_image(tmp_path / "new" / ".hidden.png")
+    alone, found = read_images(str(tmp_path / "new"), image_size=4)  # one path, not a list
+    assert len(alone) == 2 and [f.name for f in found] == ["a.jpg", "2.png"]
     with pytest.raises(
         DatasetError, match="images differ in size: .*a.jpg is 16x16, .*2.png is 8x8"
     ):

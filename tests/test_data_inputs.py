@@ -88,8 +88,11 @@ def test_fetch_copies_a_found_copy_into_a_new_data_dir(
     env = tiny.write(tmp_path / "env" / "tiny")
     monkeypatch.setenv("VAELAB_DATA_DIR", str(tmp_path / "env"))
     new = tmp_path / "new" / "data"
-    monkeypatch.setattr(os, "umask", lambda mask: 0o022)  # the usual umask, whatever runs this
-    assert fetch("tiny", new, progress=False) == new / "tiny"
+    umask = os.umask(0o022)  # the usual umask, whatever runs the tests
+    try:
+        assert fetch("tiny", new, progress=False) == new / "tiny"
+    finally:
+        os.umask(umask)
     assert mirror.requests == []
     modes = {stat.S_IMODE(path.stat().st_mode) for path in (new / "tiny").iterdir()}
     assert modes == {0o644}  # readable by everyone sharing the folder, as a new file is

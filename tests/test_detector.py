@@ -135,3 +135,17 @@ def test_a_detector_fitted_on_files_exports_checked_on_more_files(
     assert check["decisions_differ"] == 0 and max(check["max_abs_diff"].values()) < 1e-4
     assert main(["export", str(detector_dir), "--images", new, "--normal", "7"]) == 1
     assert "--normal needs labelled test images (--dataset)" in capsys.readouterr().err
+
+
+def test_a_maps_file_it_cannot_write_is_refused_before_scoring(
+    digit_files, detector_dir, tmp_path, capsys
+):
+    scores_csv = tmp_path / "scores.csv"
+    args = ["detector", "score", str(detector_dir), str(digit_files / "new"),
+            "--csv", str(scores_csv), "--maps", str(tmp_path / "maps.txt")]  # fmt: skip
+    assert main(args) == 1
+    assert "--maps" in capsys.readouterr().err and not scores_csv.exists()
+    (tmp_path / "figures").mkdir()
+    assert main([*args[:-1], str(tmp_path / "figures")]) == 0
+    assert (tmp_path / "figures" / "most_anomalous.png").exists()
+    assert f"maps in {tmp_path / 'figures' / 'most_anomalous.png'}" in capsys.readouterr().err

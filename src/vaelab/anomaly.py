@@ -34,7 +34,7 @@ from torch import Tensor
 
 from vaelab import scores as score_functions
 from vaelab.config import DEFAULT_SCORE, ModelConfig, RunConfig, TrainConfig
-from vaelab.data import read_images
+from vaelab.data import read_images, read_images_as
 from vaelab.diagnostics import UntrainedModelWarning, untrained_warning
 from vaelab.errors import SettingError, VaelabError
 from vaelab.jsonfiles import read_json
@@ -45,6 +45,16 @@ from vaelab.scores import SCORES, require_posterior, require_unconditional
 
 TPR_LEVEL = 0.95
 DETECTOR_FILE = "detector.json"
+MAPS_FILE = "most_anomalous.png"
+
+
+def maps_file(path: str | os.PathLike[str], setting: str = "path") -> Path:
+    """The file `AnomalyDetector.draw_most_anomalous` writes for `path`: `MAPS_FILE` in a
+    folder, `.png` added to a name without a suffix; a format it cannot write is refused
+    (a `SettingError` naming `setting`), so a caller can check before any work."""
+    from vaelab.figures.plots import figure_file
+
+    return figure_file(path, MAPS_FILE, "the maps figure", setting)
 
 
 def anomaly_metrics(is_anomaly: np.ndarray, score: np.ndarray) -> dict[str, float]:
@@ -383,6 +393,8 @@ class AnomalyDetector(BaseEstimator):
         folder), each resized to `image_size` (28: the conv models' size; None keeps theirs,
         which must then agree). With `out`, save the detector there: a folder that already
         holds a detector or a run is refused before anything is read or trained."""
+        if out is not None and Path(out).exists() and not Path(out).is_dir():
+            raise SettingError(f"{{out}} {out} is a file, not a folder; choose another", "out")
         if out is not None and (Path(out) / CONFIG).exists():
             raise SettingError(
                 f"{{out}} {out} already holds a detector or a run; choose another {{out}} or "
@@ -413,8 +425,7 @@ class AnomalyDetector(BaseEstimator):
         (N, C, H, W), each read as the detector's were: resized to its size and made grey or
         RGB as they were; and the file of each."""
         self._check_fitted()
-        channels, height, width = self.image_shape_
-        return read_images(paths, height if height == width else None, channels)
+        return read_images_as(paths, self.image_shape_)
 
     def score_files(self, paths: Sequence[str | os.PathLike[str]]) -> tuple[list[Path], np.ndarray]:
         """The image files under `paths` (as `read_files` reads them) and their scores."""
@@ -426,15 +437,17 @@ class AnomalyDetector(BaseEstimator):
         top: int = 10,
     ) -> Path:  # fmt: skip
         """A figure of the `top` highest-scoring `images` (named by `names`, scored by
-        `scores`): each image, its reconstruction and the pixels it fails on."""
+        `scores`): each image, its reconstruction and the pixels it fails on; written where
+        `maps_file(path)` says, and that file returned."""
         from vaelab.figures.anomaly import most_anomalous
 
         self._check_fitted()
+        path = maps_file(path)
         shown = np.argsort(-np.asarray(scores), kind="stable")[:top]
         return most_anomalous(
             self.model_, as_images(images, self.image_shape_)[torch.from_numpy(shown)],
             [float(scores[i]) for i in shown], [names[i] for i in shown],
-            self.score_name(), self.threshold_, Path(path),
+            self.score_name(), self.threshold_, path,
         )  # fmt: skip
 
     def predict(self, X: Any) -> np.ndarray:

@@ -476,7 +476,7 @@ def image_files_set(
     at the run's image size and channels: a detector fitted on a user's files has no test
     set, but more of those files. Without labels there is no AUROC to compare, so `normal`
     is refused; the decisions at a detector's threshold are still compared."""
-    from vaelab.data import Dataset, read_images
+    from vaelab.data import Dataset, read_images_as
 
     if normal:
         raise SettingError(
@@ -484,8 +484,7 @@ def image_files_set(
             "normal",
             "dataset",
         )
-    channels, height, width = open_run(run_dir).model.shape
-    images, _ = read_images(paths, height if height == width else None, channels)
+    images, _ = read_images_as(paths, open_run(run_dir).model.shape)
     unlabelled = torch.full((len(images),), -1, dtype=torch.int64)
     return Dataset(images, unlabelled, ", ".join(map(str, paths)), [])
 

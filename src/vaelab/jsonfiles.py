@@ -24,7 +24,7 @@ def read_json(path: Path, remedy: str) -> dict[str, Any]:
     to explain (`FileNotFoundError` passes through)."""
     try:
         value = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
+    except ValueError as err:  # not JSON, or not even text (UnicodeDecodeError)
         raise RunError(f"{path} is damaged (not valid JSON: {err}); {remedy}") from None
     if not isinstance(value, dict):
         kind = type(value).__name__ if value is not None else "null"
@@ -35,15 +35,23 @@ def read_json(path: Path, remedy: str) -> dict[str, Any]:
 def read_json_lines(path: Path) -> list[dict[str, Any]]:
     """The JSON objects of a file appended to one line at a time (`metrics.jsonl`).
 
-    A last line cut short is an append a crash interrupted: it was never written, and is
-    left out. Any other bad line is a `RunError` naming the file and the line."""
-    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    A last line cut short (no newline after it) is an append a crash interrupted: it was
+    never written, and is left out. Any other bad line is a `RunError` naming the file and
+    the line."""
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError as err:
+        raise RunError(f"{path} is damaged (not text: {err}); delete it") from None
+    lines = text.splitlines()
+    torn = len(lines) if text and not text.endswith("\n") else None
     rows = []
     for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
         try:
             row = json.loads(line)
         except json.JSONDecodeError as err:
-            if number == len(lines):
+            if number == torn:
                 break
             raise RunError(f"{path}, line {number}, is damaged ({err}); delete that line") from None
         if not isinstance(row, dict):

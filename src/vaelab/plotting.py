@@ -42,13 +42,6 @@ MAX_COUNT = 100
 """Test images a reconstructions figure shows in one row, 8,000 pixels wide at 100."""
 SEEDS = range(-(2**63), 2**64)
 """The seeds torch's generator takes."""
-STATIC_SUFFIXES = (".png", ".pdf", ".svg", ".svgz", ".eps", ".ps", ".jpg", ".jpeg", ".tif",
-                   ".tiff", ".webp", ".gif")  # fmt: skip
-"""What matplotlib writes with no more software (.pgf needs LaTeX; raw pixel dumps left out)."""
-ANIMATED_SUFFIXES = (".gif", ".png", ".webp")
-"""What Pillow writes as an animation (.png as an animated PNG)."""
-WRITABLE = {".png": STATIC_SUFFIXES, ".gif": ANIMATED_SUFFIXES}
-"""The suffixes a kind can write, by the suffix of its default file name."""
 
 
 @dataclass
@@ -325,29 +318,7 @@ def plot(
 
 
 def figure_path(run: Run, kind: str, out: str | os.PathLike[str] | None) -> Path:
-    """Where `kind` goes: its default file name in RUN/figures/, or in `out` where that is a
-    folder (existing, or written with a trailing slash); `out` with the default suffix added
-    where it has none. So the path printed is always the file written."""
+    """Where `kind` goes: its default file name in RUN/figures/, else as
+    `plots.figure_file` places it in `out`. So the path printed is always the file written."""
     name = KINDS[kind][1]
-    if out is None:
-        return run.figures / name
-    path = Path(out)
-    if path.is_dir() or str(out).endswith(("/", os.sep)):
-        return path / name
-    default = Path(name).suffix
-    if not path.suffix:
-        return path.with_name(path.name + default)
-    check_suffix(kind, path, default)
-    return path
-
-
-def check_suffix(kind: str, path: Path, default: str) -> None:
-    """Refuse a suffix the kind's writer cannot write before drawing, naming those it can."""
-    writable = WRITABLE[default]
-    if path.suffix.lower() not in writable:
-        choices = ", ".join(writable[:-1]) + " or " + writable[-1]
-        raise SettingError(
-            f"{{out}} {path}: the {kind} figure cannot be written as {path.suffix}; choose "
-            f"{choices}, or no suffix for {default}",
-            "out",
-        )
+    return run.figures / name if out is None else plots.figure_file(out, name, f"the {kind} figure")

@@ -229,14 +229,9 @@ def run_nll(args: argparse.Namespace) -> None:
     from vaelab.nll_bench import run_nll
 
     train = dataclasses.replace(
-        NLL.train,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
+        recipe_training(args, NLL.train),
         lr_milestones=args.lr_milestones or NLL.train.lr_milestones,
         lr_decay=args.lr_decay or NLL.train.lr_decay,
-        device=args.device or NLL.train.device,
-        precision=args.precision or NLL.train.precision,
-        compile=args.compile or NLL.train.compile,
     )
     model = model_config(args, NLL.model)
     if args.train_samples:

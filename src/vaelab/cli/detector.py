@@ -107,15 +107,13 @@ def run_score(args: argparse.Namespace) -> None:
     import csv
     import sys
 
-    from vaelab.anomaly import AnomalyDetector
+    from vaelab.anomaly import AnomalyDetector, maps_file
     from vaelab.wording import count
 
+    maps = maps_file(args.maps, "maps") if args.maps else None  # refused before any work
     detector = AnomalyDetector.load(args.detector)
     images, files = detector.read_files(args.images)
     scores = detector.score_samples(images)
-    if args.maps:
-        names = [file.name for file in files]
-        detector.draw_most_anomalous(images, scores, names, args.maps, args.top)
     flags = scores > detector.threshold_
     with open(args.csv, "w", newline="") if args.csv else contextlib.nullcontext(sys.stdout) as out:
         table = csv.writer(out)
@@ -123,7 +121,10 @@ def run_score(args: argparse.Namespace) -> None:
         table.writerows(
             (str(f), f"{s:.6g}", int(a)) for f, s, a in zip(files, scores, flags, strict=True)
         )
-    saved = [("scores", args.csv), ("maps", args.maps)]
+    if maps:
+        names = [file.name for file in files]
+        detector.draw_most_anomalous(images, scores, names, maps, args.top)
+    saved = [("scores", args.csv), ("maps", maps)]
     where = "".join(f"; {what} in {file}" for what, file in saved if file)
     print(
         f"{int(flags.sum())} of {count(len(files), 'image')} score above the threshold "

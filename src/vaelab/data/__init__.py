@@ -18,7 +18,7 @@ from typing import Any
 from vaelab.config import DataConfig
 from vaelab.data import named
 from vaelab.data.dataset import Dataset, check_binarize, redraw_bits
-from vaelab.data.folder import load_folder, read_images
+from vaelab.data.folder import load_folder, read_images, read_images_as
 from vaelab.data.npz import load_npz
 from vaelab.data.sources import SAMPLE, SAMPLE_FILE, SOURCES, Source, normalize
 from vaelab.errors import DatasetError
@@ -33,6 +33,7 @@ __all__ = [
     "prepare",
     "protocol",
     "read_images",
+    "read_images_as",
     "redraw_bits",
     "verify",
 ]

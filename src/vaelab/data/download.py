@@ -8,8 +8,8 @@ never leaves a file that a later run would mistake for good data.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
-import tempfile
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -65,23 +65,16 @@ def _fetch_checked(url: str, dest: Path, check: Callable[[Path], object], progre
 def _staged(dest: Path) -> Iterator[Path]:
     """A temporary file beside `dest`, renamed onto it when the block succeeds and removed
     when it fails, so that `dest` is only ever absent or complete. It ends with the
-    permissions of any new file (the umask's), not `mkstemp`'s owner-only ones: a shared
+    permissions of any new file (the umask's), not owner-only ones as `mkstemp` gives: a shared
     data folder stays readable by the others who use it."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    os.close(fd)
+    tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(6)}.part")
+    os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
     try:
-        yield Path(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
+        yield tmp
         os.replace(tmp, dest)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _copy(url: str, out: BinaryIO, label: str, progress: bool) -> None:

@@ -46,7 +46,7 @@ def load_folder(root: Path, split: str, image_size: int | None) -> Dataset:
 
 
 def read_images(
-    paths: Sequence[str | os.PathLike[str]],
+    paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     image_size: int | None = None,
     channels: int | None = None,
 ) -> tuple[torch.Tensor, list[Path]]:
@@ -55,6 +55,8 @@ def read_images(
     given; `channels` 1 or 3 makes them grey or RGB (default: grey unless one has colour)."""
     if channels not in (None, 1, 3):
         raise DatasetError(f"channels must be 1 (grey) or 3 (RGB), got {channels}")
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
     files = [file for path in paths for file in _files_under(Path(path))]
     if not files:
         raise DatasetError(f"no images given: {', '.join(map(str, paths)) or 'no paths'}")
@@ -67,7 +69,7 @@ def read_images(
 def _files_under(path: Path) -> list[Path]:
     """`path` itself if it is an image file, else every image file below it."""
     if path.is_dir():
-        found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        found = sorted(p for p in path.rglob("*") if _is_image_file(p.relative_to(path), p))
         if not found:
             raise DatasetError(f"{path}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) found")
         return found
@@ -78,6 +80,26 @@ def _files_under(path: Path) -> list[Path]:
             f"{path}: not an image file (expected {', '.join(sorted(IMAGE_SUFFIXES))})"
         )
     return [path]
+
+
+def read_images_as(
+    paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], shape: Sequence[int]
+) -> tuple[torch.Tensor, list[Path]]:
+    """`read_images` for a model of square (C, H, W) `shape`: resized to its size, grey or
+    RGB as it takes them."""
+    channels, height, width = shape
+    if height != width:
+        raise DatasetError(
+            f"image files can be read for square images only; this model takes {height}x{width}"
+        )
+    return read_images(paths, height, channels)
+
+
+def _is_image_file(relative: Path, path: Path) -> bool:
+    """An image file, not a folder named like one, a hidden file or macOS's `__MACOSX/` and
+    `._name` copies of archive metadata."""
+    hidden = any(part.startswith(".") or part == "__MACOSX" for part in relative.parts)
+    return not hidden and path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
 
 
 def _layout(root: Path, split: str) -> tuple[Path, list[str]]:

@@ -8,6 +8,7 @@ modules share the same drawing code.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from torch import Tensor
 
+from vaelab.errors import SettingError
 from vaelab.figures.images import tile, to_uint8
 from vaelab.figures.latent import View
 
@@ -35,6 +37,36 @@ REPORT_WIDTH = 8.8
 shown at full size, so its 8-point text stays above 10 pixels on screen."""
 MAP_COLUMNS = 10
 MAP_ROWS = ("input", "recon.", "error")
+
+
+STATIC_SUFFIXES = (".png", ".pdf", ".svg", ".svgz", ".eps", ".ps", ".jpg", ".jpeg", ".tif",
+                   ".tiff", ".webp", ".gif")  # fmt: skip
+"""What matplotlib writes with no more software (.pgf needs LaTeX; raw pixel dumps left out)."""
+ANIMATED_SUFFIXES = (".gif", ".png", ".webp")
+"""What Pillow writes as an animation (.png as an animated PNG)."""
+WRITABLE = {".png": STATIC_SUFFIXES, ".gif": ANIMATED_SUFFIXES}
+"""The suffixes a kind can write, by the suffix of its default file name."""
+
+
+def figure_file(out: str | os.PathLike[str], name: str, what: str, setting: str = "out") -> Path:
+    """Where a figure of default file `name` goes when asked for as `out`: `name` inside
+    `out` where that is a folder (existing, or written with a trailing slash); `out` with
+    `name`'s suffix where it has none. A suffix its writer cannot write is refused before
+    anything is drawn (a `SettingError` naming `setting`), naming those it can."""
+    path, default = Path(out), Path(name).suffix
+    if path.is_dir() or str(out).endswith(("/", os.sep)):
+        return path / name
+    if not path.suffix:
+        return path.with_name(path.name + default)
+    writable = WRITABLE[default]
+    if path.suffix.lower() not in writable:
+        choices = ", ".join(writable[:-1]) + " or " + writable[-1]
+        raise SettingError(
+            f"{{{setting}}} {path}: {what} cannot be written as {path.suffix}; choose "
+            f"{choices}, or no suffix for {default}",
+            setting,
+        )
+    return path
 
 
 def save(fig: Figure, path: str | Path) -> Path:
