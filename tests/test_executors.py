@@ -145,6 +145,16 @@ def local_results(tmp_path_factory):
         return run_oneclass(sweep(), tmp_path_factory.mktemp("local"), jobs=2, progress=False)
 
 
+def test_ray_gets_the_users_own_modules_not_installed_packages(user_module):
+    import sklearn.metrics
+
+    from vaelab.executors import shipped_modules
+
+    shipped = shipped_modules(["user_models", "sklearn.metrics", "user_models"])
+    assert shipped == [user_module]  # sklearn is installed on the nodes as it is here
+    assert sklearn.metrics  # imported, so that it is in sys.modules
+
+
 @needs_ray
 def test_ray_tasks_ask_for_their_threads_and_a_share_of_the_gpu(ray_cluster):
     executor = get_executor("ray")

@@ -16,7 +16,9 @@ settings a benchmark takes (`executor`, `ray_address`), the same as the CLI's fl
 from __future__ import annotations
 
 import json
+import site
 import sys
+import sysconfig
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -211,11 +213,20 @@ def connected(ray: ModuleType, address: str | None, modules: list[str]) -> Itera
 
 def shipped_modules(modules: list[str]) -> list[ModuleType]:
     """The top-level modules or packages holding `modules`, for Ray to copy to every node
-    (its `py_modules`), so a cluster's nodes need only vaelab, not the user's files. A
-    namespace package (no `__init__.py`) cannot be copied that way: it must be on the nodes'
-    Python path."""
+    (its `py_modules`), so a cluster's nodes need only vaelab, not the user's files.
+
+    Left out: what is installed (under site-packages: the nodes install it as the driver
+    did, and a copy would shadow their build of it), and a namespace package (no
+    `__init__.py`), which Ray cannot copy: those must be on the nodes' Python path."""
+    installed = {sysconfig.get_path(key) for key in ("purelib", "platlib")}
+    installed.add(site.getusersitepackages())
     tops = [sys.modules[top] for top in dict.fromkeys(name.partition(".")[0] for name in modules)]
-    return [module for module in tops if getattr(module, "__file__", None)]
+    return [
+        module
+        for module in tops
+        if getattr(module, "__file__", None)
+        and not any(Path(module.__file__).is_relative_to(root) for root in installed if root)
+    ]
 
 
 def smallest_node_cpus(ray: ModuleType) -> int:
