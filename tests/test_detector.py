@@ -74,7 +74,7 @@ def test_the_default_detector_fitted_on_files_tells_sevens_from_other_digits(dig
     detector = AnomalyDetector().fit_files([digit_files / "normal"], out=tmp_path / "detector")
     files, scores = AnomalyDetector.load(tmp_path / "detector").score_files([digit_files / "new"])
     is_anomaly = [f.parent.name != "7" for f in files]
-    assert anomaly_metrics(is_anomaly, scores)["auroc"] > 0.85  # 0.94 measured
+    assert anomaly_metrics(is_anomaly, scores)["auroc"] > 0.85  # 0.924 measured
     assert detector.score_name() == "recon-mse-edge"
 
 
