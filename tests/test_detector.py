@@ -149,3 +149,15 @@ def test_a_maps_file_it_cannot_write_is_refused_before_scoring(
     assert main([*args[:-1], str(tmp_path / "figures")]) == 0
     assert (tmp_path / "figures" / "most_anomalous.png").exists()
     assert f"maps in {tmp_path / 'figures' / 'most_anomalous.png'}" in capsys.readouterr().err
+
+
+def test_a_detector_fitted_on_files_is_plotted_where_no_test_set_is_needed(
+    detector_dir, tmp_path, capsys
+):
+    for kind in ("loss", "samples", "manifold"):
+        assert main(["plot", str(detector_dir), kind, "--out", str(tmp_path / kind)]) == 0
+        assert (tmp_path / f"{kind}.png").exists()
+    assert main(["plot", str(detector_dir), "reconstructions"]) == 1
+    assert "names no test images for this figure; samples, manifold and loss need none" in (
+        capsys.readouterr().err
+    )

@@ -33,7 +33,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 from torch import Tensor
 
 from vaelab import scores as score_functions
-from vaelab.config import DEFAULT_SCORE, ModelConfig, RunConfig, TrainConfig
+from vaelab.config import DEFAULT_SCORE, NO_DATASET, ModelConfig, RunConfig, TrainConfig
 from vaelab.data import read_images, read_images_as
 from vaelab.diagnostics import UntrainedModelWarning, untrained_warning
 from vaelab.errors import SettingError, VaelabError
@@ -321,7 +321,7 @@ class AnomalyDetector(BaseEstimator):
         recipe's where not given."""
         recipe = get_recipe(self.recipe)
         config = RunConfig()
-        config.data.dataset = "arrays given to AnomalyDetector.fit"
+        config.data.dataset = NO_DATASET
         if self.model is None:
             config.model = recipe.model
         elif isinstance(self.model, str):
@@ -455,11 +455,13 @@ class AnomalyDetector(BaseEstimator):
         return (self.score_samples(X) > self.threshold_).astype(np.int64)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write a run folder (config.json, weights.safetensors) plus detector.json."""
+        """Write a run folder (config.json, weights.safetensors, metrics.jsonl, so that
+        `vaelab plot DIR loss` draws its training) plus detector.json."""
         self._check_fitted()
         config = self._run_config()
         run = Run.create(path, config)
         run.save_weights(self.model_, config.train.epochs)
+        run.write_metrics(self.history_)
         state = {
             "params": {
                 **self.get_params(),

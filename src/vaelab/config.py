@@ -44,6 +44,11 @@ class DataConfig:
     binarize: str = "none"
 
 
+NO_DATASET = "arrays given to AnomalyDetector.fit"
+"""The dataset a detector's run records: it was fitted on arrays or image files, not on a
+dataset that can be loaded again."""
+
+
 @dataclass
 class NetworkConfig:
     """An encoder or a decoder: a family of layers and its sizes.

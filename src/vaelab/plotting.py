@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from vaelab import diagnostics
-from vaelab.config import RunConfig
+from vaelab.config import NO_DATASET, RunConfig
 from vaelab.data import Dataset, load
 from vaelab.errors import RunError, SettingError, VaelabError
 from vaelab.figures import gifs, latent, plots
@@ -133,6 +133,12 @@ def describe_config(config: RunConfig) -> str:
 def test_set(run: Run, data_dir: str | None = None) -> Dataset:
     """The test split of the run's dataset, every class."""
     data = run.config.data
+    if data.dataset == NO_DATASET:
+        raise VaelabError(
+            f"{run.path} is a detector fitted on arrays or image files, so it names no test "
+            "images for this figure; samples, manifold and loss need none, and interpolate "
+            "none between --from and --to"
+        )
     return load(data.dataset, "test", data_dir or data.data_dir, data.image_size)
 
 
@@ -150,7 +156,10 @@ def one_per_class(data: Dataset, count: int) -> tuple[Tensor, Tensor]:
 
 def checked_title(run: Run, model: Model, title: str, data_dir: str | None) -> str:
     """`title`, with a warning line (also raised as an `UntrainedModelWarning`) when the model
-    reconstructs its test images nearly identically, so a figure of grey squares says why."""
+    reconstructs its test images nearly identically, so a figure of grey squares says why
+    (a detector names no test images to check on)."""
+    if run.config.data.dataset == NO_DATASET:
+        return title
     classes = run.config.data.classes
     test = test_set(run, data_dir)
     shown = test.with_classes(classes) if classes else test

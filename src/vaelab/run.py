@@ -144,5 +144,8 @@ class Run:
 
     def truncate_metrics(self, epochs: int) -> None:
         """Forget metric lines past `epochs` (written after the last checkpoint)."""
-        kept = [row for row in self.metrics() if row["epoch"] <= epochs]
-        (self.path / METRICS).write_text("".join(json.dumps(r) + "\n" for r in kept))
+        self.write_metrics([row for row in self.metrics() if row["epoch"] <= epochs])
+
+    def write_metrics(self, rows: list[dict[str, Any]]) -> None:
+        """Replace the metrics with `rows`, one per epoch."""
+        (self.path / METRICS).write_text("".join(json.dumps(r) + "\n" for r in rows))
