@@ -158,6 +158,7 @@ def test_a_detector_fitted_on_files_is_plotted_where_no_test_set_is_needed(
         assert main(["plot", str(detector_dir), kind, "--out", str(tmp_path / kind)]) == 0
         assert (tmp_path / f"{kind}.png").exists()
     assert main(["plot", str(detector_dir), "reconstructions"]) == 1
-    assert "names no test images for this figure; samples, manifold and loss need none" in (
-        capsys.readouterr().err
-    )
+    message = "names no test images to show; of its figures, samples, manifold and loss need"
+    assert message in capsys.readouterr().err
+    assert main(["explore", str(detector_dir)]) == 1  # the explorer shows test images
+    assert message in capsys.readouterr().err

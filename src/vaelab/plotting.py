@@ -136,8 +136,8 @@ def test_set(run: Run, data_dir: str | None = None) -> Dataset:
     if data.dataset == NO_DATASET:
         raise VaelabError(
             f"{run.path} is a detector fitted on arrays or image files, so it names no test "
-            "images for this figure; samples, manifold and loss need none, and interpolate "
-            "none between --from and --to"
+            "images to show; of its figures, samples, manifold and loss need none, and "
+            "interpolate none between --from and --to"
         )
     return load(data.dataset, "test", data_dir or data.data_dir, data.image_size)
 
