@@ -75,6 +75,26 @@ def test_a_damaged_config_is_one_line(tiny_run_copy, capsys, text, message):
     assert err.count("\n") == 1
 
 
+@pytest.mark.parametrize(
+    "section, field, value, message",
+    [
+        ("model", "latent_dim", "two", "model.latent_dim is 'two', not of type int | None"),
+        ("data", "classes", "7", "data.classes is '7', not of type list[int] | None"),
+        ("train", "epochs", 3.5, "train.epochs is 3.5, not of type int"),
+    ],
+)
+def test_a_config_field_of_the_wrong_type_is_named(
+    tiny_run_copy, capsys, section, field, value, message
+):
+    config = json.loads((tiny_run_copy / "config.json").read_text())
+    config[section][field] = value
+    (tiny_run_copy / "config.json").write_text(json.dumps(config))
+    assert main(["eval", str(tiny_run_copy)]) == 1
+    assert capsys.readouterr().err == (
+        f"vaelab: error: config field {message}; the run folder is damaged\n"
+    )
+
+
 def test_a_damaged_result_of_a_sweep_is_named_with_what_to_do(tmp_path, capsys):
     out = tmp_path / "bench"
     args = ["bench", "oneclass", "--dataset", "mnist-sample", "--classes", "0", "--seeds", "1",

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -231,14 +233,18 @@ class RunConfig:
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> RunConfig:
         try:
-            return cls(
-                data=DataConfig(**raw.get("data", {})),
-                model=ModelConfig.from_dict(raw.get("model", {})).resolved(),
-                train=TrainConfig(**raw.get("train", {})),
-                distributed=DistributedConfig(**raw.get("distributed", {})),
-            )
+            sections = {
+                "data": DataConfig(**raw.get("data", {})),
+                "model": ModelConfig.from_dict(raw.get("model", {})),
+                "train": TrainConfig(**raw.get("train", {})),
+                "distributed": DistributedConfig(**raw.get("distributed", {})),
+            }
         except TypeError as err:
             raise RunError(f"config has an unknown or missing field: {err}") from None
+        for name, section in sections.items():
+            _check_types(section, name)
+        sections["model"] = sections["model"].resolved()
+        return cls(**sections)
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
@@ -254,6 +260,40 @@ class RunConfig:
                 f"{path} has no {' or '.join(missing)} section; the run folder is damaged"
             )
         return cls.from_dict(raw)
+
+
+def _check_types(config: Any, where: str) -> None:
+    """Refuse a field of a loaded config whose value its annotation does not allow (a
+    config.json edited by hand: `"latent_dim": "two"`), naming it, before anything uses it."""
+    hints = typing.get_type_hints(type(config))
+    for name in (f.name for f in dataclasses.fields(config)):
+        value = getattr(config, name)
+        if dataclasses.is_dataclass(value):
+            _check_types(value, f"{where}.{name}")
+        elif not _allowed(value, hints[name]):
+            raise RunError(
+                f"config field {where}.{name} is {value!r}, not of type "
+                f"{_spelled(hints[name])}; the run folder is damaged"
+            )
+
+
+def _allowed(value: Any, hint: Any) -> bool:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_allowed(value, arg) for arg in args)
+    if hint is type(None):
+        return value is None
+    if origin in (list, tuple):
+        return isinstance(value, (list, tuple)) and all(_allowed(v, args[0]) for v in value)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return not isinstance(hint, type) or isinstance(value, hint)
+
+
+def _spelled(hint: Any) -> str:
+    return hint.__name__ if isinstance(hint, type) else str(hint).replace("NoneType", "None")
 
 
 def changed_settings(saved: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
