@@ -162,3 +162,8 @@ def test_a_detector_fitted_on_files_is_plotted_where_no_test_set_is_needed(
     assert message in capsys.readouterr().err
     assert main(["explore", str(detector_dir)]) == 1  # the explorer shows test images
     assert message in capsys.readouterr().err
+    for command in ("eval", "anomaly"):
+        assert main([command, str(detector_dir)]) == 1
+        assert "names no dataset to load: score images with `vaelab detector score`" in (
+            capsys.readouterr().err
+        )

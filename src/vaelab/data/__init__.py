@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vaelab.config import DataConfig
+from vaelab.config import NO_DATASET, DataConfig
 from vaelab.data import named
 from vaelab.data.dataset import Dataset, check_binarize, redraw_bits
 from vaelab.data.folder import load_folder, read_images, read_images_as
@@ -171,6 +171,12 @@ def _load(
     image_size: int | None,
     download: bool,
 ) -> Dataset:
+    if source == NO_DATASET:
+        raise DatasetError(
+            "this run is a detector fitted on arrays or image files, so it names no dataset to "
+            "load: score images with `vaelab detector score`, or check an export on some "
+            "with --dataset or --images"
+        )
     key = normalize(source) if isinstance(source, str) else None
     if key == SAMPLE:
         return load_npz(SAMPLE_PATH, split, SAMPLE)
