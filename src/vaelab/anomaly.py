@@ -152,7 +152,7 @@ def analyze_run(
     test = load(
         config.data.dataset, "test", data_dir or config.data.data_dir, config.data.image_size
     )
-    normal = _normal_classes(normal, config.data.classes, test.classes)
+    normal = _normal_classes(normal, config.data.classes, test.classes, test.name)
     model = run.load_model()
     images = test.float()
     values = compute_score(model, images, score, samples, seed=config.train.seed).numpy()
@@ -172,7 +172,7 @@ def analyze_run(
 
 
 def _normal_classes(
-    normal: Sequence[int] | None, trained: Sequence[int] | None, available: list[int]
+    normal: Sequence[int] | None, trained: Sequence[int] | None, available: list[int], name: str
 ) -> list[int]:
     chosen = list(normal) if normal else list(trained or [])
     if not chosen:
@@ -180,12 +180,24 @@ def _normal_classes(
             "the run was trained on every class, so no test class is anomalous; "
             "name the normal classes with --normal (e.g. --normal 7)"
         )
-    missing = sorted(set(chosen) - set(available))
-    if missing:
-        raise VaelabError(f"normal class {missing} is not in the test set; it has {available}")
-    if set(chosen) >= set(available):
-        raise VaelabError(f"every test class is normal ({chosen}); leave at least one out")
+    check_normal_classes(chosen, available, name)
     return sorted(chosen)
+
+
+def check_normal_classes(normal: Sequence[int], available: list[int], name: str) -> None:
+    """Refuse `normal` classes that leave no normal or no anomalous image in the test set of
+    `name` (holding the classes `available`): there would be no AUROC to measure."""
+    if missing := sorted(set(normal) - set(available)):
+        raise SettingError(
+            f"{{normal}} class {missing} is not in the test set of {name}; it has {available}",
+            "normal",
+        )
+    if set(normal) >= set(available):
+        raise SettingError(
+            f"{{normal}} {sorted(normal)} is every class of the test set of {name}; leave at "
+            "least one out",
+            "normal",
+        )
 
 
 def write_report(report: Report, out: Path) -> None:

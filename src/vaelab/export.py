@@ -34,7 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from vaelab import __version__
-from vaelab.anomaly import DETECTOR_FILE, AnomalyDetector, anomaly_metrics
+from vaelab.anomaly import DETECTOR_FILE, AnomalyDetector, anomaly_metrics, check_normal_classes
 from vaelab.batching import CPU_ROWS as BATCH
 from vaelab.data import Dataset
 from vaelab.errors import SettingError, VaelabError
@@ -499,17 +499,7 @@ def _check_normal(normal: Sequence[int], score: str | None, classes: list[int], 
             "normal",
             "score",
         )
-    if missing := sorted(set(normal) - set(classes)):
-        raise SettingError(
-            f"{{normal}} class {missing} is not in the test set of {name}; it has {classes}",
-            "normal",
-        )
-    if set(normal) >= set(classes):
-        raise SettingError(
-            f"{{normal}} {sorted(normal)} is every class of the test set of {name}; leave at "
-            "least one out",
-            "normal",
-        )
+    check_normal_classes(normal, classes, name)
 
 
 def _check_score(
