@@ -238,3 +238,34 @@ def test_a_folder_without_test_split_says_how_to_hold_out(tmp_path: Path):
         f"{tmp_path / 'set'} has no test/ folder; use a held-out fraction for validation "
         "instead (validation=0.1; --validation 0.1 on the command line)"
     )
+
+
+@pytest.mark.usefixtures("isolated_data_env")
+@pytest.mark.parametrize(
+    "values, dtype, expected",
+    [
+        ([0.0, 0.5, 1.0], np.float32, [0, 128, 255]),  # float images hold fractions of white
+        ([0.0, 100.0, 255.0], np.float32, [0, 100, 255]),
+        ([0, 100, 255], np.int32, [0, 100, 255]),  # 8-bit values kept in a 32-bit image
+        ([0, 25700, 65535], np.int32, [0, 100, 255]),  # 16-bit values in a 32-bit image
+    ],
+)
+def test_32_bit_grey_images_are_read_by_their_values(
+    tmp_path: Path, values: list, dtype: type, expected: list[int]
+):
+    Image.fromarray(np.array([values], dtype=dtype)).save(tmp_path / "wide.tif")
+    with Image.open(tmp_path / "wide.tif") as image:
+        assert image.mode == ("F" if dtype is np.float32 else "I")
+    images, _ = read_images([tmp_path / "wide.tif"])
+    assert images[0, 0, 0].tolist() == expected
+
+
+@pytest.mark.usefixtures("isolated_data_env")
+def test_a_32_bit_image_beyond_16_bits_is_named(tmp_path: Path):
+    Image.fromarray(np.array([[0, 70000]], dtype=np.int32)).save(tmp_path / "deep.tif")
+    with pytest.raises(
+        DatasetError,
+        match=r"deep\.tif: unreadable image \(32-bit integer grey "
+        r"values from 0 to 70000, which fit no 8- or 16-bit range",
+    ):
+        read_images([tmp_path / "deep.tif"])

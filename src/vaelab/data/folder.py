@@ -4,9 +4,11 @@ Layouts: `root/<class>/*.png`, or `root/train/<class>/...` and
 `root/test/<class>/...`. Class folders are sorted (numerically when all names
 are numbers, so `10` follows `9`) and their position is the label.
 Grayscale images give one channel, colour images three; if both appear,
-grayscale ones are widened to RGB. 16-bit grey images (modes `I;16` and `I`)
-are scaled to 8 bits, not clipped. `read_images` reads unlabelled files and
-folders, as a detector scores them.
+grayscale ones are widened to RGB. 16-bit grey images (modes `I;16`, and `I`
+from PGM files) are scaled to 8 bits, not clipped; 32-bit integer and float
+grey images (TIFF), whose range no header states, are read by their values
+(`_eight_bit`). `read_images` reads unlabelled files and folders, as a
+detector scores them.
 """
 
 from __future__ import annotations
@@ -149,12 +151,36 @@ def _read_image(path: Path, size: int | None, mode: str | None = None) -> np.nda
 
 
 def _eight_bit(image: Image.Image) -> Image.Image:
-    """A 16-bit grey image scaled to 8 bits by its top byte (v * 257 reads back as v), any
-    other image as it is; PIL's own conversion clips, leaving a 16-bit image only 0 or 255."""
-    if image.mode not in WIDE_GRAY_MODES:
+    """A grey image of more than 8 bits as 8 bits, any other image as it is; PIL's own
+    conversion clips, leaving a 16-bit image only 0 or 255 and a 0-1 float one black.
+
+    16-bit images (`I;16`, or `I` from a PGM, which PIL scales to 0-65535) keep their top
+    byte, so v * 257 reads back as v. A 32-bit integer or float image states no range, so
+    its values decide: 0-255 are taken as they are, integers up to 65535 as 16-bit, floats
+    within 0-1 as fractions of white. Each image is judged alone: a 16-bit one whose
+    brightest pixel is under 256 reads as 8-bit.
+    """
+    if image.mode not in WIDE_GRAY_MODES | {"F"}:
         return image
-    values = np.clip(np.asarray(image, dtype=np.int64), 0, 0xFFFF)
-    return Image.fromarray((values >> 8).astype(np.uint8))
+    values = np.asarray(image, dtype=np.float64)
+    if image.mode in WIDE_GRAY_MODES - {"I"} or image.format == "PPM":
+        return _top_byte(values)
+    low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+    if image.mode == "F" and low >= 0 and high <= 1:
+        return Image.fromarray(np.rint(values * 255).astype(np.uint8))
+    if low >= 0 and high <= 255:
+        return Image.fromarray(np.rint(values).astype(np.uint8))
+    if image.mode == "I" and low >= 0 and high <= 0xFFFF:
+        return _top_byte(values)
+    kind = "float" if image.mode == "F" else "32-bit integer"
+    raise ValueError(
+        f"{kind} grey values from {low:g} to {high:g}, which fit no 8- or 16-bit range; "
+        "save it as 8- or 16-bit (or, for floats, scaled to 0-1)"
+    )
+
+
+def _top_byte(values: np.ndarray) -> Image.Image:
+    return Image.fromarray((np.clip(values, 0, 0xFFFF).astype(np.int64) >> 8).astype(np.uint8))
 
 
 def _same_channels(arrays: list[np.ndarray]) -> list[np.ndarray]:
