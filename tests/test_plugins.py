@@ -33,6 +33,26 @@ def test_a_script_run_as_main_is_not_recorded():
     assert out.stdout.split() == ["[]", "True"], out.stderr
 
 
+def test_a_registration_made_through_a_helper_records_the_module_being_imported(tmp_path):
+    """Importing the helper's module in a worker would not register anything."""
+    (tmp_path / "helpers.py").write_text(
+        "from vaelab.presets import register_preset\n\n"
+        "def wide(name):\n"
+        "    register_preset(name, 'a wide VAE', {'latent_dim': 8})\n"
+    )
+    (tmp_path / "mypresets.py").write_text("from helpers import wide\n\nwide('user-wide')\n")
+    script = (
+        "import mypresets, helpers\n"
+        "from vaelab.plugins import registered_modules\n"
+        "helpers.wide('made-later')\n"  # outside any import: nothing would make it again
+        "print(registered_modules())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert out.stdout.split() == ["['mypresets']"], out.stderr
+
+
 def test_the_command_line_imports_the_modules_vaelab_plugins_names(tmp_path):
     """From the working directory, as `python -m` finds modules; `vaelab models` lists it."""
     (tmp_path / "mymodels.py").write_text(PRESET)

@@ -5,7 +5,7 @@ command line imports the modules `VAELAB_PLUGINS` names before every command
 (`VAELAB_PLUGINS=mymodels vaelab train my-vae ...`). The benchmarks' workers
 (`--jobs` spawned processes, Ray tasks) are new processes: before a call they
 import every module recorded here, and with it each registration. Every
-`register_*` function records the module that called it; a script run as
+`register_*` function records the module whose import called it; a script run as
 `__main__` cannot be imported again, so its registrations reach calls in its
 own process only.
 """
@@ -42,11 +42,18 @@ def import_plugins(names: str | None = None) -> list[str]:
 
 
 def remember_caller() -> None:
-    """Record the module of the code that called the `register_*` function calling this.
+    """Record the module whose import made the registration now under way.
 
-    vaelab's own registrations are left out: each is made by the module that holds its
-    registry, which a worker imports to look the name up."""
-    module = sys._getframe(2).f_globals.get("__name__", "__main__")
+    That is the module running its top-level code nearest the call, not the function's own
+    module: a helper in `helpers.py` that registers for `mymodels.py` must have `mymodels`
+    imported in a worker, which importing `helpers` would not do. vaelab's own registrations
+    are left out: each is made by the module that holds its registry, which a worker imports
+    to look the name up. A registration made outside any import (inside a function called
+    later) has no module that would make it again, and is not recorded."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_name != "<module>":
+        frame = frame.f_back
+    module = "__main__" if frame is None else frame.f_globals.get("__name__", "__main__")
     if module != "__main__" and not module.startswith("vaelab."):
         _MODULES.add(module)
 
