@@ -1,5 +1,6 @@
-"""A detector trained on a user's own image files and scoring new ones: `vaelab detector
-fit|score` and `AnomalyDetector.fit_files/score_files`."""
+"""A detector trained on a user's own image files, scoring new ones and measured on labelled
+ones: `vaelab detector fit|score|evaluate` and `AnomalyDetector.fit_files/score_files/
+evaluate_files`."""
 
 from __future__ import annotations
 
@@ -76,6 +77,10 @@ def test_the_default_detector_fitted_on_files_tells_sevens_from_other_digits(dig
     is_anomaly = [f.parent.name != "7" for f in files]
     assert anomaly_metrics(is_anomaly, scores)["auroc"] > 0.85  # 0.924 measured
     assert detector.score_name() == "recon-mse-edge"
+    others = sorted(p for p in (digit_files / "new").iterdir() if p.name != "7")
+    report = detector.evaluate_files([digit_files / "new" / "7"], others)
+    assert report.to_dict()["auroc"] == anomaly_metrics(is_anomaly, scores)["auroc"]
+    assert not report.warnings
 
 
 def test_scores_go_to_standard_output_without_csv(digit_files, detector_dir, capsys):
@@ -167,3 +172,53 @@ def test_a_detector_fitted_on_files_is_plotted_where_no_test_set_is_needed(
         assert "names no dataset to load: score images with `vaelab detector score`" in (
             capsys.readouterr().err
         )
+
+
+def test_evaluate_measures_each_anomalous_folder_and_what_the_threshold_flags(
+    digit_files, detector_dir, tmp_path, capsys
+):
+    new, out = digit_files / "new", tmp_path / "evaluation"
+    anomalous = [str(new / "1"), str(new / "3")]
+    args = ["detector", "evaluate", str(detector_dir), "--normal", str(new / "7")]
+    assert main([*args, "--anomalous", *anomalous, "--out", str(out)]) == 0
+    printed, warned = capsys.readouterr()
+    metrics = json.loads((out / "metrics.json").read_text())
+    rows = list(csv.DictReader((out / "scores.csv").open()))
+    files, scores = AnomalyDetector.load(detector_dir).score_files([new / "7", *anomalous])
+    assert [r["file"] for r in rows] == [str(f) for f in files]
+    assert [float(r["score"]) for r in rows] == pytest.approx(scores.tolist(), rel=1e-5)
+    is_anomaly = [f.parent.name != "7" for f in files]
+    assert metrics["auroc"] == pytest.approx(anomaly_metrics(is_anomaly, scores)["auroc"])
+    assert list(metrics["per_source"]) == anomalous
+    ones = [r for r in rows if r["source"] == anomalous[0]]
+    assert (
+        metrics["per_source"][anomalous[0]]["images"]
+        == len(ones)
+        == len(list((new / "1").iterdir()))
+    )
+    caught = sum(float(r["score"]) > metrics["threshold"] for r in ones) / len(ones)
+    assert metrics["per_source"][anomalous[0]]["caught"] == pytest.approx(caught)
+    assert printed.splitlines()[0].startswith(
+        f"{metrics['n_normal']} normal images and {metrics['n_anomalous']} anomalous, score "
+        f"recon-mse-edge: AUROC {metrics['auroc']:.4f}"
+    )
+    assert f"  {anomalous[1]}: " in printed
+    assert "warning: the model reconstructs every image nearly the same way" in warned
+    assert metrics["warnings"]  # 3 epochs leave it untrained, and the report says so
+    for figure in ("roc.png", "score_histograms.png", "anomaly_maps.png"):
+        assert (out / figure).stat().st_size > 10_000
+
+
+def test_evaluate_refuses_an_image_given_as_normal_and_anomalous(
+    digit_files, detector_dir, tmp_path, capsys
+):
+    seven = next((digit_files / "new" / "7").iterdir())
+    args = ["detector", "evaluate", str(detector_dir), "--normal", str(seven.parent)]
+    assert main([*args, "--anomalous", str(seven), "--out", str(tmp_path / "e")]) == 1
+    assert capsys.readouterr().err == (
+        f"vaelab: error: {seven} is under --normal and under --anomalous too; give each "
+        "image once, as normal or as anomalous\n"
+    )
+    assert not (tmp_path / "e").exists()
+    assert main([*args, "--anomalous", str(tmp_path / "none")]) == 1
+    assert "none: no such file or folder" in capsys.readouterr().err

@@ -128,6 +128,58 @@ class Report:
         }
 
 
+@dataclass
+class FilesReport(Report):
+    """A detector's `Report` on labelled image files: label 0 is the normal images, label i
+    the images under the i-th anomalous source (`sources[i]`), each with its file."""
+
+    files: list[Path] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+    threshold: float = float("nan")
+
+    def to_dict(self) -> dict[str, Any]:
+        flagged = self.scores > self.threshold
+        per_source = {
+            source: {
+                "images": int((self.labels == label).sum()),
+                **self.metrics["per_class"][label],
+                "caught": float(flagged[self.labels == label].mean()),
+            }
+            for label, source in enumerate(self.sources[1:], start=1)
+        }
+        return {
+            "score": self.score,
+            "samples": self.samples if _sampled(self.score) else None,
+            "threshold": self.threshold,
+            "n_normal": int((self.labels == 0).sum()),
+            "n_anomalous": int((self.labels != 0).sum()),
+            "normal_flagged": float(flagged[self.labels == 0].mean()),
+            "anomalies_caught": float(flagged[self.labels != 0].mean()),
+            **self.metrics["overall"],
+            "per_source": per_source,
+            "warnings": self.warnings,
+        }
+
+    @property
+    def names(self) -> list[str]:
+        """What the figures call each label: "normal", then each source's last part (a
+        defect's folder name, say), or its whole path where two would share one."""
+        short = [Path(source).name or source for source in self.sources[1:]]
+        return ["normal", *(short if len(set(short)) == len(short) else self.sources[1:])]
+
+    def write(self, out: Path) -> None:
+        """`metrics.json` and `scores.csv` (file, source, score, anomaly) into `out`."""
+        out.mkdir(parents=True, exist_ok=True)
+        with open(out / "scores.csv", "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["file", "source", "score", "anomaly"])
+            for file, label, value in zip(self.files, self.labels, self.scores, strict=True):
+                writer.writerow(
+                    [file, self.sources[label], f"{value:.6g}", int(value > self.threshold)]
+                )
+        (out / "metrics.json").write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+
 def analyze_run(
     run: Run,
     *,
@@ -198,6 +250,23 @@ def check_normal_classes(normal: Sequence[int], available: list[int], name: str)
             "least one out",
             "normal",
         )
+
+
+def _check_disjoint(read: list[tuple[Tensor, list[Path]]]) -> None:
+    """A file among both the normal and the anomalous images, or under two anomalous paths,
+    would be counted as both: refused, naming it."""
+    seen: dict[Path, int] = {}
+    for source, (_, files) in enumerate(read):
+        for file in files:
+            first = seen.setdefault(file.resolve(), source)
+            if first != source:
+                where = "{normal}" if first == 0 else "another {anomalous} path"
+                raise SettingError(
+                    f"{file} is under {where} and under {{anomalous}} too; give each image "
+                    "once, as normal or as anomalous",
+                    "normal",
+                    "anomalous",
+                )
 
 
 def write_report(report: Report, out: Path) -> None:
@@ -443,6 +512,43 @@ class AnomalyDetector(BaseEstimator):
         """The image files under `paths` (as `read_files` reads them) and their scores."""
         images, files = self.read_files(paths)
         return files, self.score_samples(images)
+
+    def evaluate_files(
+        self,
+        normal: Sequence[str | os.PathLike[str]],
+        anomalous: Sequence[str | os.PathLike[str]],
+        out: str | os.PathLike[str] | None = None,
+    ) -> FilesReport:
+        """How well the detector tells the `normal` image files from the `anomalous` ones
+        (files and folders, read as `read_files` reads them): AUROC, AUPR and FPR at 95% TPR
+        over all anomalies and for each `anomalous` path alone (a folder per kind of defect,
+        say), and the share of each that its threshold flags. With `out`, also write there
+        `metrics.json`, `scores.csv` and the figures of `vaelab anomaly` (ROC curves, score
+        histograms, the best and worst case of each source)."""
+        self._check_fitted()
+        if not anomalous:
+            raise SettingError(
+                "{anomalous} is empty: give the anomalous files or folders", "anomalous"
+            )
+        read = [self.read_files(normal), *(self.read_files([path]) for path in anomalous)]
+        files = [file for _, found in read for file in found]
+        _check_disjoint(read)
+        images = as_images(torch.cat([found for found, _ in read]))
+        labels = np.concatenate([np.full(len(found), i) for i, (_, found) in enumerate(read)])
+        scores = self.score_samples(images)
+        report = FilesReport(
+            [0], self.score_name(), self._samples(), metrics_by_class(labels, scores, [0]),
+            labels, scores, files=files, sources=["normal", *map(str, anomalous)],
+            threshold=self.threshold_,
+        )  # fmt: skip
+        if warning := untrained_warning(self.model_, images[torch.from_numpy(labels == 0)]):
+            report.warnings.append(warning)
+        if out is not None:
+            from vaelab.figures.anomaly import plot_named
+
+            report.write(Path(out))
+            plot_named(report, self.model_, images, report.names, Path(out))
+        return report
 
     def draw_most_anomalous(
         self, images: Any, scores: np.ndarray, names: Sequence[str], path: str | os.PathLike[str],

@@ -1,5 +1,5 @@
-"""`vaelab detector fit|score`: an anomaly detector from a folder of normal images, and the
-scores of new ones."""
+"""`vaelab detector fit|score|evaluate`: an anomaly detector from a folder of normal images,
+the scores of new ones, and how well it tells normal images from anomalous ones."""
 
 from __future__ import annotations
 
@@ -21,11 +21,13 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
         "detector",
         help="train an anomaly detector on your own images, score new ones",
         description="An AnomalyDetector on image files: `fit` trains it on normal images "
-        "and sets its threshold, `score` writes every new image's score as CSV.",
+        "and sets its threshold, `score` writes every new image's score as CSV, `evaluate` "
+        "measures it on images known to be normal or anomalous.",
     )
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     add_fit(actions)
     add_score(actions)
+    add_evaluate(actions)
 
 
 def add_fit(actions: argparse._SubParsersAction) -> None:
@@ -77,6 +79,26 @@ def add_score(actions: argparse._SubParsersAction) -> None:
     p.add_argument("--top", type=positive_int, default=10, metavar="N",
                    help="images in --maps (10)")  # fmt: skip
     p.set_defaults(run=run_score)
+
+
+def add_evaluate(actions: argparse._SubParsersAction) -> None:
+    p = actions.add_parser(
+        "evaluate",
+        help="measure a saved detector on labelled images: AUROC, what its threshold flags",
+        description="Score images known to be normal (--normal) and anomalous (--anomalous) "
+        "with the detector saved in DETECTOR: print AUROC, AUPR and FPR at 95%% TPR over all "
+        "anomalies and for each --anomalous path alone (a folder per kind of defect, say), "
+        "and the share of each that the detector's threshold flags. --out also writes "
+        "metrics.json, scores.csv and the figures of `vaelab anomaly` there.",
+    )
+    p.add_argument("detector", metavar="DETECTOR", help="folder of a saved detector")
+    p.add_argument("--normal", nargs="+", required=True, metavar="PATH",
+                   help="image files or folders of normal images")  # fmt: skip
+    p.add_argument("--anomalous", nargs="+", required=True, metavar="PATH",
+                   help="image files or folders of anomalous images (each also measured "
+                   "alone)")  # fmt: skip
+    p.add_argument("--out", metavar="DIR", help="write metrics.json, scores.csv and figures here")
+    p.set_defaults(run=run_evaluate)
 
 
 def run_fit(args: argparse.Namespace) -> None:
@@ -131,3 +153,32 @@ def run_score(args: argparse.Namespace) -> None:
         f"{detector.threshold_:.6g} (anomalies){where}",
         file=sys.stderr,
     )
+
+
+def run_evaluate(args: argparse.Namespace) -> None:
+    import sys
+
+    from vaelab.anomaly import AnomalyDetector
+    from vaelab.wording import count
+
+    detector = AnomalyDetector.load(args.detector)
+    report = detector.evaluate_files(args.normal, args.anomalous, args.out)
+    summary = report.to_dict()
+    print(
+        f"{count(summary['n_normal'], 'normal image')} and {summary['n_anomalous']:,} "
+        f"anomalous, score {report.score}: AUROC {summary['auroc']:.4f}, AUPR "
+        f"{summary['aupr']:.4f}, FPR@95%TPR {summary['fpr_at_95_tpr']:.4f}"
+    )
+    print(
+        f"the threshold {report.threshold:.6g} flags {summary['normal_flagged']:.1%} of the "
+        f"normal images and catches {summary['anomalies_caught']:.1%} of the anomalies"
+    )
+    for source, metrics in summary["per_source"].items():
+        print(
+            f"  {source}: {count(metrics['images'], 'image')}, AUROC {metrics['auroc']:.4f}, "
+            f"caught {metrics['caught']:.1%}"
+        )
+    if args.out:
+        print(f"wrote metrics.json, scores.csv and figures to {args.out}")
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)

@@ -49,8 +49,16 @@ class Scored(Protocol):
 def plot_report(
     report: Scored, model: Model, images: Tensor, class_names: Sequence[str], out: Path
 ) -> list[Path]:
-    """All three figures of a report into `out`."""
+    """All three figures of a report into `out`, each class numbered unless its name is its
+    number."""
     names = [_name(c, class_names) for c in range(max(report.labels) + 1)]
+    return plot_named(report, model, images, names, out)
+
+
+def plot_named(
+    report: Scored, model: Model, images: Tensor, names: Sequence[str], out: Path
+) -> list[Path]:
+    """All three figures of a report into `out`, label i called `names[i]`."""
     return [
         roc(report, names, out / "roc.png"),
         score_histograms(report, names, out / "score_histograms.png"),
@@ -136,7 +144,8 @@ def best_and_worst(
         best, worst = (order[0], order[-1]) if normal else (order[-1], order[0])
         picks += [best, worst]
         kind = "normal" if normal else "anomaly"
-        titles += [f"{names[label]} {kind}\nbest", f"{names[label]} {kind}\nworst"]
+        name = kind if names[label] == kind else f"{names[label]} {kind}"
+        titles += [f"{name}\nbest", f"{name}\nworst"]
     chosen = images[picks].to(next(model.parameters()).device)
     error_kind, label = PIXEL_ERRORS.get(report.score, PIXEL_ERRORS["default"])
     return plots.anomaly_maps(
