@@ -20,6 +20,7 @@ from vaelab.figures import latent, plots
 from vaelab.figures.gifs import ReconstructionFrames, read_frames
 from vaelab.figures.report import Figure, Report, Section
 from vaelab.models import build
+from vaelab.models.losses import gaussian_kl
 from vaelab.plotting import KINDS, one_per_class, plot
 from vaelab.train import train
 
@@ -286,3 +287,57 @@ def test_importing_the_figures_keeps_the_backend_and_no_experiment_module():
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+@pytest.fixture(scope="module")
+def beta_vae_run(tmp_path_factory, tiny_run):
+    return tiny_run(tmp_path_factory.mktemp("runs") / "beta-vae", "beta-vae", epochs=2)
+
+
+def test_a_traversal_row_varies_its_one_dimension_from_the_base(beta_vae_run):
+    model = beta_vae_run.load_model()
+    base = torch.linspace(-1, 1, model.latent_dim)
+    images, values = latent.traversal(model, base, [7, 2], 5, 2.0)
+    assert values.tolist() == [-2.0, -1.0, 0.0, 1.0, 2.0]
+    z = base.repeat(10, 1)
+    z[:5, 7] = z[5:, 2] = torch.tensor(values, dtype=torch.float32)
+    assert torch.equal(images, latent.decode(model, z))
+
+
+def test_usage_is_the_posteriors_kl_by_dimension_and_the_spread_of_its_mean(
+    beta_vae_run, test_images
+):
+    model = beta_vae_run.load_model()
+    images = test_images.float()[:300]
+    used = latent.usage(model, images)
+    with torch.inference_mode():
+        mean, log_var = model.posterior(images)
+    assert used.kl.sum().item() == pytest.approx(gaussian_kl(mean, log_var).mean().item(), rel=1e-5)
+    assert torch.allclose(used.activity, latent.codes(model, images).var(0))
+    assert used.images == 300 and used.active.tolist() == (used.activity > 0.01).tolist()
+
+
+def test_the_kl_by_dimension_adds_up_to_the_losses_kl_exactly():
+    """The loss sums the per-dimension terms: training's numbers are unchanged by the split."""
+    mean, log_var = torch.randn(64, 10), torch.randn(64, 10)
+    expected = -0.5 * torch.sum(1 + log_var - mean.square() - log_var.exp(), dim=1)
+    assert torch.equal(gaussian_kl(mean, log_var), expected)
+
+
+def test_traverse_draws_the_most_used_dimensions_and_refuses_what_it_cannot(
+    beta_vae_run, ae_run, tmp_path, capsys
+):
+    rows = {}
+    for count in (3, 10):
+        path = plot(beta_vae_run, "traverse", tmp_path / f"rows{count}.png", count=count)
+        with Image.open(path) as image:
+            rows[count] = image.size[1]
+    assert rows[10] > 2 * rows[3]  # a row per dimension
+    assert main(["plot", str(beta_vae_run.path), "traverse", "--image", "5", "--size", "7"]) == 0
+    assert (beta_vae_run.figures / "traversal.png").exists()
+    assert main(["plot", str(beta_vae_run.path), "traverse", "--image", "99999"]) == 1
+    assert capsys.readouterr().err.endswith(
+        "--image 99999: there is no such test image; choose 0 to 1999\n"
+    )
+    with pytest.raises(VaelabError, match="a latent traversal needs a generative model"):
+        plot(ae_run, "traverse", tmp_path / "ae.png")

@@ -4,6 +4,7 @@ This module loads the run (its model and test images) and hands them to `vaelab.
 
     plot("runs/vae", "manifold", size=20, limit=4)    # -> runs/vae/figures/manifold.png
     plot("runs/vae", "interpolate", images=(0, 1))    # walk between two test images
+    plot("runs/beta-vae", "traverse", image=3)        # each dimension, from test image 3
 
 Images come from the run's dataset's test split (all classes, so a 7-only
 model's scatter shows where the other digits land too).
@@ -40,6 +41,9 @@ MAX_STEPS = 1000
 """Frames of a walk: 1,000 take about 5 s and 2 MB, far past the explorer's 64."""
 MAX_COUNT = 100
 """Test images a reconstructions figure shows in one row, 8,000 pixels wide at 100."""
+USAGE_IMAGES = 2000
+"""Test images a traversal measures each dimension's KL and activity on: stable to a few
+hundredths of a nat, and a second's work for the article's VAE."""
 SEEDS = range(-(2**63), 2**64)
 """The seeds torch's generator takes."""
 
@@ -56,6 +60,7 @@ class PlotOptions:
     start: Sequence[float] | None = None
     end: Sequence[float] | None = None
     images: tuple[int, int] | None = None
+    image: int | None = None
     count: int = 10
     seed: int = 0
     label: int | None = None
@@ -136,8 +141,8 @@ def test_set(run: Run, data_dir: str | None = None) -> Dataset:
     if data.dataset == NO_DATASET:
         raise VaelabError(
             f"{run.path} is a detector fitted on arrays or image files, so it names no test "
-            "images to show; of its figures, samples, manifold and loss need none, and "
-            "interpolate none between --from and --to"
+            "images to show; of its figures, samples, manifold, loss and traverse (without "
+            "--image) need none, and interpolate none between --from and --to"
         )
     return load(data.dataset, "test", data_dir or data.data_dir, data.image_size)
 
@@ -255,6 +260,59 @@ def endpoints(run: Run, model: Model, options: PlotOptions) -> tuple[Tensor, Ten
     )
 
 
+def traverse(run: Run, path: Path, options: PlotOptions) -> Path:
+    """Each latent dimension varied alone over [-limit, limit], the others held at the prior's
+    mean or at a test image's code: a row per dimension, the `count` carrying the most KL
+    first, each labelled with its KL and whether it is active (Burda et al. 2016)."""
+    model = run.load_model()
+    latent.require_prior(model, "latent traversal")
+    check_label(model, options.label)
+    test = None if run.config.data.dataset == NO_DATASET else test_set(run, options.data_dir)
+    base, start = torch.zeros(model.latent_dim), "at 0, the prior's mean"
+    if options.image is not None:  # a detector has no test set: test_set says so
+        base = image_code(model, test if test is not None else test_set(run), options.image)
+        start = f"at test image #{options.image}'s code"
+    dims, rows, note = ranked_dimensions(model, test, options.count)
+    images, values = latent.traversal(model, base, dims, options.size, options.limit, options.label)
+    shown = "" if len(dims) == model.latent_dim else f" ({len(dims)} of {model.latent_dim})"
+    title = f"{describe(run)}: each latent dimension{shown} varied alone, the rest {start}"
+    return plots.traversal(images, values, rows, path, title + note)
+
+
+def ranked_dimensions(
+    model: Model, test: Dataset | None, count: int
+) -> tuple[list[int], list[str], str]:
+    """The `count` latent dimensions carrying the most KL over the test images, a row label
+    for each and a title line saying how many are active; without test images, the first
+    `count` and no line."""
+    if test is None:
+        dims = list(range(min(count, model.latent_dim)))
+        return dims, [f"z[{d}]" for d in dims], ""
+    chosen = test.first(min(USAGE_IMAGES, len(test)))
+    used = latent.usage(model, chosen.float(), labels_for(model, chosen.labels))
+    dims = used.kl.argsort(descending=True, stable=True).tolist()[:count]
+    rows = [
+        f"z[{d}] {used.kl[d]:.2f} nats" + ("" if used.active[d] else ", inactive") for d in dims
+    ]
+    note = (
+        f"\n{int(used.active.sum())} of {model.latent_dim} dimensions active (variance of the "
+        f"posterior mean over {used.images:,} test images above {latent.ACTIVE}); rows by KL, "
+        "most first"
+    )
+    return dims, rows, note
+
+
+def image_code(model: Model, test: Dataset, index: int) -> Tensor:
+    """The code of test image `index`, named when it does not exist."""
+    if not 0 <= index < len(test):
+        raise SettingError(
+            f"{{image}} {index}: there is no such test image; choose 0 to {len(test) - 1}",
+            "image",
+        )
+    labels = labels_for(model, test.labels[index : index + 1])
+    return latent.codes(model, test.float()[index : index + 1], labels)[0]
+
+
 def loss(run: Run, path: Path, options: PlotOptions) -> Path:
     metrics = run.metrics()
     if not metrics:
@@ -303,6 +361,7 @@ KINDS: dict[str, tuple[Callable[[Run, Path, PlotOptions], Path], str]] = {
     "interpolate": (interpolate, "interpolation.gif"),
     "loss": (loss, "loss.png"),
     "samples": (samples, "samples.png"),
+    "traverse": (traverse, "traversal.png"),
 }
 
 

@@ -7,7 +7,7 @@ import argparse
 from vaelab.cli.options import add_data_dir, positive_int
 from vaelab.errors import SettingError
 
-KINDS = ("reconstructions", "scatter", "manifold", "interpolate", "loss", "samples")
+KINDS = ("reconstructions", "scatter", "manifold", "interpolate", "loss", "samples", "traverse")
 FLAGS = {"limit": "range", "start": "from", "end": "to"}
 """The `plot()` parameters whose flag reads differently, so errors name the flag typed."""
 
@@ -34,7 +34,7 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
         type=positive_int,
         default=15,
         metavar="N",
-        help="grid of N x N, N at most 100 (15)",
+        help="grid of N x N (manifold, samples), or N values a row (traverse); N at most 100 (15)",
     )
     p.add_argument(
         "--range",
@@ -42,7 +42,7 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
         default=3.0,
         dest="limit",
         metavar="R",
-        help="manifold over z in [-R, R], R positive and finite (3)",
+        help="manifold and traverse over z in [-R, R], R positive and finite (3)",
     )
     p.add_argument(
         "--dims",
@@ -79,11 +79,18 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
         help="walk between the codes of test images I and J instead",
     )
     p.add_argument(
+        "--image",
+        type=int,
+        metavar="I",
+        help="traverse from the code of test image I (default: z = 0, the prior's mean)",
+    )
+    p.add_argument(
         "--count",
         type=positive_int,
         default=10,
         metavar="N",
-        help="test images to reconstruct, at most 100 (10, one per class first)",
+        help="test images to reconstruct (one per class first), or latent dimensions to "
+        "traverse (the most used first); at most 100 (10)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed for samples (0)")
     p.add_argument(
@@ -111,6 +118,7 @@ def run_plot(args: argparse.Namespace) -> None:
             start=args.start,
             end=args.end,
             images=tuple(args.images) if args.images else None,
+            image=args.image,
             count=args.count,
             seed=args.seed,
             label=args.label,

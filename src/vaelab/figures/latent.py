@@ -16,7 +16,12 @@ from torch import Tensor
 
 from vaelab.errors import VaelabError
 from vaelab.models import Model
+from vaelab.models.losses import gaussian_kl_per_dim
 from vaelab.scores import batched
+
+ACTIVE = 0.01
+"""Burda et al. (2016) call a latent dimension active when the variance over the images of
+its posterior mean exceeds 0.01: below it, the dimension tells the images (almost) nothing."""
 
 
 @dataclass
@@ -144,3 +149,45 @@ def line(start: Tensor, end: Tensor, steps: int) -> Tensor:
         raise VaelabError(f"a walk needs at least 2 steps, got {steps}")
     t = torch.linspace(0, 1, steps)[:, None]
     return (1 - t) * start[None] + t * end[None]
+
+
+@dataclass
+class Usage:
+    """What each latent dimension carries over a set of images: its mean KL from the prior
+    (nats) and the variance of its posterior mean across them (`ACTIVE`)."""
+
+    kl: Tensor
+    activity: Tensor
+    images: int
+
+    @property
+    def active(self) -> Tensor:
+        return self.activity > ACTIVE
+
+
+@torch.inference_mode()
+def usage(model: Model, images: Tensor, labels: Tensor | None = None) -> Usage:
+    """`Usage` of `model`'s latent dimensions over float `images` (a conditional model is
+    given their `labels`)."""
+    model.eval()
+    device = next(model.parameters()).device
+
+    def moments(i: Tensor) -> Tensor:
+        given = None if labels is None else labels[i].to(device)
+        return torch.cat(model.posterior(images[i].to(device), given), 1).cpu()
+
+    mean, log_var = batched(moments, torch.arange(len(images))).chunk(2, dim=1)
+    return Usage(gaussian_kl_per_dim(mean, log_var).mean(0), mean.var(0), len(images))
+
+
+def traversal(
+    model: Model, base: Tensor, dims: Sequence[int], size: int, limit: float,
+    label: int | None = None,
+) -> tuple[Tensor, np.ndarray]:  # fmt: skip
+    """Decoded images, a row per dimension of `dims` and `size` columns: `base` (a latent
+    point) with that one dimension set to each value over [-limit, limit]; and the values."""
+    values = np.linspace(-limit, limit, size)
+    z = base.repeat(len(dims), size, 1)
+    for row, dim in enumerate(dims):
+        z[row, :, dim] = torch.tensor(values, dtype=z.dtype)
+    return decode(model, z.reshape(-1, len(base)), label), values

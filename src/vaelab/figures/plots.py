@@ -1,5 +1,5 @@
-"""Static figures as PNG files: reconstructions, latent scatter, manifold, losses, samples,
-anomaly maps.
+"""Static figures as PNG files: reconstructions, latent scatter, manifold, latent traversal,
+losses, samples, anomaly maps.
 
 Each function takes plain arrays or tensors (never a run) and a path, draws
 one figure and returns the path, so the demo, `vaelab plot` and other
@@ -188,6 +188,25 @@ def manifold(
 ) -> Path:
     """`manifold_figure` as a PNG."""
     return save(manifold_figure(images, values, title, dims), path)
+
+
+def traversal(
+    images: Tensor, values: np.ndarray, rows: Sequence[str], path: str | Path, title: str
+) -> Path:
+    """A row of decoded images per latent dimension (named by `rows`), a column per value."""
+    columns = len(values)
+    height, width = images.shape[-2:]
+    cell = 0.5
+    fig = Figure(figsize=(cell * columns + 1.6, cell * len(rows) + 1.0), layout="constrained")
+    ax = fig.subplots()
+    _show(ax, tile(images, columns, pad=2, fill=255))
+    shown = np.unique(np.linspace(0, columns - 1, min(columns, 7)).round().astype(int))
+    ax.set_xticks(shown * (width + 2) + width / 2, [f"{values[i]:.1f}" for i in shown])
+    ax.set_yticks(np.arange(len(rows)) * (height + 2) + height / 2, rows, fontsize=8)
+    ax.tick_params(length=0)
+    ax.set_xlabel("value of the dimension varied")
+    ax.set_title(title, fontsize=9)
+    return save(fig, path)
 
 
 def loss_curves(metrics: Sequence[dict[str, Any]], path: str | Path, title: str) -> Path:

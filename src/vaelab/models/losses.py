@@ -28,7 +28,13 @@ def bernoulli_nll(logits: Tensor, x: Tensor) -> Tensor:
 
 def gaussian_kl(z_mean: Tensor, z_log_var: Tensor) -> Tensor:
     """KL(N(mean, exp(log_var)) || N(0, I)) per image."""
-    return -0.5 * torch.sum(1 + z_log_var - z_mean.square() - z_log_var.exp(), dim=1)
+    return gaussian_kl_per_dim(z_mean, z_log_var).sum(1)
+
+
+def gaussian_kl_per_dim(z_mean: Tensor, z_log_var: Tensor) -> Tensor:
+    """KL(N(mean, exp(log_var)) || N(0, 1)) of each latent dimension of each image, (N, D):
+    how much of the image each dimension carries."""
+    return -0.5 * (1 + z_log_var - z_mean.square() - z_log_var.exp())
 
 
 def log_normal(z: Tensor, mean: Tensor, log_var: Tensor) -> Tensor:
