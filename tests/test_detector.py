@@ -159,14 +159,16 @@ def test_a_maps_file_it_cannot_write_is_refused_before_scoring(
 def test_a_detector_fitted_on_files_is_plotted_where_no_test_set_is_needed(
     detector_dir, tmp_path, capsys
 ):
-    for kind in ("loss", "samples", "manifold"):
+    for kind in ("loss", "samples", "manifold", "traverse"):
         assert main(["plot", str(detector_dir), kind, "--out", str(tmp_path / kind)]) == 0
         assert (tmp_path / f"{kind}.png").exists()
     assert main(["plot", str(detector_dir), "reconstructions"]) == 1
-    message = "names no test images to show; of its figures, samples, manifold and loss need"
+    message = "names no test images to show; of its figures, samples, manifold, loss and traverse"
     assert message in capsys.readouterr().err
-    assert main(["explore", str(detector_dir)]) == 1  # the explorer shows test images
-    assert message in capsys.readouterr().err
+    assert main(["explore", str(detector_dir)]) == 1  # the explorer must be given images
+    assert "give some with --images (image files or folders) or --dataset" in (
+        capsys.readouterr().err
+    )
     for command in ("eval", "anomaly"):
         assert main([command, str(detector_dir)]) == 1
         assert "names no dataset to load: score images with `vaelab detector score`" in (

@@ -29,12 +29,27 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "explore",
         help="explore a run's latent space live in the browser",
-        description="Serve a local web page that draws the codes of test images over the "
-        "latent plane (PCA beyond two dimensions), decodes the point under the mouse, walks "
-        "between two points or test images, and encodes, reconstructs and scores a digit you "
-        "draw. Stop with Ctrl-C.",
+        description="Serve a local web page that draws the codes of test images (or of "
+        "--images, or of --dataset's) over the latent plane (PCA beyond two dimensions), "
+        "decodes the point under the mouse, walks between two points or images, and encodes, "
+        "reconstructs and scores a digit you draw. A saved AnomalyDetector names no test set: "
+        "show it --images or --dataset; it scores with its own score and threshold. Stop with "
+        "Ctrl-C.",
     )
-    p.add_argument("run_dir", metavar="RUN", help="run folder")
+    p.add_argument("run_dir", metavar="RUN", help="run folder, or a saved AnomalyDetector")
+    shown = p.add_mutually_exclusive_group()
+    shown.add_argument(
+        "--images",
+        nargs="+",
+        metavar="PATH",
+        help="draw these image files and folders instead of the test images, read at the "
+        "run's image size and channels (unlabelled: one colour)",
+    )
+    shown.add_argument(
+        "--dataset",
+        metavar="NAME|PATH",
+        help="or the test split of this dataset (a name, or a folder of class subfolders)",
+    )
     p.add_argument("--port", type=port_number, default=8000, help="port (8000; 0: any free)")
     p.add_argument(
         "--host",
@@ -47,9 +62,10 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
         type=positive_int,
         default=5000,
         metavar="N",
-        help="test images drawn on the plane (5000, cycling through the classes)",
+        help="images drawn on the plane (5000, cycling through the classes)",
     )
     add_score_options(p, DEFAULT_SCORE)
+    p.set_defaults(score=None, samples=None)  # the defaults above for a run; a detector's own
     p.add_argument("--open", action="store_true", help="open the page in the default browser")
     add_data_dir(p)
     p.set_defaults(run=run_explore)
@@ -62,7 +78,15 @@ def run_explore(args: argparse.Namespace) -> None:
     from vaelab.explore.address import resolve
 
     address = resolve(args.host)  # before loading the model, so a bad --host fails at once
-    explorer = Explorer.from_run(args.run_dir, args.count, args.data_dir, args.score, args.samples)
+    explorer = Explorer.from_run(
+        args.run_dir,
+        args.count,
+        args.data_dir,
+        args.score,
+        args.samples,
+        images=args.images,
+        dataset=args.dataset,
+    )
     server = make_server(explorer, args.host, args.port)
     urls = address.urls(server.server_port)
     if not address.loopback:

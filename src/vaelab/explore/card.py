@@ -6,7 +6,9 @@ as the model's state, not the tool's fault.
 
 from __future__ import annotations
 
-from vaelab.data import Dataset
+from collections.abc import Sequence
+
+from vaelab.config import NO_DATASET, DataConfig
 from vaelab.models import Model
 from vaelab.plotting import describe
 from vaelab.run import Run
@@ -15,19 +17,19 @@ FEW_EPOCHS = 10
 """Below this, decodings are still visibly blurry on MNIST: the card says so."""
 
 
-def model_card(run: Run, model: Model, test: Dataset) -> dict:
+def model_card(run: Run, model: Model, class_names: Sequence[str] | None) -> dict:
     """JSON-ready facts about the run; `conditional` tells the page whether decoding needs a
-    class label (a label picker) besides the point."""
+    class label (a label picker) besides the point. `class_names` are the run's dataset's,
+    None where the explorer did not load it."""
     config = run.config
     metrics = run.metrics()
     last = metrics[-1] if metrics else {}
     epochs = len(metrics)
-    classes = config.data.classes
     return {
         "title": describe(run),
         "dataset": config.data.dataset,
         "train_size": config.data.train_size,
-        "classes": [test.class_names[c] for c in classes] if classes else "all",
+        "classes": trained_classes(config.data, class_names),
         "model": config.model.name,
         "latent_dim": model.latent_dim,
         "parameters": sum(p.numel() for p in model.parameters()),
@@ -40,6 +42,16 @@ def model_card(run: Run, model: Model, test: Dataset) -> dict:
         "run": str(run.path.resolve()),
         "warning": few_epochs_warning(run, epochs),
     }
+
+
+def trained_classes(data: DataConfig, names: Sequence[str] | None) -> list[str] | str:
+    """The classes a run was trained on, by name where the names are known (else by id); a
+    detector was fitted on normal images, which have no classes."""
+    if data.dataset == NO_DATASET:
+        return "its normal images only (an anomaly detector)"
+    if data.classes is None:
+        return "all"
+    return [names[c] if names else str(c) for c in data.classes]
 
 
 def few_epochs_warning(run: Run, epochs: int) -> str:

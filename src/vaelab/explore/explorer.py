@@ -5,11 +5,16 @@ principal components otherwise (as the report's scatter). For a 2-D VAE it
 spans the union of the data and [-3, 3]^2, the bulk of the prior that the
 report's manifold shows, so that z = 0 and the empty space between clusters
 can be decoded too.
+
+A saved `AnomalyDetector` is explored like a run, over the images it is given
+(it names no test set), and judges with its own score and threshold.
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,16 +22,19 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from vaelab.anomaly import DETECTOR_FILE, AnomalyDetector
 from vaelab.config import DEFAULT_SCORE
 from vaelab.data import Dataset, prepare
+from vaelab.errors import SettingError, VaelabError
 from vaelab.explore import drawing, queries
 from vaelab.explore.card import model_card
+from vaelab.explore.images import Origin, chosen_images
 from vaelab.explore.pictures import heat_url, image_url
 from vaelab.explore.threshold import Threshold
 from vaelab.figures import latent
 from vaelab.figures.images import to_uint8
 from vaelab.models import Model
-from vaelab.plotting import PlotOptions, describe, endpoints, interpolate, test_set
+from vaelab.plotting import PlotOptions, describe, endpoints, interpolate
 from vaelab.run import Run
 from vaelab.scores import SAMPLES, pixel_errors, reconstruct
 
@@ -65,7 +73,8 @@ def extent(points: np.ndarray, prior: bool) -> list[float]:
 
 @dataclass
 class Explorer:
-    """A run's model, the plane it is explored on, and the test images drawn there."""
+    """A run's model, the plane it is explored on, and the images drawn there (`test`: the
+    run's test images unless others were given)."""
 
     run: Run
     model: Model
@@ -74,7 +83,10 @@ class Explorer:
     shown: Tensor
     threshold: Threshold | None
     style: drawing.Style
+    origin: Origin
     data_dir: str | None = None
+    scores: np.ndarray | None = None
+    """A detector's score of each shown image, for the page to show on hover."""
 
     @classmethod
     def from_run(
@@ -82,28 +94,36 @@ class Explorer:
         run_dir: str | Path,
         count: int = DEFAULT_COUNT,
         data_dir: str | None = None,
-        score: str = DEFAULT_SCORE,
-        samples: int = SAMPLES,
+        score: str | None = None,
+        samples: int | None = None,
+        *,
+        images: Sequence[str | os.PathLike[str]] | None = None,
+        dataset: str | None = None,
     ) -> Explorer:
-        """The run's model over the codes of `count` test images, cycling through the classes,
-        with `score` measured on its held-out images."""
+        """The run's model over the codes of `count` images, cycling through the classes:
+        its test images, the image files and folders `images`, or the test split of
+        `dataset`. Drawings are scored with `score` (`DEFAULT_SCORE`) against its held-out
+        images, or, for a saved detector (which needs `images` or `dataset`), with the
+        detector's own score and threshold."""
+        if images is not None and dataset is not None:
+            raise SettingError("give {images} or {dataset}, not both", "images", "dataset")
         run = Run(run_dir)
-        model = run.load_model()
-        test = test_set(run, data_dir)
+        detector = open_detector(run, score, samples, images is not None or dataset is not None)
+        model = run.load_model() if detector is None else detector.model_
+        test, origin = chosen_images(run, model, images, dataset, data_dir)
         shown = cycle_classes(test.labels, min(count, len(test)))
         conditional = model.capabilities.conditional
         labels = test.labels[shown] if conditional else None
         view = latent.plane(latent.codes(model, test.images[shown].float() / 255, labels))
-        config = run.config.data
-        if data_dir is not None:
-            config.data_dir = data_dir
-        threshold = (
-            None  # an anomaly score sees no label, which a conditional model needs
-            if conditional
-            else Threshold.of_run(run, model, prepare(config)[1], score, samples)
-        )
         style = drawing.Style.of(test.images[shown[:STYLE_SAMPLE]])
-        return cls(run, model, view, test, shown, threshold, style, data_dir)
+        if detector is not None:
+            scores = detector.score_samples(test.images[shown])
+            where = f"the {len(shown):,} {origin.what} on the plane"
+            threshold = Threshold.of_detector(detector, scores, where)
+            return cls(run, model, view, test, shown, threshold, style, origin, data_dir, scores)
+        # an anomaly score sees no label, which a conditional model needs
+        threshold = None if conditional else run_threshold(run, model, data_dir, score, samples)
+        return cls(run, model, view, test, shown, threshold, style, origin, data_dir)
 
     @property
     def reach(self) -> float:
@@ -127,7 +147,7 @@ class Explorer:
     def scatter(self) -> dict:
         """The plane as the page draws it, JSON-ready."""
         return {
-            "title": f"{describe(self.run)}: codes of {len(self.shown):,} test images",
+            "title": f"{describe(self.run)}: codes of {len(self.shown):,} {self.origin.what}",
             "note": self.view.note,
             "axes": list(self.view.axes),
             "extent": self.extent,
@@ -135,10 +155,28 @@ class Explorer:
             "prior_bulk": self.prior_bulk,
             "equal_aspect": self.view.axes[1] != "",
             "points": np.round(self.view.points.astype(float), DECIMALS).tolist(),
-            "labels": self.test.labels[self.shown].tolist(),
+            "labels": self.test.labels[self.shown].tolist() if self.origin.labelled else None,
             "images": self.shown.tolist(),
             "classes": list(self.test.class_names),
+            "files": None if self.origin.files is None else self.files(),
+            "scores": None if self.scores is None else [float(f"{v:.6g}") for v in self.scores],
+            "dots": self.dots(),
         }
+
+    def files(self) -> list[str]:
+        """The file of each dot's image."""
+        return [self.origin.files[i] for i in self.shown.tolist()]
+
+    def dots(self) -> str:
+        """What the dots are, for the line under the plane."""
+        if self.origin.labelled:
+            what = f"Each dot is the code of one of the {self.origin.what}, coloured by its class."
+        else:
+            what = f"Each dot is the code of one of the {self.origin.what}, all in one colour: "
+            what += "image files carry no class."
+        if self.scores is not None:
+            what += " Hover one to see it, its score and the detector's verdict."
+        return what
 
     @property
     def classes(self) -> int | None:
@@ -146,9 +184,13 @@ class Explorer:
         return self.model.num_classes if self.model.capabilities.conditional else None
 
     def card(self) -> dict:
-        card = model_card(self.run, self.model, self.test)
+        """The model card and what drawings are scored with: the score and its threshold (a
+        conditional model has none, and names its labels for the page's picker instead)."""
+        names = list(self.test.class_names) if self.origin.run_test else None
+        card = model_card(self.run, self.model, names)
         if self.threshold is None:
-            return {**card, "score": None, "label_names": list(self.test.class_names)}
+            labels = names or [str(c) for c in range(self.model.num_classes)]
+            return {**card, "score": None, "label_names": labels}
         return {**card, **self.threshold.describe()}
 
     def to_plane(self, z: Tensor) -> np.ndarray:
@@ -167,15 +209,31 @@ class Explorer:
     def walk_options(
         self, start: queries.End, end: queries.End, steps: int, label: int | None = None
     ) -> PlotOptions:
-        """The `vaelab plot RUN interpolate` settings of a walk between two ends."""
-        if start.test_image is not None and end.test_image is not None:
-            images = (start.test_image, end.test_image)
+        """The `vaelab plot RUN interpolate` settings of a walk between two ends: two of the
+        run's test images by their index; two other images by their codes, as latent points."""
+        images = (start.test_image, end.test_image)
+        if None not in images and self.origin.run_test:
             return PlotOptions(steps=steps, images=images, data_dir=self.data_dir, label=label)
-        ends = [self.view.to_latent(torch.tensor([e.point])) for e in (start, end)]
-        start_z, end_z = (np.round(z[0].tolist(), DECIMALS).tolist() for z in ends)
+        if None not in images:
+            ends = self.codes(list(images))
+        else:
+            ends = self.view.to_latent(torch.tensor([start.point, end.point]))
+        start_z, end_z = np.round(ends.tolist(), DECIMALS).tolist()
         return PlotOptions(
             steps=steps, start=start_z, end=end_z, data_dir=self.data_dir, label=label
         )
+
+    def codes(self, indices: list[int]) -> Tensor:
+        """The codes of the explorer's images `indices`, where a walk between them starts and
+        ends; `vaelab plot` walks an autoencoder between its run's test images only."""
+        if not self.model.capabilities.sampling:
+            raise VaelabError(
+                f"{self.model.describe()} has no prior over its latent space, so it is walked "
+                "between its run's own test images only; these are "
+                f"{self.origin.what}: explore the run without other images to walk"
+            )
+        labels = self.test.labels[indices] if self.model.capabilities.conditional else None
+        return latent.codes(self.model, self.test.float()[indices], labels)
 
     def walk(self, options: PlotOptions) -> dict:
         """Each step's decoded image and place on the plane, and the command that draws it."""
@@ -212,13 +270,55 @@ class Explorer:
             return result
         return {
             **result,
-            **self.threshold.judge(float(self.threshold.measure(self.model, images)[0])),
+            **self.threshold.judge(float(self.threshold.measure(images)[0])),
         }
 
     def model_input(self, ink: np.ndarray) -> Tensor:
         """A picture's ink, fitted as the run's images are, as a (1, C, H, W) float batch."""
         image = torch.from_numpy(self.style.apply(ink, self.size))
         return image.expand(1, self.model.channels, -1, -1).contiguous()
+
+
+def open_detector(
+    run: Run, score: str | None, samples: int | None, shown_given: bool
+) -> AnomalyDetector | None:
+    """The detector saved in the run folder, if it is one; None for any other run. A
+    detector names no test set, so it must be shown images; its threshold holds for its own
+    score only, so another `score` (or `samples`) is refused, as `vaelab export` refuses it."""
+    if not (run.path / DETECTOR_FILE).exists():
+        return None
+    if not shown_given:
+        raise SettingError(
+            f"{run.path} is a detector fitted on arrays or image files, so it names no test "
+            "images to show: give some with {images} (image files or folders) or {dataset} "
+            "(e.g. mnist, or a folder of class subfolders)",
+            "images",
+            "dataset",
+        )
+    detector = AnomalyDetector.load(run.path)
+    if score not in (None, detector.score_name()):
+        raise SettingError(
+            f"{run.path} is a detector that scores with {detector.score_name()}, and its threshold "
+            f"holds for that score only; leave out {{score}} or fit a detector with {score}",
+            "score",
+        )
+    if samples is not None:
+        raise SettingError(
+            f"{run.path} is a detector, which scores as it was fitted to; leave out {{samples}}",
+            "samples",
+        )
+    return detector
+
+
+def run_threshold(
+    run: Run, model: Model, data_dir: str | None, score: str | None, samples: int | None
+) -> Threshold:
+    """`score` (`DEFAULT_SCORE`) with `samples` (`SAMPLES`) on the run's validation split."""
+    config = run.config.data
+    if data_dir is not None:
+        config.data_dir = data_dir
+    validation = prepare(config)[1]
+    return Threshold.of_run(run, model, validation, score or DEFAULT_SCORE, samples or SAMPLES)
 
 
 def walk_command(run: Run, options: PlotOptions) -> str:

@@ -113,7 +113,7 @@ function drawBase() {
   g.globalAlpha = 0.55;
   state.screen = state.plane.points.map(([x, y], i) => {
     const [px, py] = toScreen(x, y);
-    g.fillStyle = COLOURS[state.plane.labels[i] % COLOURS.length];
+    g.fillStyle = state.plane.labels ? COLOURS[state.plane.labels[i] % COLOURS.length] : COLOURS[0];
     g.fillRect(px - 1.5, py - 1.5, 3, 3);
     return [px, py];
   });
@@ -205,10 +205,23 @@ function hover(index) {
   state.hovered = index;
   $("nearest").hidden = index < 0;
   if (index < 0) return;
-  const image = state.plane.images[index], name = state.plane.classes[state.plane.labels[index]];
-  $("nearest-image").src = `/test/${image}.png`;
-  $("nearest-caption").textContent = `test #${image} (${name})`;
+  $("nearest-image").src = `/test/${state.plane.images[index]}.png`;
+  $("nearest-caption").textContent = caption(index);
 }
+
+// A test image by its index and class, a file by its name; a detector's score and verdict.
+function caption(index) {
+  const plane = state.plane, image = plane.images[index];
+  const name = plane.files ? plane.files[index] : `test #${image} (${plane.classes[plane.labels[index]]})`;
+  if (!plane.scores) return name;
+  const score = plane.scores[index], verdict = score > state.card.threshold ? "anomalous" : "normal";
+  return `${name}: score ${figure(score)}, ${verdict}`;
+}
+
+// Scores as the page writes them: four significant digits, whatever their scale.
+function figure(value) { return String(Number(value.toPrecision(4))); }
+
+function percent(share) { return `${Number((100 * share).toPrecision(3))}%`; }
 
 function follow(px, py) {
   hover(nearestDot(px, py));
@@ -311,7 +324,7 @@ $("walk-start").addEventListener("click", () => {
   $("mode").textContent = "walk: choosing the ends";
   canvas.scrollIntoView({ block: "nearest" });
   $("walk-status").textContent = endsKind() === "test"
-    ? "Click the dot of the first test image." : "Click the start of the walk on the plane.";
+    ? "Click the dot of the first image." : "Click the start of the walk on the plane.";
   drawOverlay();
 });
 
@@ -319,7 +332,7 @@ function pickEnd(px, py) {
   let end;
   if (endsKind() === "test") {
     const index = nearestDot(px, py);
-    if (index < 0) { $("walk-status").textContent = "No dot there: click on a test image's dot."; return; }
+    if (index < 0) { $("walk-status").textContent = "No dot there: click on an image's dot."; return; }
     end = { query: `test:${state.plane.images[index]}`, point: state.plane.points[index] };
   } else {
     const point = toPlane(px, py);
@@ -328,7 +341,7 @@ function pickEnd(px, py) {
   state.ends.push(end);
   drawOverlay();
   if (state.ends.length === 1) {
-    $("walk-status").textContent = endsKind() === "test" ? "Now the dot of the second test image." : "Now click the end.";
+    $("walk-status").textContent = endsKind() === "test" ? "Now the dot of the second image." : "Now click the end.";
     return;
   }
   state.walkMode = false;
@@ -443,12 +456,12 @@ function showAnalysis(result) {
     state.drawn = result.point; drawOverlay(); show(result.point);
     return;
   }
-  $("score").textContent = `Anomaly score (${card.score}): ${result.score.toFixed(1)}, higher than `
+  $("score").textContent = `Anomaly score (${card.score}): ${figure(result.score)}, higher than `
     + `${(100 * result.share_below).toFixed(0)}% of ${card.source}.`;
   verdict.className = result.verdict || "";
   verdict.textContent = result.verdict
-    ? `${result.verdict}: the threshold is ${card.threshold.toFixed(1)}, the ${100 * card.quantile}th `
-      + `percentile of those images, so about ${Math.round(100 * (1 - card.quantile))}% of normal images are called anomalous too.`
+    ? `${result.verdict}: the threshold is ${figure(card.threshold)}, ${card.rule}, so about `
+      + `${percent(1 - card.quantile)} of normal images are called anomalous too.`
     : "";
   state.drawn = result.point;
   drawOverlay();
@@ -521,6 +534,7 @@ Promise.all([json("/points.json"), json("/card.json")]).then(([plane, card]) => 
   state.plane = plane; state.card = card;
   $("title").textContent = plane.title;
   $("note").textContent = plane.note;
+  $("dots").textContent = plane.dots;
   legend(plane.classes);
   showCard(card);
   resize(); fitView(); clampView();
