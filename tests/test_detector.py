@@ -15,6 +15,8 @@ from PIL import Image
 from vaelab.anomaly import AnomalyDetector, anomaly_metrics
 from vaelab.cli import main
 from vaelab.data import load
+from vaelab.plotting import describe
+from vaelab.run import Run
 
 NEW_IMAGES = 400
 
@@ -159,6 +161,7 @@ def test_a_maps_file_it_cannot_write_is_refused_before_scoring(
 def test_a_detector_fitted_on_files_is_plotted_where_no_test_set_is_needed(
     detector_dir, tmp_path, capsys
 ):
+    assert describe(Run(detector_dir)) == "VAE (latent 16) fitted as a detector"  # its titles
     for kind in ("loss", "samples", "manifold", "traverse"):
         assert main(["plot", str(detector_dir), kind, "--out", str(tmp_path / kind)]) == 0
         assert (tmp_path / f"{kind}.png").exists()

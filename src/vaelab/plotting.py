@@ -132,7 +132,10 @@ def describe(run: Run) -> str:
 def describe_config(config: RunConfig) -> str:
     classes = f", digits {','.join(map(str, config.data.classes))}" if config.data.classes else ""
     latent_size = f" (latent {config.model.latent_dim})" if config.model.name != "ae" else ""
-    return f"{config.model.name.upper()}{latent_size} on {config.data.dataset}{classes}"
+    data = (
+        "fitted as a detector" if config.data.dataset == NO_DATASET else f"on {config.data.dataset}"
+    )
+    return f"{config.model.name.upper()}{latent_size} {data}{classes}"
 
 
 def test_set(run: Run, data_dir: str | None = None) -> Dataset:
