@@ -20,10 +20,12 @@ from vaelab.continual import (
     run_continual,
     stage_training_set,
 )
+from vaelab.continual.metrics import untrained_stages
 from vaelab.continual.strategies import STRATEGIES, concat
 from vaelab.data import load
+from vaelab.diagnostics import MIN_SPREAD, UntrainedModelWarning
 from vaelab.errors import SettingError, VaelabError
-from vaelab.figures.continual import describe_protocol
+from vaelab.figures.continual import describe_protocol, strategy_facts
 from vaelab.models import build
 from vaelab.train import train
 
@@ -183,8 +185,13 @@ def tiny_config(train=None, **overrides):
 
 def test_a_tiny_run_writes_the_matrix_and_forgetting(tmp_path, classifier):
     config = tiny_config(order=[7, 0, 1], strategy="generative-replay", first_stage_epochs=2)
-    metrics = run_continual(config, tmp_path, classifier=classifier, progress=False)
+    learned = list(enumerate([7, 0, 1]))
+    named = ", ".join(f"generative-replay stage {s} on digit {d}" for s, d in learned)
+    with pytest.warns(UntrainedModelWarning, match=re.escape(f"3 stages in {tmp_path} ({named})")):
+        metrics = run_continual(config, tmp_path, classifier=classifier, progress=False)
     summary = metrics["strategies"]["generative-replay"]
+    assert all(s["reconstruction_spread"] < MIN_SPREAD for s in summary["stages"])  # 2-4 steps
+    assert summary["untrained_stages"] == [{"stage": s, "digit": d} for s, d in learned]
     assert list(metrics["strategies"]) == ["generative-replay"]
     assert summary["summary"] == "the new digit and the previous model's dreams"
     assert metrics["classifier"] == classifier[1]
@@ -212,6 +219,16 @@ def test_a_tiny_run_writes_the_matrix_and_forgetting(tmp_path, classifier):
         assert 0 <= sum(stage["dream_share"].values()) <= 1
     on_disk = json.loads((tmp_path / "metrics.json").read_text())
     assert on_disk["strategies"]["generative-replay"]["avg_forgetting"] == summary["avg_forgetting"]
+
+
+def test_only_stages_with_a_spread_below_the_threshold_are_untrained():
+    stages = [
+        {"stage": 0, "digit": 7, "reconstruction_spread": 0.36},  # full MNIST's 7-model
+        {"stage": 1, "digit": 0, "reconstruction_spread": 0.004},
+        {"stage": 2, "digit": 1, "reconstruction_spread": None},  # a pixel decoder
+        {"stage": 3, "digit": 2},  # saved before the check
+    ]
+    assert untrained_stages(stages) == [{"stage": 1, "digit": 0}]
 
 
 def test_rerunning_skips_finished_stages_and_repeats_the_numbers(tmp_path, classifier):
@@ -383,8 +400,13 @@ def test_figures_and_report_of_a_tiny_run(tmp_path, classifier):
     assert float(rows[0]["avg_forgetting"]) == pytest.approx(
         metrics["strategies"]["naive"]["avg_forgetting"], abs=0.01
     )
+    assert [r["untrained_stages"] for r in rows] == ["2", "2"]  # one epoch a stage
     page = (tmp_path / "report.html").read_text()
     assert "comparison.png" in page and "replay/memory_manifold.gif" in page
+    assert page.count("2 stages untrained (see metrics.json)") == 2
+    for summary in metrics["strategies"].values():  # as metrics written before the check
+        del summary["untrained_stages"]
+    assert "untrained" not in "".join(strategy_facts(metrics).values())
 
 
 def test_the_command_reports_bad_settings_on_one_line(tmp_path, capsys):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,6 +17,7 @@ from vaelab import train as train_module
 from vaelab.cli import main
 from vaelab.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from vaelab.data import TEST_BITS_SEED, load, prepare, redraw_bits
+from vaelab.diagnostics import MIN_SPREAD, UntrainedModelWarning, recorded_spread
 from vaelab.errors import SettingError, VaelabError
 from vaelab.likelihood import (
     SAMPLE_CHUNK,
@@ -27,11 +30,12 @@ from vaelab.likelihood import (
 from vaelab.models import build
 from vaelab.models.base import Capabilities, Model
 from vaelab.models.losses import LOG_2PI, log_normal
-from vaelab.nll_bench import NllConfig, published_rows, run_nll
+from vaelab.nll_bench import NllConfig, markdown_table, published_rows, run_nll, untrained_runs
 from vaelab.seeding import keyed_generator
 from vaelab.train import fit
 
 DATA, LATENT, SIGMA = 8, 2, 0.5
+DOCS_RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
 
 
 class GaussianNoise(nn.Module):
@@ -382,8 +386,11 @@ def test_the_published_rows_are_as_printed():
 
 
 def test_the_benchmark_writes_its_results_beside_the_published_table(tmp_path, monkeypatch):
-    results = run_nll(trial(), tmp_path, progress=False)
+    with pytest.warns(UntrainedModelWarning, match=r"\(seed 0\) reconstruct every test image"):
+        results = run_nll(trial(), tmp_path, progress=False)  # one epoch: 4 steps
     (run,) = results["runs"]
+    assert run["reconstruction_spread"] < MIN_SPREAD
+    assert results["untrained_runs"] == [{"seed": 0}]
     assert (results["K"], results["images"], results["seeds"]) == (20, 30, [0])
     assert results["nll_mean"] == run["nll"] and results["sem_over"] == "test images"
     assert results["binarization"]["test_bits_seed"] == TEST_BITS_SEED
@@ -392,11 +399,50 @@ def test_the_benchmark_writes_its_results_beside_the_published_table(tmp_path, m
     assert json.loads((tmp_path / "results.json").read_text())["nll_mean"] == run["nll"]
     table = (tmp_path / "table.md").read_text()
     assert "| vaelab mlp-vae-iwae |" in table and "1 epochs" not in table
+    assert "1 seed (± over the test images), 1 seed untrained (see results.json) |" in table
     assert "| VAE, one stochastic layer, k = 1 | 86.76 | 5000 | dynamic |" in table
     assert (tmp_path / "figure-mlp-vae-iwae.png").stat().st_size > 10_000
     # a second call reads the finished seed instead of training it again
     monkeypatch.setattr(train_module, "train", lambda *a, **k: pytest.fail("retrained"))
-    assert run_nll(trial(), tmp_path, progress=False)["runs"] == [run]
+    with pytest.warns(UntrainedModelWarning):
+        assert run_nll(trial(), tmp_path, progress=False)["runs"] == [run]
+
+
+def test_a_benchmark_model_that_learned_is_not_called_untrained(tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UntrainedModelWarning)
+        results = run_nll(trial(train=TrainConfig(10), train_size=None), tmp_path, progress=False)
+    assert results["runs"][0]["reconstruction_spread"] > MIN_SPREAD  # 630 steps: 0.17
+    assert results["untrained_runs"] == []
+    assert "untrained" not in (tmp_path / "table.md").read_text()
+
+
+def test_only_seeds_with_a_recorded_spread_below_the_threshold_are_untrained():
+    runs = [
+        {"seed": 0, "reconstruction_spread": 0.2},
+        {"seed": 1, "reconstruction_spread": 0.01},
+        {"seed": 2, "reconstruction_spread": None},  # a pixel decoder: not measured
+        {"seed": 3},  # written before the check
+    ]
+    assert untrained_runs(runs) == [{"seed": 1}]
+
+
+def test_a_pixel_decoder_records_no_spread_and_is_not_drawn(digits, monkeypatch):
+    """Its reconstruction is an image drawn pixel by pixel with the global random state:
+    not reproducible, and not the input's doing alone."""
+    model = build(ModelConfig("pixel-vae"))
+    monkeypatch.setattr(model.likelihood, "decode", lambda *a: pytest.fail("drawn"))
+    assert recorded_spread(model, digits) is None
+    assert isinstance(recorded_spread(build(ModelConfig("mlp-vae-iwae")), digits), float)
+
+
+def test_results_written_before_the_check_draw_the_same_row():
+    results = json.loads((DOCS_RESULTS / "nll-mlp-vae-iwae.json").read_text())
+    assert "untrained_runs" not in results
+    row = markdown_table(results).splitlines()[2]
+    assert row.endswith("| measured: 1,000 test images, 1 seed (± over the test images) |")
+    flagged = markdown_table({**results, "untrained_runs": [{"seed": 0}]}).splitlines()[2]
+    assert flagged == row.removesuffix(" |") + ", 1 seed untrained (see results.json) |"
 
 
 def test_the_benchmark_refuses_what_cannot_give_an_estimate(tmp_path, capsys):

@@ -21,8 +21,9 @@ from vaelab.continual.split import (
     shuffled_batches,
     train_and_measure,
 )
-from vaelab.continual.split_bench import published_rows, run_seed, run_split_mnist
+from vaelab.continual.split_bench import published_rows, run_seed, run_split_mnist, untrained_runs
 from vaelab.data import load
+from vaelab.diagnostics import MIN_SPREAD, UntrainedModelWarning
 from vaelab.errors import SettingError, VaelabError
 from vaelab.scores import iwae
 
@@ -162,6 +163,52 @@ def test_the_benchmark_writes_results_resumes_per_task_and_repeats_its_numbers(t
         == (first["accuracy_matrix"])
     )
     assert again["strategies"]["dgr-distill"]["final_accuracy_mean"] == s["final_accuracy_mean"]
+
+
+def test_generative_models_that_have_not_learned_are_listed_warned_of_and_noted(tmp_path):
+    config = SplitConfig(**{**TINY, "lr": 1e-7})  # the models stay as they were drawn
+    strategies = ["none", "dgr", "cvae-replay", "generative-classifier"]
+    with pytest.warns(UntrainedModelWarning) as warned:
+        results = run_split_mnist(config, tmp_path, strategies, seeds=1, progress=False)
+    (message,) = [str(w.message) for w in warned if w.category is UntrainedModelWarning]
+    assert message.startswith(
+        f"3 runs in {tmp_path} (dgr seed 0 (generator), cvae-replay seed 0 (generator), "
+        "generative-classifier seed 0 (digit 0, digit 1, "
+    )
+    assert "reconstruct every test image nearly the same way" in message
+    assert "untrained_runs of each strategy in results.json" in message
+    found = {name: s["untrained_runs"] for name, s in results["strategies"].items()}
+    digits = [f"digit {d}" for t in TASKS for d in t]
+    assert found == {
+        "none": [],
+        "dgr": [{"seed": 0, "models": ["generator"]}],
+        "cvae-replay": [{"seed": 0, "models": ["generator"]}],
+        "generative-classifier": [{"seed": 0, "models": digits}],
+    }
+    rows = {line.split(":")[0]: line for line in (tmp_path / "table.md").read_text().splitlines()}
+    assert rows["| vaelab dgr"].endswith(", 1 run untrained (see results.json) |")
+    assert "untrained" not in rows["| vaelab none"]
+
+
+def test_each_digits_vae_is_checked_on_its_own_digit_once_it_has_learned(sample):
+    config = SplitConfig(**{**TINY, "class_iterations": 200, "batch_size": 64})
+    learner = GenerativeClassifier(config, STRATEGIES["generative-classifier"])
+    learner.train_task(0, sample[0], torch.Generator().manual_seed(0))
+    spreads = learner.reconstruction_spreads(*sample[1])
+    assert set(spreads) == {"digit 0", "digit 1"}  # the digits trained so far
+    assert all(spread > MIN_SPREAD for spread in spreads.values())  # measured: 0.47, 0.57
+    classifier = ReplayClassifier(config, STRATEGIES["replay"])
+    assert classifier.reconstruction_spreads(*sample[1]) == {}  # nothing reconstructs
+
+
+def test_only_runs_with_a_spread_below_the_threshold_are_untrained():
+    runs = [
+        {"seed": 0, "reconstruction_spread": {"digit 0": 0.3, "digit 1": 0.01}},
+        {"seed": 1, "reconstruction_spread": {"generator": None}},  # a pixel decoder
+        {"seed": 2, "reconstruction_spread": {}},  # a classifier alone
+        {"seed": 3},  # written before the check
+    ]
+    assert untrained_runs(runs) == [{"seed": 0, "models": ["digit 1"]}]
 
 
 def test_other_settings_in_the_same_folder_are_refused(tmp_path):

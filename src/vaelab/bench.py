@@ -19,7 +19,6 @@ import dataclasses
 import json
 import os
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import fmean, pstdev
@@ -204,6 +203,7 @@ def run_oneclass(
     reach `out` too), or an `Executor`; see `vaelab.executors`.
     """
     from vaelab.devices import resolve_device
+    from vaelab.diagnostics import warn_of_untrained
     from vaelab.executors import claim_settings, get_executor, run_with_progress
 
     runner = get_executor(executor, ray_address)
@@ -219,7 +219,14 @@ def run_oneclass(
     )  # fmt: skip
     results = summarize(config, done, time.perf_counter() - started, jobs, runner.name)
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    warn_of_untrained(results["untrained_runs"], out)
+    warn_of_untrained(
+        [f"class {r['class']} seed {r['seed']}" for r in results["untrained_runs"]],
+        "run",
+        out,
+        images="normal test image",
+        consequence="their AUROC measures distance from one average picture, not what the "
+        "model learned",
+    )
     rows = [vaelab_row(results), *published_rows(config.dataset)]
     (out / "table.json").write_text(json.dumps(rows, indent=2) + "\n")
     (out / "table.md").write_text(markdown_table(rows, config.classes) + "\n")
@@ -259,33 +266,19 @@ def untrained_runs(done: list[dict]) -> list[dict[str, int]]:
     """The (class, seed) runs whose model reconstructs every normal test image nearly alike
     (`vaelab.diagnostics`): their AUROC measures distance from one average picture. Results
     written before the check have no spread and are not listed."""
-    from vaelab.diagnostics import MIN_SPREAD
+    from vaelab.diagnostics import is_untrained
 
     return [
         {"class": r["class"], "seed": r["seed"]}
         for r in sorted(done, key=lambda r: (r["class"], r["seed"]))
-        if r.get("reconstruction_spread", MIN_SPREAD) < MIN_SPREAD
+        if is_untrained(r.get("reconstruction_spread"))
     ]
-
-
-def warn_of_untrained(runs: list[dict[str, int]], out: Path) -> None:
-    if not runs:
-        return
-    from vaelab.diagnostics import UntrainedModelWarning
-
-    named = ", ".join(f"class {r['class']} seed {r['seed']}" for r in runs[:3])
-    more = f" and {len(runs) - 3} more" if len(runs) > 3 else ""
-    warnings.warn(
-        f"{count(len(runs), 'run')} in {out} ({named}{more}) reconstruct every normal test image "
-        "nearly the same way, so their AUROC measures distance from one average picture, not "
-        "what the model learned; train for more epochs (untrained_runs in results.json)",
-        UntrainedModelWarning,
-        stacklevel=3,
-    )
 
 
 def vaelab_row(results: dict, name: str | None = None) -> dict[str, Any]:
     """A table row (AUROC in %) from `results.json`."""
+    from vaelab.diagnostics import untrained_note
+
     s = results["settings"]
     model, schedule = s["model"], count(s["train"]["epochs"], "epoch")
     if s["train"].get("precision", "fp32") != "fp32":
@@ -295,7 +288,7 @@ def vaelab_row(results: dict, name: str | None = None) -> dict[str, Any]:
         label = f"vaelab {s['recipe']}: {label[len('vaelab ') :]}"
     citation = f"measured: {len(s['classes'])} classes x {s['seeds']} seeds"
     if untrained := results.get("untrained_runs"):
-        citation += f", {count(len(untrained), 'run')} untrained (see results.json)"
+        citation += f", {untrained_note(len(untrained))}"
     return {
         "method": name or label,
         "citation": citation,

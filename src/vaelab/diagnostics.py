@@ -10,12 +10,17 @@ themselves vary, so experiments can say so beside their numbers.
 
 from __future__ import annotations
 
+import os
+import warnings
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor
 
 from vaelab.errors import VaelabWarning
 from vaelab.models import Model
 from vaelab.scores import reconstruct
+from vaelab.wording import count
 
 MIN_SPREAD = 0.05
 """Reconstructions carrying less of the images' variance than this count as nearly constant.
@@ -70,3 +75,54 @@ def untrained_warning(model: Model, images: Tensor, labels: Tensor | None = None
         "learned. Train for more epochs: on mnist-sample a 2-D VAE on the 800 sevens needs "
         "about 50 to reconstruct distinct sevens (about 10 s on two CPU cores)"
     )
+
+
+def recorded_spread(model: Model, images: Tensor, labels: Tensor | None = None) -> float | None:
+    """`model_spread` as an experiment records it beside its results (rounded), or None for
+    an autoregressive decoder (pixelcnn). Such a model reconstructs by drawing an image
+    pixel by pixel from p(x | z) with torch's global random state, so its spread would
+    change from one call to the next (a resumed experiment would not repeat its numbers),
+    would move the random state of what follows, and would vary with the draw's noise as
+    well as with the input (once its pixel layers learn, images drawn from codes that carry
+    nothing still differ), which `MIN_SPREAD` was not measured for."""
+    if model.capabilities.autoregressive:
+        return None
+    return round(model_spread(model, images, labels), 4)
+
+
+def is_untrained(spread: float | None) -> bool:
+    """Whether a recorded spread marks a model that has not learned. None (results written
+    before the check, or a model it cannot read: `recorded_spread`) counts as trained, so
+    older results read as they always did."""
+    return spread is not None and spread < MIN_SPREAD
+
+
+def warn_of_untrained(
+    named: Sequence[str],
+    noun: str,
+    out: str | os.PathLike[str],
+    *,
+    images: str,
+    consequence: str,
+    remedy: str = "train for more epochs",
+    listed: str = "untrained_runs in results.json",
+) -> None:
+    """Raise an `UntrainedModelWarning` for the `named` `noun`s (runs, stages) in `out` whose
+    models reconstruct every one of their `images` nearly alike: the first three by name,
+    what their numbers then mean and what to do, and where the full list is. Nothing when
+    none is named. An experiment's run function calls it, so the warning points at the
+    line that called that function."""
+    if not named:
+        return
+    shown = ", ".join(named[:3]) + (f" and {len(named) - 3} more" if len(named) > 3 else "")
+    warnings.warn(
+        f"{count(len(named), noun)} in {out} ({shown}) reconstruct every {images} nearly the "
+        f"same way, so {consequence}; {remedy} ({listed})",
+        UntrainedModelWarning,
+        stacklevel=3,
+    )
+
+
+def untrained_note(n: int, noun: str = "run", listed_in: str = "results.json") -> str:
+    """What a results table's row adds when `n` of its `noun`s are untrained."""
+    return f"{count(n, noun)} untrained (see {listed_in})"

@@ -8,12 +8,16 @@ seed) and the K = 5000 importance-weighted estimate.
     out/
       settings.json                the protocol (a rerun must match it)
       runs/seed<k>/                a run folder per seed, trained by `vaelab.train.fit`
-      runs/seed<k>/nll-k<K>.json   its estimate, budget and curve over K
+      runs/seed<k>/nll-k<K>.json   its estimate, budget, curve over K and reconstruction spread
       results.json, table.md       every seed, their mean, and the table
       figure-<model>.png           samples from the prior and the estimate against K
 
 A seed whose estimate is written is neither retrained nor estimated again; an interrupted
 one resumes from its checkpoint, and another K reuses the trained runs.
+
+A seed whose model reconstructs every test image nearly alike (`vaelab.diagnostics`: a run
+too short to learn) is listed in `untrained_runs`, warned of and noted in the table, since
+its estimate would otherwise sit beside the published rows as if it measured the model.
 
     results = run_nll(NllConfig(train=TrainConfig(epochs=20)), "bench/nll")
 """
@@ -113,7 +117,8 @@ def run_seed(
     config: NllConfig, seed: int, out: str, *, threads: int, modules: list[str]
 ) -> dict[str, Any]:
     """Train one seed (or resume it) on `threads` torch threads, estimate its test -log p(x)
-    with as many, store the result."""
+    with as many, check that its model learned (`recorded_spread`), store the result."""
+    from vaelab.diagnostics import CHECKED_IMAGES, recorded_spread
     from vaelab.likelihood import estimate_nll, evaluation_set, nll_curve
     from vaelab.plugins import import_registered
     from vaelab.run import CHECKPOINT
@@ -129,8 +134,9 @@ def run_seed(
     estimate = estimate_nll(run, config.iw_samples, batch=config.batch, seed=seed,
                             data_dir=config.data_dir, test_images=config.test_images,
                             threads=threads)  # fmt: skip
-    shown = evaluation_set(run, config.data_dir, CURVE_IMAGES).float()
-    curve = nll_curve(run.load_model(), shown, config.curve_ks(), seed, config.batch)
+    checked = evaluation_set(run, config.data_dir, CHECKED_IMAGES).float()
+    model = run.load_model()
+    curve = nll_curve(model, checked[:CURVE_IMAGES], config.curve_ks(), seed, config.batch)
     metrics = run.metrics()
     result = {
         "seed": seed,
@@ -143,6 +149,7 @@ def run_seed(
         "train_seconds": round(sum(m["seconds"] for m in metrics), 1),
         "final_val_loss": metrics[-1].get("val_loss"),
         "curve": {"ks": config.curve_ks(), "nll": curve.tolist()},
+        "reconstruction_spread": recorded_spread(model, checked),
     }
     done.write_text(json.dumps(result, indent=2) + "\n")
     return result
@@ -161,6 +168,7 @@ def run_nll(
     says (as in `vaelab.bench.run_oneclass`); write `results.json`, `table.md` and the
     figure; return what `results.json` holds."""
     from vaelab.devices import resolve_device
+    from vaelab.diagnostics import warn_of_untrained
     from vaelab.executors import claim_settings, get_executor, run_with_progress
 
     runner = get_executor(executor, ray_address)
@@ -176,6 +184,14 @@ def run_nll(
     )  # fmt: skip
     results = summarize(config, done, time.perf_counter() - started, jobs, runner.name)
     (folder / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    warn_of_untrained(
+        [f"seed {r['seed']}" for r in results["untrained_runs"]],
+        "run",
+        folder,
+        images="test image",
+        consequence="their -log p(x) is that of a model that has not learned yet, not one to "
+        "set beside the published rows",
+    )
     (folder / "table.md").write_text(markdown_table(results) + "\n")
     draw(folder, results)
     return results
@@ -214,12 +230,23 @@ def summarize(
             "train_minutes_mean": round(fmean(r["train_seconds"] for r in runs) / 60, 1),
             "eval_minutes_mean": round(fmean(r["eval_seconds"] for r in runs) / 60, 1),
         },
+        "untrained_runs": untrained_runs(runs),
         "runs": runs,
         "published": published_rows(),
         "wall_seconds": round(seconds, 1),
         "jobs": jobs,
         "executor": executor,
     }
+
+
+def untrained_runs(runs: list[dict[str, Any]]) -> list[dict[str, int]]:
+    """The seeds whose model reconstructs every checked test image nearly alike
+    (`vaelab.diagnostics`): their estimate is that of a model that has not learned. Results
+    written before the check, and pixel decoders (`recorded_spread`), record no spread and
+    are not listed."""
+    from vaelab.diagnostics import is_untrained
+
+    return [{"seed": r["seed"]} for r in runs if is_untrained(r.get("reconstruction_spread"))]
 
 
 def published_rows() -> list[dict[str, Any]]:
@@ -230,7 +257,11 @@ def published_rows() -> list[dict[str, Any]]:
 
 def markdown_table(results: dict[str, Any]) -> str:
     """vaelab's row above the published rows: -log p(x) in nats, how it was estimated and
-    trained, and where it comes from."""
+    trained, and where it comes from (with how many seeds did not learn, if any)."""
+    from vaelab.diagnostics import untrained_note
+
+    untrained = results.get("untrained_runs")
+    note = f", {untrained_note(len(untrained), 'seed')}" if untrained else ""
     lines = [
         "| model | test -log p(x) (nats) | K | binarisation | training | source |",
         "|---|---:|---:|---|---|---|",
@@ -241,7 +272,7 @@ def markdown_table(results: dict[str, Any]) -> str:
         f"{results['K']} | dynamic | {count(b['epochs'], 'epoch')} "
         f"({b['train_minutes_mean']:g} min), batch {b['batch_size']}, {b['optimizer']} lr "
         f"{schedule_text(b)}{precision_text(b)} | measured: {results['images']:,} test images, "
-        f"{count(len(results['seeds']), 'seed')} (± over the {results['sem_over']}) |"
+        f"{count(len(results['seeds']), 'seed')} (± over the {results['sem_over']}){note} |"
     )
     for row in results["published"]:
         lines.append(

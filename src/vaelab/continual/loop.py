@@ -10,6 +10,12 @@ Stage k continues training the same model with `vaelab.train.train` (a fresh
 optimiser, torch seeded with `train.seed + k`) on the set `stage_training_set`
 returns. A stage's file is written only once it is trained and measured, so
 rerunning skips finished stages and gives the same numbers as one unbroken run.
+
+Each stage's model is also checked on the test images of the digits seen so far
+(`vaelab.diagnostics`): a stage too short to learn leaves a model that reconstructs
+them all alike, whose losses measure one average picture, so its forgetting says
+nothing of memory. Such stages are listed per strategy (`untrained_stages`), warned
+of and noted in the report.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from vaelab.continual.strategies import (
 )
 from vaelab.data import Dataset, load
 from vaelab.devices import resolve_device
+from vaelab.diagnostics import recorded_spread, warn_of_untrained
 from vaelab.errors import SettingError
 from vaelab.executors import Executor, claim_settings, get_executor
 from vaelab.jsonfiles import read_json
@@ -198,6 +205,20 @@ def run_continual(
         classifier = cached_classifier(data=every_digit, progress=progress)
     metrics = collect(folder, config, classifier)
     write_outputs(folder, metrics)
+    warn_of_untrained(
+        [
+            f"{name} stage {stage['stage']} on digit {stage['digit']}"
+            for name, summary in metrics["strategies"].items()
+            for stage in summary["untrained_stages"]
+        ],
+        "stage",
+        folder,
+        images="test image of the digits learned so far",
+        consequence="their losses, forgetting and dreams are those of a model that draws one "
+        "average picture, not of what it remembers",
+        remedy="train for more epochs on the first digit, or on each later one",
+        listed=f"untrained_stages of each strategy in {METRICS}",
+    )
     from vaelab.figures.continual import continual_figures  # matplotlib only when drawing
 
     models = {
@@ -288,7 +309,8 @@ def train_stage(
     stage: int,
     progress: bool,
 ) -> dict[str, Any]:
-    """Train `model` for one stage in place; that stage's record (data mix, time, measurements)."""
+    """Train `model` for one stage in place; that stage's record (data mix, time, measurements,
+    and the reconstruction spread on the test images of the digits seen so far)."""
     teacher = frozen_copy(model) if STRATEGIES[strategy].teacher and stage > 0 else None
     data = stage_training_set(
         strategy,
@@ -305,10 +327,11 @@ def train_stage(
         seed=config.train.seed + stage,
     )
     seen = config.order[: stage + 1]
+    learned = test.with_classes(seen)
     started = time.perf_counter()
     # Only for the progress bar: the test loss of the digits seen so far, instead of none.
     # Evaluation keeps its own random state, so training is the same with or without it.
-    shown = test.with_classes(seen) if progress else None
+    shown = learned if progress else None
     history = train_model(model, data, schedule, val=shown, progress=progress)
     seconds = time.perf_counter() - started
     dreamed = len(data) - len(train.with_classes([config.order[stage]])) if teacher else 0
@@ -323,6 +346,9 @@ def train_stage(
         "train_loss": history[-1]["train_loss"],
         "train_seconds": seconds,
         **evaluate_stage(model, test, config.order, config.train.seed),
+        "reconstruction_spread": recorded_spread(
+            model, learned.float(), learned.labels if model.capabilities.conditional else None
+        ),
     }
 
 

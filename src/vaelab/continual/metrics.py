@@ -21,6 +21,7 @@ import torch
 
 from vaelab.classifier import DigitClassifier
 from vaelab.data import Dataset
+from vaelab.diagnostics import is_untrained
 from vaelab.models import Model
 from vaelab.train import evaluate
 
@@ -67,8 +68,20 @@ def average_forgetting(per_digit: dict[str, float], order: Sequence[int]) -> flo
     return sum(earlier) / len(earlier)
 
 
+def untrained_stages(stages: Sequence[dict[str, Any]]) -> list[dict[str, int]]:
+    """The stages whose model reconstructs every test image of the digits seen so far nearly
+    alike (`vaelab.diagnostics`). Stages saved before the check, and pixel decoders, record
+    no spread and are not listed."""
+    return [
+        {"stage": s["stage"], "digit": s["digit"]}
+        for s in stages
+        if is_untrained(s.get("reconstruction_spread"))
+    ]
+
+
 def summarize(stages: Sequence[dict[str, Any]], order: Sequence[int]) -> dict[str, Any]:
-    """A strategy's forgetting numbers plus its per-stage records."""
+    """A strategy's forgetting numbers, the stages that did not learn, and its per-stage
+    records."""
     loss, recon = forgetting(stages, order, "loss"), forgetting(stages, order, "recon")
     share = forgetting(stages, order, "dream_share")
     return {
@@ -80,5 +93,6 @@ def summarize(stages: Sequence[dict[str, Any]], order: Sequence[int]) -> dict[st
         "dream_share_change": share,
         "final_loss": dict(stages[-1]["loss"]),
         "final_dream_share": dict(stages[-1]["dream_share"]),
+        "untrained_stages": untrained_stages(stages),
         "stages": list(stages),
     }

@@ -40,6 +40,7 @@ from vaelab.checkpoints import optimizer_tensors, restore_optimizer
 from vaelab.config import ModelConfig, NetworkConfig
 from vaelab.continual.strategies import concat, frozen_copy, replay_buffer, replay_quotas
 from vaelab.data import Dataset
+from vaelab.diagnostics import recorded_spread
 from vaelab.errors import SettingError
 from vaelab.models import Model, build
 from vaelab.models.networks import mlp_encoder
@@ -185,6 +186,13 @@ class Learner:
     def samples(self, task: int, rng: torch.Generator) -> Tensor | None:
         """What the learner's generator dreams after `task`, for the figures (uint8)."""
         return None
+
+    def reconstruction_spreads(self, images: Tensor, labels: Tensor) -> dict[str, float | None]:
+        """After the last task, each generative model's `recorded_spread` on the test
+        `images` it models, by name: a model that reconstructs them all alike has learned
+        no digit, so what it replays or scores carries none. A classifier alone
+        reconstructs nothing (its accuracy says whether it learned): nothing to check."""
+        return {}
 
     def state(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
         tensors = {
@@ -333,6 +341,14 @@ class ReplayClassifier(Learner):
         loss.backward()
         self.generator_optimizer.step()
 
+    def reconstruction_spreads(self, images: Tensor, labels: Tensor) -> dict[str, float | None]:
+        """The generator's, on the whole test set: it learns every digit it replays, and by
+        the last task all ten are learned (asked for each image's digit if conditional)."""
+        if self.generator is None:
+            return {}
+        asked = labels if self.generator.capabilities.conditional else None
+        return {"generator": recorded_spread(self.generator, images, asked)}
+
     @torch.no_grad()
     def samples(self, task: int, rng: torch.Generator) -> Tensor | None:
         if self.generator is None:
@@ -410,6 +426,13 @@ class GenerativeClassifier(Learner):
             model = self.models[digit]
             self._bounds[digit] = iwae(model, images, self.config.importance_samples)
         return self._bounds[digit]
+
+    def reconstruction_spreads(self, images: Tensor, labels: Tensor) -> dict[str, float | None]:
+        """Each trained digit's VAE on that digit's test images alone, all it ever learns."""
+        return {
+            f"digit {digit}": recorded_spread(self.models[digit], images[labels == int(digit)])
+            for digit in self.trained
+        }
 
     @torch.no_grad()
     def samples(self, task: int, rng: torch.Generator) -> Tensor | None:

@@ -5,13 +5,19 @@
       <strategy>/seed<k>/task<t>.safetensors
                                      the learner after task t, with that task's accuracy
                                      row and its generator's samples
-      <strategy>/seed<k>/result.json the accuracy matrix of one (strategy, seed)
+      <strategy>/seed<k>/result.json the accuracy matrix of one (strategy, seed), and
+                                     the reconstruction spread of its generative models
       results.json, table.md         every strategy finished so far, and the table
       accuracy_matrix.png, samples-<strategy>.png
 
 A task's file is written once it is trained and measured, so an interrupted
 benchmark resumes at the next task of each (strategy, seed) and gives the same
 numbers as an unbroken one.
+
+A (strategy, seed) whose generator or per-digit VAEs reconstruct every test image nearly
+alike (`vaelab.diagnostics`: too few iterations to learn) is listed in its strategy's
+`untrained_runs`, warned of and noted in the table: its accuracy is that of replay or
+likelihoods from models that have learned no digit.
 
     results = run_split_mnist(SplitConfig(), "bench/split-mnist", ["dgr-distill"], seeds=5)
 """
@@ -49,7 +55,8 @@ def run_seed(
     config: SplitConfig, strategy: str, seed: int, out: str, *, threads: int, modules: list[str]
 ) -> dict[str, Any]:
     """Train one strategy with one seed through the five tasks (resuming after the last saved
-    task); its result: the tasks x tasks accuracy matrix and the final accuracy."""
+    task); its result: the tasks x tasks accuracy matrix, the final accuracy and the
+    final generative models' reconstruction spreads (`Learner.reconstruction_spreads`)."""
     import torch
 
     from vaelab.continual.split import task_data, train_and_measure
@@ -90,6 +97,7 @@ def run_seed(
         "accuracy_matrix": [r["accuracy"] for r in records],
         "final_accuracy": fmean(final),
         "final_test_set_accuracy": whole_test_set(final, test[1]),
+        "reconstruction_spread": learner.reconstruction_spreads(*test),
         "train_seconds": round(sum(r["train_seconds"] for r in records), 1),
         "eval_seconds": round(sum(r["eval_seconds"] for r in records), 1),
     }
@@ -118,6 +126,7 @@ def run_split_mnist(
     machine, where `executor` says (as in `vaelab.bench.run_oneclass`); write `results.json`,
     `table.md` and the figures; return what `results.json` holds."""
     from vaelab.devices import resolve_device
+    from vaelab.diagnostics import warn_of_untrained
     from vaelab.executors import claim_settings, get_executor, run_with_progress
 
     runner = get_executor(executor, ray_address)
@@ -138,6 +147,21 @@ def run_split_mnist(
     )  # fmt: skip
     results = collect(folder, config, time.perf_counter() - started, jobs, runner.name)
     (folder / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    warn_of_untrained(
+        [
+            f"{name} seed {run['seed']} ({', '.join(run['models'])})"
+            for name, s in results["strategies"].items()
+            for run in s["untrained_runs"]
+        ],
+        "run",
+        folder,
+        images="test image",
+        consequence="the dreams they replay, or the likelihoods they classify by, come from "
+        "models that have learned no digit, and their accuracy is not the strategy's",
+        remedy="raise iterations for a replay generator, class_iterations for the generative "
+        "classifier's VAEs",
+        listed="untrained_runs of each strategy in results.json",
+    )
     (folder / "table.md").write_text(markdown_table(results) + "\n")
     draw(folder, results)
     return results
@@ -184,9 +208,24 @@ def summarize(strategy: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
         "final_accuracy_sem": stdev(finals) / len(finals) ** 0.5 if len(finals) > 1 else None,
         "final_test_set_accuracy_mean": fmean(r["final_test_set_accuracy"] for r in runs),
         "accuracy_matrix": mean_matrix,
+        "untrained_runs": untrained_runs(runs),
         "train_seconds_mean": round(fmean(r["train_seconds"] for r in runs), 1),
         "eval_seconds_mean": round(fmean(r["eval_seconds"] for r in runs), 1),
     }
+
+
+def untrained_runs(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each seed with a generative model that reconstructs every test image nearly alike
+    (`vaelab.diagnostics`), and which models. Results written before the check, and
+    strategies with no generative model, record no spread and are not listed."""
+    from vaelab.diagnostics import is_untrained
+
+    listed = []
+    for run in runs:
+        models = [m for m, s in run.get("reconstruction_spread", {}).items() if is_untrained(s)]
+        if models:
+            listed.append({"seed": run["seed"], "models": models})
+    return listed
 
 
 def published_rows() -> list[dict[str, Any]]:
@@ -196,7 +235,10 @@ def published_rows() -> list[dict[str, Any]]:
 
 
 def markdown_table(results: dict[str, Any]) -> str:
-    """Published rows and vaelab's, accuracy in % (mean ± standard error over seeds)."""
+    """Published rows and vaelab's, accuracy in % (mean ± standard error over seeds), with
+    how many of vaelab's runs did not learn, if any."""
+    from vaelab.diagnostics import untrained_note
+
     lines = [
         "| method | class-IL accuracy (%) | source |",
         "|---|---:|---|",
@@ -207,9 +249,12 @@ def markdown_table(results: dict[str, Any]) -> str:
     for name, s in results["strategies"].items():
         sem = "" if s["final_accuracy_sem"] is None else f" ± {100 * s['final_accuracy_sem']:.2f}"
         seeds = len(s["seeds"])
+        untrained = s.get("untrained_runs")
+        note = f", {untrained_note(len(untrained))}" if untrained else ""
         lines.append(
             f"| vaelab {name}: {s['summary']} | {100 * s['final_accuracy_mean']:.2f}{sem} | "
-            f"measured, {seeds} seed{'s' * (seeds != 1)}, {s['train_seconds_mean'] / 60:.1f} min |"
+            f"measured, {seeds} seed{'s' * (seeds != 1)}, {s['train_seconds_mean'] / 60:.1f} min"
+            f"{note} |"
         )
     return "\n".join(lines)
 

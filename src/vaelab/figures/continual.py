@@ -21,6 +21,7 @@ from matplotlib import figure as mpl
 from matplotlib.patches import Rectangle
 from PIL import Image
 
+from vaelab.diagnostics import untrained_note
 from vaelab.figures import latent
 from vaelab.figures.gifs import save_gif
 from vaelab.figures.plots import DIGITS, REPORT_WIDTH, manifold_figure, render, save
@@ -222,7 +223,8 @@ def _forgetting_per_digit(ax: Any, metrics: dict, names: list[str], order: Seque
 
 
 def comparison_rows(metrics: dict) -> list[dict[str, Any]]:
-    """One row per strategy: forgetting, final loss, the first digit's dreams, cost."""
+    """One row per strategy: forgetting, final loss, the first digit's dreams, cost, and the
+    stages whose model had not learned (none in metrics written before the check)."""
     first = str(metrics["protocol"]["order"][0])
     rows = []
     for name, summary in metrics["strategies"].items():
@@ -236,6 +238,7 @@ def comparison_rows(metrics: dict) -> list[dict[str, Any]]:
                 "first_digit_final_share": round(summary["final_dream_share"][first], 3),
                 "train_images": sum(s["train_images"] for s in summary["stages"]),
                 "train_seconds": round(sum(s["train_seconds"] for s in summary["stages"]), 1),
+                "untrained_stages": len(summary.get("untrained_stages", [])),
             }
         )
     return rows
@@ -288,9 +291,14 @@ def strategy_facts(metrics: dict) -> dict[str, str]:
         f"(reconstruction {row['avg_recon_forgetting']:.1f}); final mean test loss "
         f"{row['final_mean_loss']:.1f}; first digit's share of the final dreams "
         f"{row['first_digit_final_share']:.0%}; {row['train_images']:,} images trained on "
-        f"in {row['train_seconds']:.0f} s"
+        f"in {row['train_seconds']:.0f} s{untrained_text(row['untrained_stages'])}"
         for row in comparison_rows(metrics)
     }
+
+
+def untrained_text(stages: int) -> str:
+    """What a strategy's facts add when `stages` of its stage models had not learned."""
+    return f"; {untrained_note(stages, 'stage', 'metrics.json')}" if stages else ""
 
 
 def report(metrics: dict, path: Path) -> Path:
