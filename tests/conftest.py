@@ -1,4 +1,5 @@
-"""Shared fixtures: where real MNIST lives, an isolated data environment, tiny IDX datasets."""
+"""Shared fixtures: where real MNIST lives, an isolated data environment, tiny IDX datasets,
+and the sample's digits as a user's image files."""
 
 from __future__ import annotations
 
@@ -143,3 +144,23 @@ def tiny_run():
         return fit(config, path, progress=False)
 
     return train_tiny
+
+
+def write_digit_files(root: Path, normal: int | None = None, new: int = 400) -> Path:
+    """The sample's training sevens (the first `normal`, default all 800) as 28x28 grey PNGs in
+    `root`/normal/, and its first `new` test images as 56x56 colour PNGs in
+    `root`/new/<digit>/, as a user's camera might give them; returns `root`."""
+    from PIL import Image
+
+    from vaelab.data import load
+
+    train, test = load("mnist-sample", "train"), load("mnist-sample", "test")
+    (root / "normal").mkdir(parents=True)
+    for i in (train.labels == 7).nonzero().flatten()[:normal].tolist():
+        Image.fromarray(train.images[i, 0].numpy()).save(root / "normal" / f"{i:04d}.png")
+    for i in range(new):
+        folder = root / "new" / str(int(test.labels[i]))
+        folder.mkdir(parents=True, exist_ok=True)
+        image = Image.fromarray(test.images[i, 0].numpy()).resize((56, 56)).convert("RGB")
+        image.save(folder / f"{i:04d}.png")
+    return root

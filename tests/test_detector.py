@@ -10,11 +10,11 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import write_digit_files
 from PIL import Image
 
 from vaelab.anomaly import AnomalyDetector, anomaly_metrics
 from vaelab.cli import main
-from vaelab.data import load
 from vaelab.plotting import describe
 from vaelab.run import Run
 
@@ -25,17 +25,7 @@ NEW_IMAGES = 400
 def digit_files(tmp_path_factory) -> Path:
     """The sample's training sevens as 28x28 grey PNGs in normal/, and its first test images
     as 56x56 colour PNGs in new/<digit>/, as a user's camera might give them."""
-    root = tmp_path_factory.mktemp("digits")
-    train, test = load("mnist-sample", "train"), load("mnist-sample", "test")
-    (root / "normal").mkdir()
-    for i in (train.labels == 7).nonzero().flatten().tolist():
-        Image.fromarray(train.images[i, 0].numpy()).save(root / "normal" / f"{i:04d}.png")
-    for i in range(NEW_IMAGES):
-        folder = root / "new" / str(int(test.labels[i]))
-        folder.mkdir(parents=True, exist_ok=True)
-        image = Image.fromarray(test.images[i, 0].numpy()).resize((56, 56)).convert("RGB")
-        image.save(folder / f"{i:04d}.png")
-    return root
+    return write_digit_files(tmp_path_factory.mktemp("digits"), new=NEW_IMAGES)
 
 
 @pytest.fixture(scope="module")

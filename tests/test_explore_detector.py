@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import write_digit_files
 from PIL import Image, ImageDraw
 
 from vaelab.anomaly import AnomalyDetector
@@ -31,17 +32,7 @@ NEW_IMAGES = 60
 def digit_files(tmp_path_factory) -> Path:
     """Some of the sample's training sevens as 28x28 grey PNGs in normal/, and its first test
     images as 56x56 colour PNGs in new/<digit>/, as in tests/test_detector.py."""
-    root = tmp_path_factory.mktemp("digits")
-    train, test = load("mnist-sample", "train"), load("mnist-sample", "test")
-    (root / "normal").mkdir()
-    for i in (train.labels == 7).nonzero().flatten()[:NORMAL_IMAGES].tolist():
-        Image.fromarray(train.images[i, 0].numpy()).save(root / "normal" / f"{i:04d}.png")
-    for i in range(NEW_IMAGES):
-        folder = root / "new" / str(int(test.labels[i]))
-        folder.mkdir(parents=True, exist_ok=True)
-        image = Image.fromarray(test.images[i, 0].numpy()).resize((56, 56)).convert("RGB")
-        image.save(folder / f"{i:04d}.png")
-    return root
+    return write_digit_files(tmp_path_factory.mktemp("digits"), NORMAL_IMAGES, NEW_IMAGES)
 
 
 @pytest.fixture(scope="module")

@@ -252,6 +252,19 @@ def check_normal_classes(normal: Sequence[int], available: list[int], name: str)
         )
 
 
+def load_detector(path: str | os.PathLike[str], score: str | None = None) -> AnomalyDetector:
+    """The detector saved at `path`; a `score` other than its own is refused, since its
+    threshold holds for that score only."""
+    detector = AnomalyDetector.load(path)
+    if score not in (None, detector.score_name()):
+        raise SettingError(
+            f"{path} is a detector that scores with {detector.score_name()}, and its threshold "
+            f"holds for that score only; leave out {{score}} or fit a detector with {score}",
+            "score",
+        )
+    return detector
+
+
 def _check_disjoint(read: list[tuple[Tensor, list[Path]]]) -> None:
     """A file among both the normal and the anomalous images, or under two anomalous paths,
     would be counted as both: refused, naming it."""

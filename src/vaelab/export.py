@@ -34,7 +34,12 @@ import torch
 from torch import Tensor, nn
 
 from vaelab import __version__
-from vaelab.anomaly import DETECTOR_FILE, AnomalyDetector, anomaly_metrics, check_normal_classes
+from vaelab.anomaly import (
+    DETECTOR_FILE,
+    anomaly_metrics,
+    check_normal_classes,
+    load_detector,
+)
 from vaelab.batching import CPU_ROWS as BATCH
 from vaelab.data import Dataset
 from vaelab.errors import SettingError, VaelabError
@@ -127,13 +132,7 @@ def open_run(run_dir: str | os.PathLike[str], score: str | None = None) -> Expor
     run = Run(run_dir)
     if not (run.path / DETECTOR_FILE).exists():
         return Exportable(run, _exportable(run.load_model()), score)
-    detector = AnomalyDetector.load(run.path)
-    if score not in (None, detector.score_name()):
-        raise SettingError(
-            f"{run.path} is a detector that scores with {detector.score_name()}, and its threshold "
-            f"holds for that score only; leave out {{score}} or fit a detector with {score}",
-            "score",
-        )
+    detector = load_detector(run.path, score)
     model = _exportable(detector.model_)
     return Exportable(run, model, detector.score_name(), detector.threshold_, detector.fpr)
 
