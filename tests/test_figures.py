@@ -9,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
+from vaelab import latent_usage
 from vaelab.cli import main
 from vaelab.cli.plot import KINDS as CLI_KINDS
 from vaelab.config import ModelConfig, TrainConfig
@@ -309,7 +310,7 @@ def test_usage_is_the_posteriors_kl_by_dimension_and_the_spread_of_its_mean(
 ):
     model = beta_vae_run.load_model()
     images = test_images.float()[:300]
-    used = latent.usage(model, images)
+    used = latent_usage.usage(model, images)
     with torch.inference_mode():
         mean, log_var = model.posterior(images)
     assert used.kl.sum().item() == pytest.approx(gaussian_kl(mean, log_var).mean().item(), rel=1e-5)

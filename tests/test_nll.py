@@ -19,10 +19,12 @@ from vaelab.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from vaelab.data import TEST_BITS_SEED, load, prepare, redraw_bits
 from vaelab.diagnostics import MIN_SPREAD, UntrainedModelWarning, recorded_spread
 from vaelab.errors import SettingError, VaelabError
+from vaelab.latent_usage import usage
 from vaelab.likelihood import (
     SAMPLE_CHUNK,
     default_batch,
     estimate_nll,
+    evaluation_set,
     importance_nll,
     largest_activation,
     nll_curve,
@@ -31,6 +33,7 @@ from vaelab.models import build
 from vaelab.models.base import Capabilities, Model
 from vaelab.models.losses import LOG_2PI, log_normal
 from vaelab.nll_bench import NllConfig, markdown_table, published_rows, run_nll, untrained_runs
+from vaelab.run import Run
 from vaelab.seeding import keyed_generator
 from vaelab.train import fit
 
@@ -334,6 +337,9 @@ def test_eval_nll_prints_the_estimate_with_its_protocol(binary_run, capsys):
     assert 0 < shown["sem"] < shown["mean"]
     direct = estimate_nll(binary_run, 20, test_images=40)
     assert direct["mean"] == shown["mean"]
+    images = evaluation_set(binary_run, first=40).float()
+    assert shown["active_units"] == usage(binary_run.load_model(), images).active_units
+    assert shown["latent_dim"] == binary_run.load_model().latent_dim
     rebatched = eval_json(capsys, str(binary_run.path), "--nll", "--iw-samples", "20",
                           "--test-images", "40", "--batch", "3")  # fmt: skip
     assert rebatched["mean"] == pytest.approx(shown["mean"], rel=1e-6)
@@ -399,7 +405,11 @@ def test_the_benchmark_writes_its_results_beside_the_published_table(tmp_path, m
     assert json.loads((tmp_path / "results.json").read_text())["nll_mean"] == run["nll"]
     table = (tmp_path / "table.md").read_text()
     assert "| vaelab mlp-vae-iwae |" in table and "1 epochs" not in table
-    assert "1 seed (± over the test images), 1 seed untrained (see results.json) |" in table
+    assert results["active_units_mean"] == run["active_units"] and results["latent_dim"] == 50
+    assert (
+        f"1 seed (± over the test images), {run['active_units']} of 50 latent units active, 1 "
+        "seed untrained (see results.json) |"
+    ) in table
     assert "| VAE, one stochastic layer, k = 1 | 86.76 | 5000 | dynamic |" in table
     assert (tmp_path / "figure-mlp-vae-iwae.png").stat().st_size > 10_000
     # a second call reads the finished seed instead of training it again
@@ -413,6 +423,9 @@ def test_a_benchmark_model_that_learned_is_not_called_untrained(tmp_path):
         warnings.simplefilter("error", UntrainedModelWarning)
         results = run_nll(trial(train=TrainConfig(10), train_size=None), tmp_path, progress=False)
     assert results["runs"][0]["reconstruction_spread"] > MIN_SPREAD  # 630 steps: 0.17
+    run = Run(tmp_path / "runs" / "seed0")  # its units counted on the estimate's test images
+    images = evaluation_set(run, first=results["images"]).float()
+    assert results["runs"][0]["active_units"] == usage(run.load_model(), images).active_units
     assert results["untrained_runs"] == []
     assert "untrained" not in (tmp_path / "table.md").read_text()
 

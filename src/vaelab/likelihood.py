@@ -205,16 +205,20 @@ def estimate_nll(
     threads: int | None = None,
 ) -> dict[str, Any]:
     """A run's K-sample estimate of -log p(x) on its test set (its first `test_images`, if
-    given), binarised as the run was trained: mean, standard error, K, images, seconds and
-    the protocol, ready to print as JSON. `threads` sets torch's thread count first (None
+    given), binarised as the run was trained: mean, standard error, K, images, seconds, the
+    active latent units (`vaelab.latent_usage`, which Burda et al. report beside it) and the
+    protocol, ready to print as JSON. `threads` sets torch's thread count first (None
     leaves it as it is)."""
+    from vaelab.latent_usage import usage  # it batches with vaelab.scores, which imports this
+
     check_samples(iw_samples, "iw_samples")
     if threads is not None:
         torch.set_num_threads(threads)
     test = evaluation_set(run, data_dir, test_images)
     model = run.load_model(device)
+    images = test.float().to(device)
     started = time.perf_counter()
-    values = importance_nll(model, test.float().to(device), iw_samples, seed, batch)
+    values = importance_nll(model, images, iw_samples, seed, batch)
     return {
         "estimate": "-log p(x) in nats per test image, K-sample importance-weighted",
         **summary(values),
@@ -222,6 +226,8 @@ def estimate_nll(
         "images": len(test),
         "seconds": round(time.perf_counter() - started, 1),
         "seed": seed,
+        "active_units": usage(model, images).active_units,
+        "latent_dim": model.latent_dim,
         "protocol": protocol(run.config.data),
     }
 

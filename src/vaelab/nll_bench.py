@@ -150,6 +150,7 @@ def run_seed(
         "final_val_loss": metrics[-1].get("val_loss"),
         "curve": {"ks": config.curve_ks(), "nll": curve.tolist()},
         "reconstruction_spread": recorded_spread(model, checked),
+        "active_units": estimate["active_units"],
     }
     done.write_text(json.dumps(result, indent=2) + "\n")
     return result
@@ -231,6 +232,8 @@ def summarize(
             "eval_minutes_mean": round(fmean(r["eval_seconds"] for r in runs) / 60, 1),
         },
         "untrained_runs": untrained_runs(runs),
+        "latent_dim": config.model.resolved().latent_dim,
+        "active_units_mean": mean_active_units(runs),
         "runs": runs,
         "published": published_rows(),
         "wall_seconds": round(seconds, 1),
@@ -247,6 +250,21 @@ def untrained_runs(runs: list[dict[str, Any]]) -> list[dict[str, int]]:
     from vaelab.diagnostics import is_untrained
 
     return [{"seed": r["seed"]} for r in runs if is_untrained(r.get("reconstruction_spread"))]
+
+
+def mean_active_units(runs: list[dict[str, Any]]) -> float | None:
+    """The seeds' mean count of active latent units (`vaelab.latent_usage`), which Burda et al.
+    report beside each -log p(x); None for results written before it was counted."""
+    counts = [r.get("active_units") for r in runs]
+    return None if None in counts else fmean(counts)
+
+
+def active_text(results: dict[str, Any]) -> str:
+    """`, 21 of 50 latent units active` for a results file that counted them, else nothing."""
+    active = results.get("active_units_mean")
+    if active is None:
+        return ""
+    return f", {active:g} of {results['latent_dim']} latent units active"
 
 
 def published_rows() -> list[dict[str, Any]]:
@@ -272,7 +290,8 @@ def markdown_table(results: dict[str, Any]) -> str:
         f"{results['K']} | dynamic | {count(b['epochs'], 'epoch')} "
         f"({b['train_minutes_mean']:g} min), batch {b['batch_size']}, {b['optimizer']} lr "
         f"{schedule_text(b)}{precision_text(b)} | measured: {results['images']:,} test images, "
-        f"{count(len(results['seeds']), 'seed')} (± over the {results['sem_over']}){note} |"
+        f"{count(len(results['seeds']), 'seed')} (± over the {results['sem_over']})"
+        f"{active_text(results)}{note} |"
     )
     for row in results["published"]:
         lines.append(

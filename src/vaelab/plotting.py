@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from vaelab import diagnostics
+from vaelab import diagnostics, latent_usage
 from vaelab.config import NO_DATASET, RunConfig
 from vaelab.data import Dataset, load
 from vaelab.errors import RunError, SettingError, VaelabError
@@ -292,15 +292,15 @@ def ranked_dimensions(
         dims = list(range(min(count, model.latent_dim)))
         return dims, [f"z[{d}]" for d in dims], ""
     chosen = test.first(min(USAGE_IMAGES, len(test)))
-    used = latent.usage(model, chosen.float(), labels_for(model, chosen.labels))
+    used = latent_usage.usage(model, chosen.float(), labels_for(model, chosen.labels))
     dims = used.kl.argsort(descending=True, stable=True).tolist()[:count]
     rows = [
         f"z[{d}] {used.kl[d]:.2f} nats" + ("" if used.active[d] else ", inactive") for d in dims
     ]
     note = (
-        f"\n{int(used.active.sum())} of {model.latent_dim} dimensions active (variance of the "
-        f"posterior mean over {used.images:,} test images above {latent.ACTIVE}); rows by KL, "
-        "most first"
+        f"\n{used.active_units} of {model.latent_dim} dimensions active (variance of the "
+        f"posterior mean over {used.images:,} test images above {latent_usage.ACTIVE}); rows "
+        "by KL, most first"
     )
     return dims, rows, note
 

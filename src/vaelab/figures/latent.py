@@ -15,13 +15,9 @@ import torch
 from torch import Tensor
 
 from vaelab.errors import VaelabError
+from vaelab.latent_usage import ACTIVE, Usage, usage  # noqa: F401  (moving to vaelab.latent_usage)
 from vaelab.models import Model
-from vaelab.models.losses import gaussian_kl_per_dim
 from vaelab.scores import batched
-
-ACTIVE = 0.01
-"""Burda et al. (2016) call a latent dimension active when the variance over the images of
-its posterior mean exceeds 0.01: below it, the dimension tells the images (almost) nothing."""
 
 
 @dataclass
@@ -149,35 +145,6 @@ def line(start: Tensor, end: Tensor, steps: int) -> Tensor:
         raise VaelabError(f"a walk needs at least 2 steps, got {steps}")
     t = torch.linspace(0, 1, steps)[:, None]
     return (1 - t) * start[None] + t * end[None]
-
-
-@dataclass
-class Usage:
-    """What each latent dimension carries over a set of images: its mean KL from the prior
-    (nats) and the variance of its posterior mean across them (`ACTIVE`)."""
-
-    kl: Tensor
-    activity: Tensor
-    images: int
-
-    @property
-    def active(self) -> Tensor:
-        return self.activity > ACTIVE
-
-
-@torch.inference_mode()
-def usage(model: Model, images: Tensor, labels: Tensor | None = None) -> Usage:
-    """`Usage` of `model`'s latent dimensions over float `images` (a conditional model is
-    given their `labels`)."""
-    model.eval()
-    device = next(model.parameters()).device
-
-    def moments(i: Tensor) -> Tensor:
-        given = None if labels is None else labels[i].to(device)
-        return torch.cat(model.posterior(images[i].to(device), given), 1).cpu()
-
-    mean, log_var = batched(moments, torch.arange(len(images))).chunk(2, dim=1)
-    return Usage(gaussian_kl_per_dim(mean, log_var).mean(0), mean.var(0), len(images))
 
 
 def traversal(
