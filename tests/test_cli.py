@@ -84,6 +84,7 @@ def test_train_eval_and_resume_on_the_sample(tmp_path, capsys):
     result = json.loads(capsys.readouterr().out)
     assert result["loss"] == pytest.approx(result["recon"] + result["kl"])
     assert 0 < result["loss"] < 544  # below an untrained model's ~543
+    assert result["latent_dim"] == 2 and result["active_units"] in (0, 1, 2)
 
 
 def error_of(args, capsys) -> str:

@@ -526,12 +526,20 @@ def _check_resumable(run: Run, config: RunConfig) -> None:
 
 
 def evaluate_run(run: Run, data_dir: str | None = None) -> dict[str, float]:
-    """A run's mean test loss and its parts, on the test split of its classes."""
+    """A run's mean test loss and its parts, on the test split of its classes; for a VAE also
+    its active latent units there (`vaelab.latent_usage`)."""
     from vaelab.data import prepare
+    from vaelab.latent_usage import usage
 
     config = run.config
     if data_dir is not None:
         config.data.data_dir = data_dir
     config.data.validation = "test"
     _, test = prepare(config.data)
-    return evaluate(run.load_model(), test.float(), seed=config.train.seed, labels=test.labels)
+    model, images = run.load_model(), test.float()
+    result = evaluate(model, images, seed=config.train.seed, labels=test.labels)
+    if model.capabilities.posterior:
+        labels = test.labels if model.capabilities.conditional else None
+        active = usage(model, images, labels).active_units
+        result |= {"active_units": active, "latent_dim": model.latent_dim}
+    return result
