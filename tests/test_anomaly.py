@@ -173,6 +173,11 @@ def test_cli_anomaly_end_to_end(tmp_path, capsys):
     assert len(rows) == 2000 and set(rows[0]) == {"index", "label", "score"}
     for name in ("roc.png", "score_histograms.png", "anomaly_maps.png"):
         assert (out / name).stat().st_size > 10_000
+    page = (out / "report.html").read_text()
+    assert page.count('<img src="data:image/png;base64,') == 3  # opens with no network
+    assert f"<td>{metrics['overall']['auroc']:.4f}</td>" in page
+    assert "<th>AUROC, 3</th>" in page and "the model reconstructs every image" in page
+    assert f"wrote metrics.json, scores.csv, figures and report.html to {out}" in printed.out
 
 
 def test_a_trained_model_is_not_called_untrained(tmp_path):

@@ -202,6 +202,9 @@ def test_evaluate_measures_each_anomalous_folder_and_what_the_threshold_flags(
     assert metrics["warnings"]  # 3 epochs leave it untrained, and the report says so
     for figure in ("roc.png", "score_histograms.png", "anomaly_maps.png"):
         assert (out / figure).stat().st_size > 10_000
+    page = (out / "report.html").read_text()
+    assert f"<th>AUROC, 3</th><td>{metrics['per_source'][anomalous[1]]['auroc']:.4f}</td>" in page
+    assert f"<th>anomalous: 1</th><td>{len(ones)} images under {anomalous[0]}</td>" in page
 
 
 def test_evaluate_refuses_an_image_given_as_normal_and_anomalous(

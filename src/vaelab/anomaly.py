@@ -42,6 +42,7 @@ from vaelab.models import Model, build
 from vaelab.recipes import DEFAULT_RECIPE, get_recipe
 from vaelab.run import CONFIG, Run
 from vaelab.scores import SCORES, require_posterior, require_unconditional
+from vaelab.wording import count
 
 TPR_LEVEL = 0.95
 DETECTOR_FILE = "detector.json"
@@ -167,6 +168,23 @@ class FilesReport(Report):
         short = [Path(source).name or source for source in self.sources[1:]]
         return ["normal", *(short if len(set(short)) == len(short) else self.sources[1:])]
 
+    def facts(self, normal: Sequence[str | os.PathLike[str]]) -> dict[str, str]:
+        """What the report page says the numbers come from: the `normal` paths, the sources,
+        the score and what its threshold flags."""
+        summary = self.to_dict()
+        return {
+            "normal images": f"{summary['n_normal']:,} under {', '.join(map(str, normal))}",
+            **{
+                f"anomalous: {names}": f"{count(source['images'], 'image')} under {path}"
+                for names, (path, source) in zip(
+                    self.names[1:], summary["per_source"].items(), strict=True
+                )
+            },
+            "score": f"`{self.score}`",
+            "threshold": f"{self.threshold:.6g}: flags {summary['normal_flagged']:.1%} of the "
+            f"normal images, catches {summary['anomalies_caught']:.1%} of the anomalies",
+        }
+
     def write(self, out: Path) -> None:
         """`metrics.json` and `scores.csv` (file, source, score, anomaly) into `out`."""
         out.mkdir(parents=True, exist_ok=True)
@@ -196,7 +214,8 @@ def analyze_run(
     identically (an untrained model), which the metrics alone would hide.
 
     With `out`, writes `scores.csv` (index, label, score), `metrics.json` and,
-    with `figures`, `roc.png`, `score_histograms.png` and `anomaly_maps.png`.
+    with `figures`, `roc.png`, `score_histograms.png`, `anomaly_maps.png` and `report.html`,
+    the page that gathers them.
     """
     from vaelab.data import load
 
@@ -217,10 +236,25 @@ def analyze_run(
     if out is not None:
         write_report(report, Path(out))
         if figures:
-            from vaelab.figures.anomaly import plot_report
+            from vaelab.figures.anomaly import numbered_names, plot_report
 
-            plot_report(report, model, images, test.class_names, Path(out))
+            names = numbered_names(report, test.class_names)
+            plot_report(report, model, images, names, Path(out), f"vaelab anomaly {run.path}",
+                        _run_facts(run, report, names))  # fmt: skip
     return report
+
+
+def _run_facts(run: Run, report: Report, names: Sequence[str]) -> dict[str, str]:
+    """What the report page says the numbers come from."""
+    summary = report.to_dict()
+    samples = f" ({summary['samples']} posterior samples)" if summary["samples"] else ""
+    return {
+        "run": str(run.path),
+        "normal classes": ", ".join(names[c] for c in report.normal),
+        "test images": f"{summary['n_normal']:,} normal, {summary['n_anomalous']:,} anomalous",
+        "score": f"`{report.score}`{samples}",
+        "seed": str(run.config.train.seed),
+    }
 
 
 def _normal_classes(
@@ -537,7 +571,7 @@ class AnomalyDetector(BaseEstimator):
         over all anomalies and for each `anomalous` path alone (a folder per kind of defect,
         say), and the share of each that its threshold flags. With `out`, also write there
         `metrics.json`, `scores.csv` and the figures of `vaelab anomaly` (ROC curves, score
-        histograms, the best and worst case of each source)."""
+        histograms, the best and worst case of each source) with `report.html`."""
         self._check_fitted()
         if not anomalous:
             raise SettingError(
@@ -557,10 +591,11 @@ class AnomalyDetector(BaseEstimator):
         if warning := untrained_warning(self.model_, images[torch.from_numpy(labels == 0)]):
             report.warnings.append(warning)
         if out is not None:
-            from vaelab.figures.anomaly import plot_named
+            from vaelab.figures.anomaly import plot_report
 
             report.write(Path(out))
-            plot_named(report, self.model_, images, report.names, Path(out))
+            plot_report(report, self.model_, images, report.names, Path(out),
+                        "vaelab detector evaluate", report.facts(normal))  # fmt: skip
         return report
 
     def draw_most_anomalous(

@@ -84,6 +84,6 @@ def run_anomaly(args: argparse.Namespace) -> None:
     )
     for label, metrics in report.metrics["per_class"].items():
         print(f"  class {label}: AUROC {metrics['auroc']:.4f}")
-    print(f"wrote metrics.json, scores.csv and figures to {out}")
+    print(f"wrote metrics.json, scores.csv, figures and report.html to {out}")
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)

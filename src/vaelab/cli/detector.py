@@ -89,7 +89,7 @@ def add_evaluate(actions: argparse._SubParsersAction) -> None:
         "with the detector saved in DETECTOR: print AUROC, AUPR and FPR at 95%% TPR over all "
         "anomalies and for each --anomalous path alone (a folder per kind of defect, say), "
         "and the share of each that the detector's threshold flags. --out also writes "
-        "metrics.json, scores.csv and the figures of `vaelab anomaly` there.",
+        "metrics.json, scores.csv and the figures and page of `vaelab anomaly` there.",
     )
     p.add_argument("detector", metavar="DETECTOR", help="folder of a saved detector")
     p.add_argument("--normal", nargs="+", required=True, metavar="PATH",
@@ -97,7 +97,8 @@ def add_evaluate(actions: argparse._SubParsersAction) -> None:
     p.add_argument("--anomalous", nargs="+", required=True, metavar="PATH",
                    help="image files or folders of anomalous images (each also measured "
                    "alone)")  # fmt: skip
-    p.add_argument("--out", metavar="DIR", help="write metrics.json, scores.csv and figures here")
+    p.add_argument("--out", metavar="DIR",
+                   help="write metrics.json, scores.csv, figures and report.html here")  # fmt: skip
     p.set_defaults(run=run_evaluate)
 
 
@@ -179,6 +180,6 @@ def run_evaluate(args: argparse.Namespace) -> None:
             f"caught {metrics['caught']:.1%}"
         )
     if args.out:
-        print(f"wrote metrics.json, scores.csv and figures to {args.out}")
+        print(f"wrote metrics.json, scores.csv, figures and report.html to {args.out}")
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)

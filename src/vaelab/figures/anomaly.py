@@ -1,4 +1,5 @@
-"""Anomaly figures for `vaelab anomaly`: ROC curves, score histograms, best/worst anomaly maps.
+"""Anomaly figures for `vaelab anomaly` and `vaelab detector evaluate`: ROC curves, score
+histograms, best/worst anomaly maps, and the HTML page that gathers them.
 
 "Best" and "worst" are from the detector's point of view: for an anomalous
 class, the image it scores highest (caught) and lowest (missed); for a
@@ -19,6 +20,8 @@ from torch import Tensor
 
 from vaelab.diagnostics import TITLE_NOTE
 from vaelab.figures import plots
+from vaelab.figures.report import Figure as PageFigure
+from vaelab.figures.report import Report, Section
 from vaelab.models import Model
 from vaelab.scores import pixel_errors, reconstruct
 
@@ -46,24 +49,61 @@ class Scored(Protocol):
     warnings: list[str]
 
 
-def plot_report(
-    report: Scored, model: Model, images: Tensor, class_names: Sequence[str], out: Path
-) -> list[Path]:
-    """All three figures of a report into `out`, each class numbered unless its name is its
+def numbered_names(report: Scored, class_names: Sequence[str]) -> list[str]:
+    """What the figures call each label: its class name, numbered unless the name is its
     number."""
-    names = [_name(c, class_names) for c in range(max(report.labels) + 1)]
-    return plot_named(report, model, images, names, out)
+    return [_name(c, class_names) for c in range(max(report.labels) + 1)]
 
 
-def plot_named(
-    report: Scored, model: Model, images: Tensor, names: Sequence[str], out: Path
-) -> list[Path]:
-    """All three figures of a report into `out`, label i called `names[i]`."""
+def plot_report(
+    report: Scored, model: Model, images: Tensor, names: Sequence[str], out: Path, title: str,
+    facts: dict[str, str],
+) -> list[Path]:  # fmt: skip
+    """The three figures of a report into `out`, label i called `names[i]`, and `report.html`
+    gathering them under `title` with the run's `facts`."""
     return [
         roc(report, names, out / "roc.png"),
         score_histograms(report, names, out / "score_histograms.png"),
         best_and_worst(report, model, images, names, out / "anomaly_maps.png"),
+        write_page(report, names, out, title, facts),
     ]
+
+
+def write_page(
+    report: Scored, names: Sequence[str], out: Path, title: str, facts: dict[str, str]
+) -> Path:
+    """`report.html` in `out`: the figures `plot_report` drew there, the run's `facts` and each
+    anomalous class's AUROC, in one file that opens with no network."""
+    overall = report.metrics["overall"]
+    measured = {
+        "AUROC": f"{overall['auroc']:.4f}",
+        "AUPR": f"{overall['aupr']:.4f}",
+        "FPR at 95% TPR": f"{overall['fpr_at_95_tpr']:.4f}",
+        **{
+            f"AUROC, {names[int(c)]}": f"{m['auroc']:.4f}"
+            for c, m in report.metrics["per_class"].items()
+        },
+    }
+    intro = (
+        f"Anomalies are the positive class; the score `{report.score}` is higher for more "
+        "anomalous images."
+    )
+    page = Report(title, "\n\n".join([intro, *report.warnings]), facts=facts)
+    page.add(Section(
+        "How well the score tells anomalies from normal images",
+        "AUROC is the chance that a random anomaly scores above a random normal image (0.5 is "
+        "chance); each curve sets one anomalous class against the normal images.",
+        [PageFigure("roc.png", "ROC curves, one per anomalous class and one for all."),
+         PageFigure("score_histograms.png", "Each class's scores over the normal ones.")],
+        facts=measured,
+    ))  # fmt: skip
+    page.add(Section(
+        "The clearest and the most mistaken images",
+        "For each class, the image the score gets most right and most wrong, its "
+        "reconstruction and where the reconstruction fails.",
+        [PageFigure("anomaly_maps.png", "Input, reconstruction and pixel error.")],
+    ))  # fmt: skip
+    return page.write(out / "report.html")
 
 
 def _name(label: int, class_names: Sequence[str]) -> str:
