@@ -7,6 +7,7 @@ temporary folder whose path the test prints.
 
 import dataclasses
 import io
+import json
 import os
 import threading
 import time
@@ -83,28 +84,49 @@ def screenshots(tmp_path_factory):
     return folder
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory, tiny_run):
-    run = tiny_run(tmp_path_factory.mktemp("runs") / "vae", "vae", epochs=2)
-    server = make_server(Explorer.from_run(run.path, count=500), port=0)
+def serving(run, count: int):
+    """The address of a server exploring `run` over `count` test images, until the fixture ends."""
+    server = make_server(Explorer.from_run(run.path, count=count), port=0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
     server.server_close()
 
 
-@pytest.fixture
-def page(browser, site):
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, tiny_run):
+    yield from serving(tiny_run(tmp_path_factory.mktemp("runs") / "vae", "vae", epochs=2), 500)
+
+
+@pytest.fixture(scope="module")
+def wide_site(tmp_path_factory, tiny_run):
+    """A 10-D beta-VAE, trained long enough for its top dimension to change its images."""
+    run = tiny_run(tmp_path_factory.mktemp("runs") / "beta-vae", "beta-vae", epochs=3)
+    yield from serving(run, 300)
+
+
+def opened(browser, url: str):
+    """The explorer's page at `url`, once it has decoded; any script error fails the test."""
     context = browser.new_context(viewport={"width": 1100, "height": 900})
     page = context.new_page()
     problems = []
     page.on("pageerror", lambda error: problems.append(str(error)))
     page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    page.goto(site + "/")
+    page.goto(url + "/")
     wait_until(page, "() => document.getElementById('decoded').dataset.x !== undefined")
     yield page
     context.close()
     assert problems == []
+
+
+@pytest.fixture
+def page(browser, site):
+    yield from opened(browser, site)
+
+
+@pytest.fixture
+def wide_page(browser, wide_site):
+    yield from opened(browser, wide_site)
 
 
 def wait_until(page, script: str, seconds: float = 20) -> None:
@@ -163,6 +185,60 @@ def test_moving_over_the_plane_decodes_the_point_under_the_mouse(page, site, scr
     assert np.abs(images[0].astype(int) - images[1]).max() > 20
     assert page.locator("#where").text_content().startswith("z[0] = ")
     page.screenshot(path=screenshots / "plane.png", full_page=True)
+
+
+def slider_code(page) -> str:
+    """The code the sliders' image was decoded from, once that image has loaded."""
+    wait_until(page, "() => document.getElementById('dims-image').dataset.z !== undefined")
+    wait_until(page, "() => document.getElementById('dims-image').complete")
+    return page.evaluate("() => document.getElementById('dims-image').dataset.z")
+
+
+def server_code_image(site: str, z: str) -> np.ndarray:
+    with urllib.request.urlopen(f"{site}/decode_z.json?z={z}") as answer:
+        url = json.load(answer)["image"]
+    return np.array(Image.open(urllib.request.urlopen(url)))
+
+
+def test_moving_a_slider_decodes_the_whole_code_live(wide_page, wide_site, screenshots):
+    page = wide_page
+    dims = page.evaluate("() => state.plane.dimensions")
+    top = dims["order"][0]
+    assert page.locator("#dims").is_visible() and page.locator("#dims-sliders input").count() == 10
+    first = page.locator("#dims-sliders label").first.text_content()
+    assert first.startswith(f"z[{top}] · {dims['kl'][top]:.2f} nats")
+    start = slider_code(page)
+    assert start == ",".join(["0.0000"] * 10)
+    before, point = shown_pixels(page, "#dims-image"), page.evaluate("() => state.codePoint")
+    page.locator(f"#dims-sliders input[data-dim='{top}']").fill("3")
+    wait_until(page, f"() => document.getElementById('dims-image').dataset.z !== '{start}'")
+    page.wait_for_timeout(200)  # the drag's last decode
+    z = slider_code(page)
+    assert z.split(",")[top] == "3.0000" and z.split(",").count("0.0000") == 9
+    after = shown_pixels(page, "#dims-image")
+    assert np.array_equal(after, server_code_image(wide_site, z))
+    assert np.abs(after.astype(int) - before).max() > 20
+    assert page.evaluate("() => state.codePoint") != point
+    page.screenshot(path=screenshots / "dimensions.png", full_page=True)
+
+
+def test_a_clicked_dot_starts_the_sliders_and_back_to_0_resets_them(wide_page, wide_site):
+    page = wide_page
+    box = plane_box(page)
+    image, (px, py) = page.evaluate("() => [state.plane.images[3], state.screen[3]]")
+    page.mouse.click(box["x"] + px, box["y"] + py)
+    wait_until(page, "() => document.getElementById('dims-start').textContent.includes('test #')")
+    with urllib.request.urlopen(f"{wide_site}/code.json?at=test:{image}") as answer:
+        code = json.load(answer)["z"]
+    assert page.evaluate("() => state.code") == code and any(code)
+    page.click("#dims-zero")
+    assert page.evaluate("() => state.code") == [0] * 10
+    assert page.locator("#dims-start").text_content() == "from 0, the prior's mean"
+
+
+def test_a_2d_vae_has_no_slider_section(page):
+    assert not page.locator("#dims").is_visible()
+    assert page.locator("#dims-sliders input").count() == 0
 
 
 def test_the_card_names_the_model_and_warns_of_few_epochs(page):

@@ -1,5 +1,6 @@
 """The explorer's server over real HTTP on 127.0.0.1: bad input, bursts, silence, hang-ups."""
 
+import base64
 import http.client
 import io
 import json
@@ -8,14 +9,19 @@ import struct
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image, ImageDraw
 
+from vaelab import latent_usage
 from vaelab.explore import Explorer, make_server
 from vaelab.explore.pictures import png
 from vaelab.explore.queries import End
+from vaelab.figures import latent
+from vaelab.figures.images import to_uint8
 
 TIMEOUT = 1.0  # the server's per-connection timeout in these tests, seconds
 
@@ -27,12 +33,34 @@ def explorer(tmp_path_factory, tiny_run):
 
 
 @pytest.fixture(scope="module")
-def port(explorer):
+def wide(tmp_path_factory, tiny_run):
+    """A 10-D beta-VAE's explorer: its page gets a slider per latent dimension."""
+    run = tiny_run(tmp_path_factory.mktemp("runs") / "beta-vae", "beta-vae", epochs=1)
+    return Explorer.from_run(run.path, count=200)
+
+
+@contextmanager
+def serving(explorer):
+    """The port of a server for `explorer`, shut down at the end of the block."""
     server = make_server(explorer, port=0, connection_timeout=TIMEOUT)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server.server_port
-    server.shutdown()
-    server.server_close()
+    try:
+        yield server.server_port
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="module")
+def port(explorer):
+    with serving(explorer) as port:
+        yield port
+
+
+@pytest.fixture(scope="module")
+def wide_port(wide):
+    with serving(wide) as port:
+        yield port
 
 
 def request(port, method, path, body=None, headers=None):
@@ -246,3 +274,100 @@ def test_clients_that_hang_up_leave_no_traceback(port, capfd):
     assert still_serving(port)
     err = capfd.readouterr().err
     assert "Traceback" not in err and "Error" not in err
+
+
+def data_pixels(url: str) -> np.ndarray:
+    return np.array(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))))
+
+
+def code_query(z) -> str:
+    return "z=" + ",".join(f"{v:g}" for v in z)
+
+
+def decoded_code(port, z, label: str = "") -> dict:
+    status, headers, body = request(port, "GET", f"/decode_z.json?{code_query(z)}{label}")
+    assert status == 200 and headers["Content-Type"] == "application/json", body
+    return json.loads(body)
+
+
+def test_a_whole_latent_code_decodes_as_latent_decode_does(port, wide_port, wide, explorer):
+    images = []
+    for z in ([0.0] * 10, np.round(np.linspace(-2.5, 2.5, 10), 2).tolist()):
+        answer = decoded_code(wide_port, z)
+        code = torch.tensor([z])
+        expected = to_uint8(latent.decode(wide.model, code))[0]
+        assert np.array_equal(data_pixels(answer["image"]), expected)
+        assert np.allclose(answer["point"], wide.to_plane(code)[0], atol=1e-4)
+        images.append(expected.astype(int))
+    assert np.abs(images[0] - images[1]).max() > 20
+    # a 2-D model's whole code is its plane point
+    answer = decoded_code(port, [0.5, -1])
+    assert answer["point"] == [0.5, -1.0]
+    assert np.array_equal(data_pixels(answer["image"]), explorer.decode(0.5, -1))
+
+
+ZEROS = ",".join(["0"] * 9)
+BAD_CODES = [
+    ("/decode_z.json", "give the latent code: send z as 10 numbers separated by commas"),
+    ("/decode_z.json?z=", "give the latent code"),
+    ("/decode_z.json?z=1,2", "z has 2 numbers, but this model's code has 10: send z as 10"),
+    (f"/decode_z.json?z={ZEROS},0,0", "z has 11 numbers"),
+    (f"/decode_z.json?z={ZEROS},abc", "z[9] is 'abc', not a number"),
+    (f"/decode_z.json?z=,{ZEROS}", "z[0] is '', not a number"),
+    (f"/decode_z.json?z=nan,{ZEROS}", "z[0] must be finite, got nan"),
+    (f"/decode_z.json?z=0,-inf,{ZEROS[2:]}", "z[1] must be finite, got -inf"),
+    (f"/decode_z.json?z={ZEROS},1e9", "z[9]=1e9 is out of reach; keep every |z[i]| <= "),
+    (f"/decode_z.json?z=0,{ZEROS}&z=0,{ZEROS}", "give z once"),
+    (f"/decode_z.json?z=0,{ZEROS}&label=3", "not conditional"),
+    ("/code.json", "give at as a test image (test:12) or a plane point (0.5,-1)"),
+    ("/code.json?at=test:99999", "out of range"),
+    ("/code.json?at=nan,0", "must be finite"),
+]
+
+
+@pytest.mark.parametrize(("path", "message"), BAD_CODES)
+def test_bad_latent_codes_get_a_400_and_the_next_code_decodes(wide_port, path, message):
+    code, headers, body = request(wide_port, "GET", path)
+    assert code == 400 and message in body.decode()
+    assert "\n" not in body.decode().strip() and headers["Content-Type"].startswith("text/plain")
+    assert decoded_code(wide_port, [0.0] * 10)["image"].startswith("data:image/png;base64,")
+
+
+def test_the_sliders_dimensions_are_ranked_by_their_kl(port, wide_port, wide):
+    dims = json.loads(request(wide_port, "GET", "/points.json")[2])["dimensions"]
+    used = latent_usage.usage(wide.model, wide.test.float()[wide.shown])
+    assert dims["order"] == used.kl.argsort(descending=True, stable=True).tolist()
+    assert np.allclose(dims["kl"], used.kl, atol=1e-4) and dims["active"] == used.active.tolist()
+    assert dims["images"] == 200 and dims["sliders"] == 10 and dims["limit"] == 3
+    for end in (-3, 3):  # the sliders' whole range decodes, however tight the plane
+        assert decoded_code(wide_port, [end] * 10)["image"].startswith("data:image/png;base64,")
+    # a 2-D model's plane is its whole latent space: no sliders
+    assert json.loads(request(port, "GET", "/points.json")[2])["dimensions"] is None
+
+
+def test_the_sliders_start_from_a_dots_code_or_a_plane_points(wide_port, wide):
+    index = wide.shown[5].item()
+    status, _, body = request(wide_port, "GET", f"/code.json?at=test:{index}")
+    start = json.loads(body)
+    code = latent.codes(wide.model, wide.test.float()[[index]])
+    assert status == 200 and np.allclose(start["z"], code[0], atol=1e-4)
+    assert np.allclose(start["point"], wide.view.points[5], atol=1e-3)  # its dot
+    start = json.loads(request(wide_port, "GET", "/code.json?at=0.5,-1")[2])
+    assert np.allclose(start["z"], wide.view.to_latent(torch.tensor([[0.5, -1.0]]))[0], atol=1e-4)
+    assert start["point"] == [0.5, -1.0]
+
+
+def test_a_conditional_model_decodes_a_whole_code_as_the_class_asked(tmp_path, tiny_run):
+    run = tiny_run(tmp_path / "cvae", "cvae", epochs=1, latent_dim=4)
+    cvae = Explorer.from_run(run.path, count=100)
+    z = [1.0, -0.5, 0.25, 2.0]
+    with serving(cvae) as port:
+        for label in (None, 3, 5):
+            query = "" if label is None else f"&label={label}"
+            expected = to_uint8(latent.decode(cvae.model, torch.tensor([z]), label or 0))[0]
+            assert np.array_equal(data_pixels(decoded_code(port, z, query)["image"]), expected)
+        status, _, body = request(port, "GET", f"/decode_z.json?{code_query(z)}&label=10")
+        assert status == 400 and "label=10 is out of range" in body.decode()
+        assert cvae.scatter()["dimensions"]["sliders"] == 4
+    three, five = (cvae.decode_code(z, label)["image"] for label in (3, 5))
+    assert three != five

@@ -31,7 +31,8 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
         help="explore a run's latent space live in the browser",
         description="Serve a local web page that draws the codes of test images (or of "
         "--images, or of --dataset's) over the latent plane (PCA beyond two dimensions), "
-        "decodes the point under the mouse, walks between two points or images, and encodes, "
+        "decodes the point under the mouse, sets a VAE's code one dimension at a time with "
+        "sliders, walks between two points or images, and encodes, "
         "reconstructs and scores a digit you draw. A saved AnomalyDetector names no test set: "
         "show it --images or --dataset; it scores with its own score and threshold. Stop with "
         "Ctrl-C.",

@@ -1,8 +1,9 @@
 """A live explorer of a run's latent space: a local web page that decodes where you point.
 
 The page draws the codes of test images over the latent plane, decodes the
-point under the mouse or finger, walks between two points or test images,
-and runs a drawn or dropped picture through the model. A small server that
+point under the mouse or finger, sets a VAE's latent dimensions one slider each,
+walks between two points or test images, and runs a drawn or dropped picture
+through the model. A small server that
 holds the model answers it (see `vaelab.explore.server` for its routes):
 
     explorer = Explorer.from_run("runs/vae")

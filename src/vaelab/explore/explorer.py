@@ -6,6 +6,10 @@ spans the union of the data and [-3, 3]^2, the bulk of the prior that the
 report's manifold shows, so that z = 0 and the empty space between clusters
 can be decoded too.
 
+Beyond two dimensions a plane cannot show what each dimension does, so a model with a
+prior also gets a slider per dimension (those carrying the most KL from the prior
+first, as `vaelab plot RUN traverse` orders its rows): any whole code can be decoded.
+
 A saved `AnomalyDetector` is explored like a run, over the images it is given
 (it names no test set), and judges with its own score and threshold.
 """
@@ -22,7 +26,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from vaelab.anomaly import DETECTOR_FILE, AnomalyDetector
+from vaelab import latent_usage
+from vaelab.anomaly import DETECTOR_FILE, AnomalyDetector, load_detector
 from vaelab.config import DEFAULT_SCORE
 from vaelab.data import Dataset, prepare
 from vaelab.errors import SettingError, VaelabError
@@ -47,6 +52,10 @@ STYLE_SAMPLE = 500
 """Test images looked at to learn how large and which way round the run's images are."""
 DECIMALS = 4
 """Plane and latent values are rounded to this: finer than a pixel, and reproducible."""
+SLIDERS = 10
+"""Latent dimensions given a slider, as many as `vaelab plot RUN traverse` draws rows."""
+SLIDER_STEP = 0.05
+"""A slider's step over [-PRIOR_BULK, PRIOR_BULK]: 121 stops, each a visible change at most."""
 
 
 def cycle_classes(labels: Tensor, count: int) -> Tensor:
@@ -87,6 +96,9 @@ class Explorer:
     data_dir: str | None = None
     scores: np.ndarray | None = None
     """A detector's score of each shown image, for the page to show on hover."""
+    usage: latent_usage.Usage | None = None
+    """What each latent dimension carries over the shown images, for the sliders; None where
+    the page has none (no prior, or a plane that is the whole latent space)."""
 
     @classmethod
     def from_run(
@@ -114,21 +126,33 @@ class Explorer:
         shown = cycle_classes(test.labels, min(count, len(test)))
         conditional = model.capabilities.conditional
         labels = test.labels[shown] if conditional else None
-        view = latent.plane(latent.codes(model, test.images[shown].float() / 255, labels))
+        images = test.images[shown].float() / 255
+        view = latent.plane(latent.codes(model, images, labels))
+        usage = dimension_usage(model, images, labels)
         style = drawing.Style.of(test.images[shown[:STYLE_SAMPLE]])
         if detector is not None:
             scores = detector.score_samples(test.images[shown])
             where = f"the {len(shown):,} {origin.what} on the plane"
             threshold = Threshold.of_detector(detector, scores, where)
-            return cls(run, model, view, test, shown, threshold, style, origin, data_dir, scores)
+            return cls(
+                run, model, view, test, shown, threshold, style, origin, data_dir, scores, usage
+            )
         # an anomaly score sees no label, which a conditional model needs
         threshold = None if conditional else run_threshold(run, model, data_dir, score, samples)
-        return cls(run, model, view, test, shown, threshold, style, origin, data_dir)
+        return cls(run, model, view, test, shown, threshold, style, origin, data_dir, usage=usage)
 
     @property
     def reach(self) -> float:
         """The largest |coordinate| a client may ask to decode."""
         return REACH * max(abs(v) for v in self.extent)
+
+    @property
+    def code_reach(self) -> float:
+        """The largest |value| a whole latent code may hold: the plane's reach, and for a model
+        with a prior at least that of a plane spanning its bulk (as a 2-D VAE's does), so the
+        sliders' range decodes however tightly the codes cluster."""
+        prior = REACH * PRIOR_BULK if self.model.capabilities.sampling else 0.0
+        return max(self.reach, prior)
 
     @property
     def prior_bulk(self) -> float | None:
@@ -161,6 +185,24 @@ class Explorer:
             "files": None if self.origin.files is None else self.files(),
             "scores": None if self.scores is None else [float(f"{v:.6g}") for v in self.scores],
             "dots": self.dots(),
+            "dimensions": self.dimensions(),
+        }
+
+    def dimensions(self) -> dict | None:
+        """The sliders' dimensions, JSON-ready: every dimension ranked by its KL from the
+        prior (most first, ties in index order, as `vaelab plot RUN traverse`), each one's KL
+        and whether it is active (`active_above`), how many get a slider and their range."""
+        if self.usage is None:
+            return None
+        return {
+            "order": self.usage.kl.argsort(descending=True, stable=True).tolist(),
+            "kl": [round(float(v), DECIMALS) for v in self.usage.kl],
+            "active": self.usage.active.tolist(),
+            "active_above": latent_usage.ACTIVE,
+            "images": self.usage.images,
+            "sliders": min(SLIDERS, self.model.latent_dim),
+            "limit": PRIOR_BULK,
+            "step": SLIDER_STEP,
         }
 
     def files(self) -> list[str]:
@@ -203,6 +245,32 @@ class Explorer:
         z = self.view.to_latent(torch.tensor([[x, y]]))
         return to_uint8(latent.decode(self.model, z, label))[0]
 
+    def decode_code(self, z: Sequence[float], label: int | None = None) -> dict:
+        """The image decoded from a whole latent code (a data URL) and where the code lands on
+        the plane, for the sliders (a conditional model draws it as `label`)."""
+        code = torch.tensor([z], dtype=torch.float32)
+        return {
+            "image": image_url(latent.decode(self.model, code, label)[0]),
+            "point": self.plane_point(code),
+        }
+
+    def code_at(self, start: queries.End) -> dict:
+        """The whole latent code the sliders start from, and its plane point: a test image's
+        code, or the one a plane point stands for (`view.to_latent`: on a PCA plane, the mean
+        code moved along the two components)."""
+        if start.test_image is None:
+            code = self.view.to_latent(torch.tensor([start.point]))
+        else:
+            code = self.encoded([start.test_image])
+        return {
+            "z": np.round(code[0].double().numpy(), DECIMALS).tolist(),
+            "point": self.plane_point(code),
+        }
+
+    def plane_point(self, code: Tensor) -> list[float]:
+        """The plane point of one latent code (1, D), rounded as the page's points are."""
+        return np.round(self.to_plane(code)[0].astype(float), DECIMALS).tolist()
+
     def test_image(self, index: int) -> np.ndarray:
         return self.test.images[index].permute(1, 2, 0).squeeze(-1).numpy()
 
@@ -232,6 +300,11 @@ class Explorer:
                 "between its run's own test images only; these are "
                 f"{self.origin.what}: explore the run without other images to walk"
             )
+        return self.encoded(indices)
+
+    def encoded(self, indices: list[int]) -> Tensor:
+        """The codes of the explorer's images `indices`, each encoded with its label where the
+        model takes one."""
         labels = self.test.labels[indices] if self.model.capabilities.conditional else None
         return latent.codes(self.model, self.test.float()[indices], labels)
 
@@ -261,7 +334,7 @@ class Explorer:
         recon = torch.sigmoid(reconstruct(self.model, images, labels))
         error = pixel_errors(self.model, images, "mse", labels)[0]
         result = {
-            "point": np.round(self.to_plane(code)[0].astype(float), DECIMALS).tolist(),
+            "point": self.plane_point(code),
             "input": image_url(images[0]),
             "reconstruction": image_url(recon[0]),
             "error": heat_url(error, top=float(images.shape[1])),
@@ -277,6 +350,16 @@ class Explorer:
         """A picture's ink, fitted as the run's images are, as a (1, C, H, W) float batch."""
         image = torch.from_numpy(self.style.apply(ink, self.size))
         return image.expand(1, self.model.channels, -1, -1).contiguous()
+
+
+def dimension_usage(
+    model: Model, images: Tensor, labels: Tensor | None
+) -> latent_usage.Usage | None:
+    """What each latent dimension carries over the shown images, for the sliders: only for a
+    model with a prior (a slider walks it) beyond two dimensions (two are the plane itself)."""
+    if not model.capabilities.sampling or model.latent_dim <= 2:
+        return None
+    return latent_usage.usage(model, images, labels)
 
 
 def open_detector(
@@ -295,13 +378,7 @@ def open_detector(
             "images",
             "dataset",
         )
-    detector = AnomalyDetector.load(run.path)
-    if score not in (None, detector.score_name()):
-        raise SettingError(
-            f"{run.path} is a detector that scores with {detector.score_name()}, and its threshold "
-            f"holds for that score only; leave out {{score}} or fit a detector with {score}",
-            "score",
-        )
+    detector = load_detector(run.path, score)
     if samples is not None:
         raise SettingError(
             f"{run.path} is a detector, which scores as it was fitted to; leave out {{samples}}",

@@ -79,6 +79,39 @@ def plane_point(query: str, reach: float) -> tuple[float, float]:
     return number(given["x"], "x", reach), number(given["y"], "y", reach)
 
 
+def latent_code(query: str, dim: int, reach: float) -> list[float]:
+    """A whole latent code from `z=0.5,-1,...`: `dim` numbers, each finite and within
+    [-reach, reach], so that a slider's code decodes and anything else gets one sentence."""
+    text = fields(query).get("z")
+    send = f"send z as {dim} numbers separated by commas, e.g. z={','.join(['0'] * dim)}"
+    if text is None:
+        raise QueryError(f"give the latent code: {send}")
+    parts = text.split(",")
+    if len(parts) != dim:
+        raise QueryError(f"z has {len(parts)} numbers, but this model's code has {dim}: {send}")
+    return [code_value(part, index, reach) for index, part in enumerate(parts)]
+
+
+def code_value(text: str, index: int, reach: float) -> float:
+    """One value of a latent code: a finite number within [-reach, reach]."""
+    name = f"z[{index}]"
+    try:
+        value = float(text)
+    except ValueError:
+        raise QueryError(f"{name} is {text!r}, not a number; send z as numbers only") from None
+    if not math.isfinite(value):
+        raise QueryError(f"{name} must be finite, got {text}")
+    if abs(value) > reach:
+        raise QueryError(f"{name}={text} is out of reach; keep every |z[i]| <= {reach:g}")
+    return value
+
+
+def code_start(query: str, reach: float, images: int) -> End:
+    """Where the sliders start: `at=test:12` (a test image's code) or `at=0.5,-1` (a plane
+    point's), written as a walk's ends are."""
+    return walk_end(fields(query).get("at"), "at", reach, images)
+
+
 def walk_end(text: str | None, name: str, reach: float, images: int) -> End:
     """`test:12` (test image 12) or `0.5,-1` (a plane point)."""
     if text is None:

@@ -4,6 +4,8 @@
     GET  /points.json      the plane: extent, points, labels, test image indices, classes
     GET  /card.json        the model card and the anomaly threshold
     GET  /decode?x=X&y=Y   the decoded image at plane point (X, Y), a PNG
+    GET  /decode_z.json?z=V1,...,VD   a whole latent code's image (a data URL) and plane point
+    GET  /code.json?at=A   the latent code the sliders start from; A is `X,Y` or `test:N`
     GET  /test/N.png       test image N
     GET  /walk.json?from=A&to=B&steps=N   a walk's frames; A, B are `X,Y` or `test:N`
     GET  /walk.gif?...     the same walk as the GIF `vaelab plot RUN interpolate` writes
@@ -86,6 +88,8 @@ class App:
         self.static["/favicon.ico"] = Reply(b"", status=HTTPStatus.NO_CONTENT)
         self.dynamic: dict[str, Callable[[str], Reply]] = {
             "/decode": self.decode,
+            "/decode_z.json": self.decode_code,
+            "/code.json": self.code_at,
             "/walk.json": self.walk,
             "/walk.gif": self.walk_gif,
         }
@@ -106,6 +110,17 @@ class App:
         label = queries.label(query, self.explorer.classes)
         with self.model_lock:
             return Reply(png(self.explorer.decode(x, y, label)), "image/png")
+
+    def decode_code(self, query: str) -> Reply:
+        z = queries.latent_code(query, self.explorer.model.latent_dim, self.explorer.code_reach)
+        label = queries.label(query, self.explorer.classes)
+        with self.model_lock:
+            return as_json(self.explorer.decode_code(z, label))
+
+    def code_at(self, query: str) -> Reply:
+        start = queries.code_start(query, self.explorer.reach, len(self.explorer.test))
+        with self.model_lock:
+            return as_json(self.explorer.code_at(start))
 
     def test_image(self, index: int) -> Reply:
         count = len(self.explorer.test)

@@ -15,7 +15,6 @@ import torch
 from torch import Tensor
 
 from vaelab.errors import VaelabError
-from vaelab.latent_usage import ACTIVE, Usage, usage  # noqa: F401  (moving to vaelab.latent_usage)
 from vaelab.models import Model
 from vaelab.scores import batched
 

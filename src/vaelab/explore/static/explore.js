@@ -1,4 +1,5 @@
-// The latent explorer's page: the plane (zoom, pan, hover, hold), walks, and drawing.
+// The latent explorer's page: the plane (zoom, pan, hover, hold), a slider per latent
+// dimension, walks, and drawing.
 // Every string from the server or the user reaches the page through textContent.
 "use strict";
 
@@ -11,7 +12,7 @@ const $ = id => document.getElementById(id);
 
 const state = {
   plane: null, card: null, view: null, screen: [], held: false, cursor: null,
-  hovered: -1, walkMode: false, ends: [], walk: null, drawn: null,
+  hovered: -1, walkMode: false, ends: [], walk: null, drawn: null, code: null, codePoint: null,
 };
 
 // ---------- coordinates ----------
@@ -138,6 +139,13 @@ function cross(point, colour, size = 8) {
   ctx.lineWidth = 1;
 }
 
+function diamond(point, colour, size = 7) {
+  const [px, py] = toScreen(...point);
+  ctx.strokeStyle = colour; ctx.lineWidth = 2; ctx.beginPath();
+  ctx.moveTo(px, py - size); ctx.lineTo(px + size, py); ctx.lineTo(px, py + size); ctx.lineTo(px - size, py);
+  ctx.closePath(); ctx.stroke(); ctx.lineWidth = 1;
+}
+
 function drawOverlay() {
   ctx.clearRect(0, 0, canvas.clientWidth, canvas.clientHeight);
   ctx.drawImage(base, 0, 0, canvas.clientWidth, canvas.clientHeight);
@@ -154,6 +162,7 @@ function drawOverlay() {
     ctx.beginPath(); ctx.arc(fx, fy, 4, 0, 2 * Math.PI); ctx.fill();
   }
   for (const end of state.ends) cross(end.point, "#06c", 6);
+  if (state.codePoint) diamond(state.codePoint, "#2a7d2a");
   if (state.drawn) {
     const [px, py] = toScreen(...state.drawn);
     ctx.fillStyle = "#d00"; ctx.font = "20px system-ui, sans-serif"; ctx.textAlign = "center";
@@ -209,10 +218,15 @@ function hover(index) {
   $("nearest-caption").textContent = caption(index);
 }
 
-// A test image by its index and class, a file by its name; a detector's score and verdict.
+// A test image by its index and class, a file by its name.
+function dotName(index) {
+  const plane = state.plane;
+  return plane.files ? plane.files[index] : `test #${plane.images[index]} (${plane.classes[plane.labels[index]]})`;
+}
+
+// A dot's name, and a detector's score and verdict.
 function caption(index) {
-  const plane = state.plane, image = plane.images[index];
-  const name = plane.files ? plane.files[index] : `test #${image} (${plane.classes[plane.labels[index]]})`;
+  const plane = state.plane, name = dotName(index);
   if (!plane.scores) return name;
   const score = plane.scores[index], verdict = score > state.card.threshold ? "anomalous" : "normal";
   return `${name}: score ${figure(score)}, ${verdict}`;
@@ -282,6 +296,7 @@ function release(event) {
     state.cursor = toPlane(...local(event));
     drawOverlay(); show(state.cursor);
   }
+  if (state.code && (touch || state.held)) codeFrom(...local(event));
 }
 canvas.addEventListener("pointerup", release);
 canvas.addEventListener("pointercancel", release);
@@ -312,6 +327,93 @@ $("zoom-out").addEventListener("click", () => zoom(1.5, ...centre()));
 $("zoom-reset").addEventListener("click", () => { fitView(); redraw(); });
 
 function centre() { const { w, h } = inner(); return [MARGIN.left + w / 2, MARGIN.top + h / 2]; }
+
+// ---------- each dimension ----------
+
+// A slider per latent dimension (those carrying the most KL first) sets one value of a whole
+// code; the dimensions without a slider keep the values of the code the sliders started from.
+let codeBusy = false, codeAgain = false;
+
+function dimensionSliders(dims) {
+  const box = $("dims-sliders"), shown = dims.order.slice(0, dims.sliders);
+  for (const d of shown) {
+    const row = document.createElement("label"), name = document.createElement("span");
+    const slider = document.createElement("input"), value = document.createElement("output");
+    name.textContent = `z[${d}] · ${dims.kl[d].toFixed(2)} nats` + (dims.active[d] ? "" : " · inactive");
+    if (!dims.active[d]) row.className = "inactive";
+    Object.assign(slider, { type: "range", min: -dims.limit, max: dims.limit, step: dims.step });
+    slider.dataset.dim = d;
+    slider.addEventListener("input", () => { state.code[d] = Number(slider.value); showCode(); decodeCode(); });
+    row.append(name, slider, value);
+    box.append(row);
+  }
+  $("dims-note").textContent = dimensionsNote(dims, shown.length);
+  $("dims-zero").addEventListener("click", () => startCode(state.code.map(() => 0), "0, the prior's mean"));
+  $("dims").hidden = false;
+  startCode(dims.kl.map(() => 0), "0, the prior's mean");
+}
+
+function dimensionsNote(dims, shown) {
+  const total = dims.kl.length, active = dims.active.filter(Boolean).length;
+  const which = shown === total ? `All ${total} latent dimensions`
+    : `The ${shown} of the ${total} latent dimensions that carry the most`;
+  const count = active === total ? "all are" : `${active || "none"} ${active === 1 ? "is" : "are"}`;
+  const others = active === total ? "" : "; the inactive ones tell the images almost nothing";
+  return `${which}, ranked by their KL from the prior over the ${dims.images.toLocaleString()} `
+    + `images on the plane, most first. ${count[0].toUpperCase()}${count.slice(1)} active (their `
+    + `posterior mean varies over the images by more than ${dims.active_above})${others}. Each `
+    + "slider sets one dimension of the code, the image is what the decoder makes of the whole "
+    + "code, and ◆ marks where it lands on the plane. Click a dot or a point of the plane to "
+    + "start from its code.";
+}
+
+function startCode(z, from) {
+  state.code = z.slice();
+  $("dims-start").textContent = `from ${from}`;
+  showCode(); decodeCode();
+}
+
+// Each slider and its value as the code holds them (a start beyond the range pins the slider).
+function showCode() {
+  for (const slider of $("dims-sliders").querySelectorAll("input")) {
+    const value = state.code[Number(slider.dataset.dim)];
+    slider.value = value;
+    slider.nextElementSibling.textContent = value.toFixed(2);
+  }
+}
+
+function decodeCode() {
+  // One request in flight at a time; the code as it is when that one returns goes next.
+  if (codeBusy) { codeAgain = true; return; }
+  codeBusy = true;
+  const z = state.code.map(v => v.toFixed(4)).join(",");
+  fetch(`/decode_z.json?z=${z}${labelQuery()}`)
+    .then(r => r.ok ? r.json() : r.text().then(t => Promise.reject(new Error(t))))
+    .then(result => {
+      const img = $("dims-image");
+      img.src = result.image; img.dataset.z = z;
+      state.codePoint = result.point;
+      const [ax, ay] = state.plane.axes, [x, y] = result.point;
+      $("dims-where").textContent = `◆ ${ax} = ${x.toFixed(2)}` + (ay ? `, ${ay} = ${y.toFixed(2)}` : "");
+      drawOverlay();
+    })
+    .catch(err => { $("dims-where").textContent = `error: ${err.message}`; })
+    .finally(() => {
+      codeBusy = false;
+      if (codeAgain) { codeAgain = false; decodeCode(); }
+    });
+}
+
+// A click on a dot starts the sliders from its image's code; anywhere else, from the point's.
+function codeFrom(px, py) {
+  const index = nearestDot(px, py), [x, y] = toPlane(px, py);
+  const at = index >= 0 ? `test:${state.plane.images[index]}` : `${x.toFixed(4)},${y.toFixed(4)}`;
+  const from = index >= 0 ? `the code of ${dotName(index)}` : `the plane point (${x.toFixed(2)}, ${y.toFixed(2)})`;
+  fetch(`/code.json?at=${encodeURIComponent(at)}`)
+    .then(r => r.ok ? r.json() : r.text().then(t => Promise.reject(new Error(t))))
+    .then(code => startCode(code.z, from))
+    .catch(err => { $("dims-start").textContent = `cannot start there: ${err.message}`; });
+}
 
 // ---------- walk ----------
 
@@ -521,6 +623,7 @@ function pickLabels(names) {
   $("label-pick").hidden = false;
   select.addEventListener("change", () => {
     if (state.cursor) show(state.cursor);
+    if (state.code) decodeCode();
     if (state.ends && state.ends.length === 2) fetchWalk(...state.ends);
   });
 }
@@ -540,5 +643,6 @@ Promise.all([json("/points.json"), json("/card.json")]).then(([plane, card]) => 
   resize(); fitView(); clampView();
   state.cursor = [state.view.cx, state.view.cy];
   redraw(); show(state.cursor);
+  if (plane.dimensions) dimensionSliders(plane.dimensions);
   new ResizeObserver(() => { resize(); fitView(); redraw(); }).observe(canvas);
 }).catch(err => { $("title").textContent = `cannot load the plane: ${err.message}`; });
