@@ -121,3 +121,22 @@ def test_a_train_size_larger_than_a_class_is_refused_by_name(tmp_path, capsys):
     assert main(bench_args(tmp_path / "cli", "--train-size", "900")) == 1
     assert "lower --train-size" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists() and not (tmp_path / "cli" / "runs").exists()
+
+
+@pytest.mark.slow
+def test_an_autoregressive_decoder_records_no_spread(tmp_path):
+    """A pixelcnn decoder reconstructs by sampling, so its spread would be noise: none is
+    recorded, and the run is not listed as untrained."""
+    config = OneClassConfig(
+        dataset="mnist-sample",
+        classes=[3],
+        seeds=1,
+        model=ModelConfig("pixel-vae"),
+        train=TrainConfig(epochs=1),
+        train_size=64,
+        score="elbo",
+    )
+    results = run_oneclass(config, tmp_path, progress=False)
+    task = json.loads(next(tmp_path.glob("runs/*/result-*.json")).read_text())
+    assert task["reconstruction_spread"] is None
+    assert results["untrained_runs"] == []

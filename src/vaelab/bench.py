@@ -153,7 +153,7 @@ def run_task(
 
     from vaelab.anomaly import anomaly_metrics, compute_score
     from vaelab.data import load
-    from vaelab.diagnostics import model_spread
+    from vaelab.diagnostics import recorded_spread
     from vaelab.plugins import import_registered
     from vaelab.run import CHECKPOINT
     from vaelab.train import fit
@@ -178,7 +178,7 @@ def run_task(
         "class": normal,
         "seed": seed,
         **anomaly_metrics(test.labels.numpy() != normal, values),
-        "reconstruction_spread": round(model_spread(model, test.with_classes([normal]).float()), 4),
+        "reconstruction_spread": recorded_spread(model, test.with_classes([normal]).float()),
         "train_seconds": round(trained - started, 2),
         "score_seconds": round(time.perf_counter() - trained, 2),
     }
