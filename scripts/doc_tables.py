@@ -23,7 +23,7 @@ from typing import Any
 from vaelab.bench import markdown_table, published_rows, vaelab_row
 from vaelab.continual.split_bench import markdown_table as split_mnist_table
 from vaelab.nll_bench import markdown_table as nll_table
-from vaelab.nll_bench import schedule_text
+from vaelab.nll_bench import notes_text, schedule_text
 
 ROOT = Path(__file__).resolve().parents[1]
 MARKER = re.compile(r"^<!-- table:(?P<name>[\w.-]+) -->\n(?P<body>.*?)^<!-- end -->", re.S | re.M)
@@ -237,7 +237,8 @@ def nll_curve_table(results: dict[str, Any]) -> str:
         lines.append(
             f"| {objective} | {budget['epochs']} | {schedule_text(budget)} "
             f"| {budget['train_minutes_mean']:g} "
-            f"| {nll:.2f} ± {run['nll_sem']:.2f} | {run['runs'][0]['final_val_loss']:.2f} "
+            f"| {nll:.2f} ± {run['nll_sem']:.2f}{notes_text(run)} "
+            f"| {run['runs'][0]['final_val_loss']:.2f} "
             f"| {paper:.2f} | {nll - paper:.2f} |"
         )
     return "\n".join(lines)
@@ -270,7 +271,7 @@ def nll_full_test_table(results: dict[str, Any]) -> str:
             f"| {objective} | {budget['epochs']} | {schedule_text(budget)} "
             f"| {budget['train_minutes_mean']:g} "
             f"| {estimate['mean']:.2f} ± {estimate['sem']:.2f} ({estimate['images']:,}, "
-            f"K = {estimate['K']}) | {run['nll_mean']:.2f} | {paper:.2f} "
+            f"K = {estimate['K']}){notes_text(run)} | {run['nll_mean']:.2f} | {paper:.2f} "
             f"| {estimate['mean'] - paper:.2f} |"
         )
     return "\n".join(lines)

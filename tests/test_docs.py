@@ -71,3 +71,12 @@ def test_a_table_row_drawn_from_a_benchmark_results_file_follows_it(doc_tables, 
     page = tmp_path / "docs" / "anomaly.md"
     assert doc_tables.stale(tmp_path) == [page]
     assert "| 50.0 |" in doc_tables.rewrite(page.read_text(), tmp_path)
+
+
+def test_an_untrained_seed_is_noted_in_the_learning_curve_row(doc_tables):
+    folder = ROOT / "docs" / "results"
+    results = json.loads((folder / "nll-learning-curve.json").read_text())
+    results["rows"] = [doc_tables._included(results["rows"][0], folder)]
+    assert "untrained" not in doc_tables.nll_curve_table(results)
+    results["rows"][0]["results"]["untrained_runs"] = [{"seed": 0}]
+    assert "1 seed untrained (see results.json)" in doc_tables.nll_curve_table(results)

@@ -267,6 +267,16 @@ def active_text(results: dict[str, Any]) -> str:
     return f", {active:g} of {results['latent_dim']} latent units active"
 
 
+def notes_text(results: dict[str, Any]) -> str:
+    """What a table row says beside a results file's estimate: its active latent units, and
+    how many seeds did not learn (`untrained_runs`), if any."""
+    from vaelab.diagnostics import untrained_note
+
+    untrained = results.get("untrained_runs")
+    note = f", {untrained_note(len(untrained), 'seed')}" if untrained else ""
+    return active_text(results) + note
+
+
 def published_rows() -> list[dict[str, Any]]:
     """The published MNIST -log p(x) rows, each with its source's citation and protocol."""
     table = json.loads(PUBLISHED.read_text())
@@ -276,10 +286,6 @@ def published_rows() -> list[dict[str, Any]]:
 def markdown_table(results: dict[str, Any]) -> str:
     """vaelab's row above the published rows: -log p(x) in nats, how it was estimated and
     trained, and where it comes from (with how many seeds did not learn, if any)."""
-    from vaelab.diagnostics import untrained_note
-
-    untrained = results.get("untrained_runs")
-    note = f", {untrained_note(len(untrained), 'seed')}" if untrained else ""
     lines = [
         "| model | test -log p(x) (nats) | K | binarisation | training | source |",
         "|---|---:|---:|---|---|---|",
@@ -291,7 +297,7 @@ def markdown_table(results: dict[str, Any]) -> str:
         f"({b['train_minutes_mean']:g} min), batch {b['batch_size']}, {b['optimizer']} lr "
         f"{schedule_text(b)}{precision_text(b)} | measured: {results['images']:,} test images, "
         f"{count(len(results['seeds']), 'seed')} (± over the {results['sem_over']})"
-        f"{active_text(results)}{note} |"
+        f"{notes_text(results)} |"
     )
     for row in results["published"]:
         lines.append(
