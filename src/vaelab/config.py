@@ -116,8 +116,10 @@ class ModelConfig:
     `vaelab.models.register`. Parts left as None are the preset's (`resolved()` fills them
     in; a run saves its config resolved), so `ModelConfig("vae")` is the article's VAE and
     `ModelConfig("mlp-vae-iwae", latent_dim=20)` that preset with another latent size.
-    `kind` is `vae` (a Gaussian posterior and a standard normal prior) or `ae` (a
-    deterministic code: the encoder's output). A `conditional` model
+    `kind` is `vae` (a Gaussian posterior and a standard normal prior), `ae` (a
+    deterministic code: the encoder's output) or `vq` (a VQ-VAE: the encoder's grid of
+    vectors, each replaced by the nearest of `codebook_size` learned ones; no other kind
+    reads `codebook_size`). A `conditional` model
     sees the image's label (one of `num_classes`) in its encoder and decoder.
     """
 
@@ -131,6 +133,7 @@ class ModelConfig:
     objective: ObjectiveConfig | None = None
     conditional: bool | None = None
     num_classes: int = 10
+    codebook_size: int | None = None
 
     def resolved(self) -> ModelConfig:
         """A copy with every part left as None filled in from the preset `name`."""
@@ -139,12 +142,15 @@ class ModelConfig:
         return resolve(self)
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields as plain data; the pixelcnn's size only for that likelihood, so that
-        the settings of results folders written before it existed still match."""
+        """The fields as plain data; the pixelcnn's size only for that likelihood, and the
+        codebook's only where one is set (a VQ-VAE's), so that the settings of results
+        folders written before they existed still match."""
         fields = dataclasses.asdict(self)
         if self.likelihood is not None and self.likelihood.name != "pixelcnn":
             for name in PIXELCNN_FIELDS:
                 fields["likelihood"].pop(name)
+        if self.codebook_size is None:
+            fields.pop("codebook_size")
         return fields
 
     @classmethod

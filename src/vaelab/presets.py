@@ -64,6 +64,13 @@ PRESETS: dict[str, Preset] = {
         "the article's conv autoencoder (8x4x4 code, mean pixel BCE)",
         {**_vae(128, _objective("reconstruction")), "kind": "ae"},
     ),
+    # The article's conv networks give a 4x4 grid of 8-vectors to quantise. The paper's 512
+    # vectors cost 4,096 weights and 3% of an epoch over 64 on one CPU core (docs/models.md).
+    "vq-vae": Preset(
+        "the article's conv autoencoder, each of its 4x4 code's 8-vectors one of 512 learned "
+        "ones (VQ-VAE, van den Oord et al. 2017)",
+        {**_vae(128, _objective("reconstruction")), "kind": "vq", "codebook_size": 512},
+    ),
     "vae": Preset(
         "the article's conv VAE (784 * mean BCE + KL), latent 2",
         _vae(2, _objective()),

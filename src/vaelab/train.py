@@ -32,7 +32,7 @@ from vaelab.data.dataset import check_binarize, redraw_bits
 from vaelab.devices import prepare_for_speed, resolve_device, sum_dtype
 from vaelab.distributed import LOCAL, Group
 from vaelab.errors import Interrupted, RunError, SettingError, TrainingError, VaelabError
-from vaelab.models import Model, build
+from vaelab.models import VQVAE, Model, build
 from vaelab.models.objectives import refuse_unread
 from vaelab.run import CHECKPOINT, METRICS, WEIGHTS, Run, load_tensors
 
@@ -527,7 +527,8 @@ def _check_resumable(run: Run, config: RunConfig) -> None:
 
 def evaluate_run(run: Run, data_dir: str | None = None) -> dict[str, float]:
     """A run's mean test loss and its parts, on the test split of its classes; for a VAE also
-    its active latent units there (`vaelab.latent_usage`)."""
+    its active latent units there (`vaelab.latent_usage`), for a VQ-VAE the codebook vectors
+    its test codes use."""
     from vaelab.data import prepare
     from vaelab.latent_usage import usage
 
@@ -542,4 +543,6 @@ def evaluate_run(run: Run, data_dir: str | None = None) -> dict[str, float]:
         labels = test.labels if model.capabilities.conditional else None
         active = usage(model, images, labels).active_units
         result |= {"active_units": active, "latent_dim": model.latent_dim}
+    if isinstance(model, VQVAE):
+        result |= {"codes_used": model.codes_used(images), "codebook_size": len(model.codebook)}
     return result

@@ -27,7 +27,7 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
         "the model together with DistributedDataParallel.",
     )
     p.add_argument(
-        "model", help="model preset, e.g. ae, vae, cvae, resnet-vae (`vaelab models` lists them)"
+        "model", help="model preset, e.g. ae, vae, vq-vae, resnet-vae (`vaelab models` lists them)"
     )
     p.add_argument(
         "--dataset",
@@ -60,6 +60,9 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
         "image re-drawn as Bernoulli(intensity) every epoch, the test images binarised once",
     )
     p.add_argument("--latent-dim", type=positive_int, metavar="N", help="VAE latent size (2)")
+    p.add_argument(
+        "--codebook-size", type=positive_int, metavar="K", help="a VQ-VAE's codebook vectors (512)"
+    )
     add_objective_options(p)
     p.add_argument(
         "--epochs",
@@ -153,7 +156,7 @@ SETTINGS = {
         "dataset", "data_dir", "classes", "train_size", "subset", "validation", "image_size",
         "binarize",
     ],
-    "model": ["latent_dim"],
+    "model": ["latent_dim", "codebook_size"],
     "model.objective": ["beta", "warmup_steps", "capacity", "capacity_steps"],
     "train": [
         "epochs", "batch_size", "optimizer", "lr", "lr_milestones", "lr_decay", "seed", "device",

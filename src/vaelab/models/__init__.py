@@ -4,8 +4,8 @@
     model = build(ModelConfig("resnet-vae", latent_dim=64), shape=(1, 28, 28))
 
 A preset (`vaelab.presets`) is a `ModelConfig` with its parts filled in; `build` makes
-an `AE` or a `VAE` from those parts. A model that parts cannot describe is registered
-with `register(name, factory)`; the trainer, scores and experiments never change.
+an `AE`, a `VAE` or a `VQVAE` from those parts. A model that parts cannot describe is
+registered with `register(name, factory)`; the trainer, scores and experiments never change.
 """
 
 from __future__ import annotations
@@ -22,16 +22,17 @@ from vaelab.models.ae import AE
 from vaelab.models.base import Capabilities, Model, Output
 from vaelab.models.blocks import glorot_init
 from vaelab.models.vae import VAE
+from vaelab.models.vq import VQVAE
 from vaelab.presets import PRESETS
 
 __all__ = [
-    "AE", "MODELS", "VAE", "Capabilities", "Model", "Output", "build", "describe_models",
-    "parameter_count", "register",
+    "AE", "MODELS", "VAE", "VQVAE", "Capabilities", "Model", "Output", "build",
+    "describe_models", "parameter_count", "register",
 ]  # fmt: skip
 
 Shape = tuple[int, int, int]
 Factory = Callable[[ModelConfig, Shape], Model]
-KINDS: dict[str, type[Model]] = {"ae": AE, "vae": VAE}
+KINDS: dict[str, type[Model]] = {"ae": AE, "vae": VAE, "vq": VQVAE}
 INITS = ("glorot", "torch")
 
 
@@ -76,7 +77,10 @@ def build(config: ModelConfig, shape: Shape = (1, 28, 28)) -> Model:
         model = MODELS[config.name].factory(config, shape)
     elif config.name in PRESETS or config.kind is not None:
         if config.kind not in KINDS:
-            raise VaelabError(f"unknown model kind {config.kind!r}; choose ae or vae")
+            raise VaelabError(
+                f"unknown model kind {config.kind!r}; choose one of {', '.join(KINDS)}"
+            )
+        refuse_codebook(config)
         model = KINDS[config.kind](config, shape)
     else:
         names = [*PRESETS, *MODELS]
@@ -88,6 +92,17 @@ def build(config: ModelConfig, shape: Shape = (1, 28, 28)) -> Model:
     if config.init == "glorot":
         glorot_init(model)
     return model.to(memory_format=torch.channels_last)
+
+
+def refuse_codebook(config: ModelConfig) -> None:
+    """A codebook size given to a model without a codebook would be recorded as used and
+    silently ignored: refuse it, naming the kind that reads it."""
+    if config.codebook_size is not None and config.kind != "vq":
+        raise SettingError(
+            f"{{codebook_size}} is read by a VQ-VAE only (kind 'vq', e.g. the vq-vae preset); "
+            f"{config.name} is of kind {config.kind!r}: leave it out",
+            "codebook_size",
+        )
 
 
 def describe_models(shape: Shape = (1, 28, 28)) -> list[dict[str, object]]:
