@@ -41,12 +41,13 @@ from vaelab import __version__, plotting
 from vaelab.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from vaelab.continual import ContinualConfig
 from vaelab.continual.loop import load_digits
-from vaelab.data import Dataset, load, prepare
+from vaelab.data import Dataset, load
 from vaelab.devices import resolve_device
 from vaelab.errors import VaelabError
 from vaelab.figures.gifs import ReconstructionFrames
 from vaelab.figures.report import Figure, Report, Section
 from vaelab.run import Run
+from vaelab.run_report import run_facts
 from vaelab.scores import recon_bce
 from vaelab.train import fit
 from vaelab.wording import count, duration
@@ -128,15 +129,9 @@ class Demo:
         return run, section
 
     def facts(self, run: Run, seconds: float) -> dict[str, str]:
-        """What produced a run's figures: data, schedule, seed, wall time, final loss."""
-        config, last = run.config, run.metrics()[-1]
-        train, val = prepare(config.data)
-        return {
-            "model": plotting.describe(run),
-            "data": f"{len(train):,} training images, validated on {len(val):,} test images",
-            "training": f"{count(config.train.epochs, 'epoch')}, batch {config.train.batch_size}, "
-            f"{config.train.optimizer}, seed {config.train.seed}",
-            "final loss": f"train {last['train_loss']:.4f}, validation {last['val_loss']:.4f}",
+        """What produced a run's figures: data, schedule, seed, final loss and wall time."""
+        last = run.metrics()[-1]
+        return run_facts(run) | {
             "wall time": f"{duration(seconds)} ({last['images_per_s']:,.0f} images/s "
             "in the last epoch)",
         }

@@ -189,7 +189,7 @@ def reconstructions(run: Run, path: Path, options: PlotOptions) -> Path:
 def scatter(run: Run, path: Path, options: PlotOptions) -> Path:
     test = test_set(run, options.data_dir)
     model = run.load_model()
-    view = latent.plane(latent.codes(model, test.float()))
+    view = latent.plane(latent.codes(model, test.float(), labels_for(model, test.labels)))
     title = f"{describe(run)}: codes of {len(test):,} test images"
     prior = options.limit if model.capabilities.sampling and model.latent_dim == 2 else None
     return plots.latent_scatter(view, test.labels.numpy(), test.class_names, path, title, prior)

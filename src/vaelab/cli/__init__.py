@@ -23,12 +23,26 @@ from vaelab.cli import (
     export,
     models,
     plot,
+    report,
     train,
 )
 from vaelab.errors import Interrupted, SettingError, VaelabError, VaelabWarning
 from vaelab.plugins import import_plugins
 
-COMMANDS = [demo, train, models, data, plot, explore, continual, anomaly, detector, export, bench]
+COMMANDS = [
+    demo,
+    train,
+    models,
+    data,
+    plot,
+    report,
+    explore,
+    continual,
+    anomaly,
+    detector,
+    export,
+    bench,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
