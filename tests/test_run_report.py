@@ -7,10 +7,11 @@ import warnings
 import pytest
 
 from vaelab.cli import main
+from vaelab.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from vaelab.diagnostics import UntrainedModelWarning
 from vaelab.errors import RunError
 from vaelab.run_report import write_report
-from vaelab.train import evaluate_run
+from vaelab.train import evaluate_run, fit
 
 EMBEDDED = re.compile(r'src="data:image/(png|gif);base64,')
 
@@ -28,6 +29,11 @@ def runs(tmp_path_factory, tiny_run):
         "ae": tiny_run(root / "ae", "ae"),
         "vq-vae": tiny_run(root / "vq-vae", "vq-vae"),
         "cvae": tiny_run(root / "cvae", "cvae"),
+        "sevens": fit(
+            RunConfig(DataConfig("mnist-sample", classes=[7]), ModelConfig("vae"), TrainConfig(2)),
+            root / "sevens",
+            progress=False,
+        ),
     }
 
 
@@ -108,7 +114,6 @@ def test_a_run_with_nothing_to_show_is_refused_by_name(runs, tmp_path, capsys):
 
 def test_a_detector_gets_the_figures_that_need_no_test_images(tmp_path):
     from vaelab.anomaly import AnomalyDetector
-    from vaelab.config import TrainConfig
     from vaelab.data import load
 
     sevens = load("mnist-sample", "train").with_classes([7]).images[:256]
@@ -117,3 +122,21 @@ def test_a_detector_gets_the_figures_that_need_no_test_images(tmp_path):
     text = write_report(tmp_path / "det").read_text()
     assert figures_of(text) == {"loss", "samples", "manifold", "interpolation"}
     assert "names no test images" in text and "On the test set" not in text
+
+
+def test_a_run_on_some_classes_gets_the_anomaly_section_of_vaelab_anomaly(runs):
+    from vaelab.anomaly import analyze_run
+
+    text = write_report(runs["sevens"]).read_text()
+    folder = runs["sevens"].path / "anomaly"
+    assert {"roc", "score_histograms", "anomaly_maps"} <= set(
+        re.findall(r"anomaly/(\w+)\.png", text)
+    )
+    assert (folder / "scores.csv").exists() and (folder / "report.html").exists()
+    auroc = analyze_run(runs["sevens"]).metrics["overall"]["auroc"]
+    assert f"{auroc:.4f}" in text and "learned class 7 only" in text
+
+
+def test_a_run_on_every_class_gets_no_anomaly_section(vae_page):
+    text, _ = vae_page
+    assert "Anomalies" not in text and "AUROC" not in text

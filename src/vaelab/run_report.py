@@ -18,9 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vaelab import plotting
+from vaelab.anomaly import analyze_run
 from vaelab.config import NO_DATASET
 from vaelab.data import prepare
 from vaelab.errors import RunError
+from vaelab.figures.anomaly import measured_facts, numbered_names
 from vaelab.figures.report import Figure, Report, Section
 from vaelab.models import Model
 from vaelab.run import Run
@@ -101,10 +103,10 @@ def write_report(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         files = [_draw(run, shown, figures, model, data_dir) for shown in chosen]
-    notes = _once(caught)
+        anomalies = anomaly_section(run, model, page.parent, data_dir) if tested else None
     report = Report(
         f"{plotting.describe(run)}",
-        "\n\n".join([_intro(run, model, chosen), *notes]),
+        "\n\n".join([_intro(run, model, chosen), *_once(caught)]),
         facts={"run": str(run.path), **run_facts(run, data_dir)},
     )
     for shown, file in zip(chosen, files, strict=True):
@@ -115,7 +117,44 @@ def write_report(
             report.add(Section(shown.title, "", [figure]))
     if tested:
         report.add(Section("On the test set", _test_text(model), facts=test_facts(run, data_dir)))
+    if anomalies:
+        report.add(anomalies)
     return report.write(page)
+
+
+def anomaly_section(run: Run, model: Model, folder: Path, data_dir: str | None) -> Section | None:
+    """For a run trained on some classes, how well its default anomaly score tells the other
+    test classes from them: `vaelab anomaly RUN` into `folder`/anomaly/, beside the page, and
+    its figures on the page. None where there is nothing to tell apart, or where the score
+    cannot see the model's label (a conditional model) or would draw every image pixel by
+    pixel (an autoregressive decoder)."""
+    trained = run.config.data.classes
+    if not trained or model.capabilities.conditional or model.capabilities.autoregressive:
+        return None
+    test = plotting.test_set(run, data_dir)
+    if set(test.classes) <= set(trained):
+        return None
+    out = folder / "anomaly"
+    scored = analyze_run(run, out=out, data_dir=data_dir)
+    facts = {
+        "score": f"`{scored.score}`",
+        **measured_facts(scored, numbered_names(scored, test.class_names)),
+    }
+    files = {
+        "roc.png": "ROC curves, one per other class and one for all.",
+        "score_histograms.png": "Each class's scores over those of the trained classes.",
+        "anomaly_maps.png": "For each class, the image the score gets most right and most "
+        "wrong: input, reconstruction and where it fails.",
+    }
+    learned = ("class " if len(trained) == 1 else "classes ") + ", ".join(map(str, trained))
+    return Section(
+        "Anomalies",
+        f"The run learned {learned} only; every other test class is scored as "
+        f"anomalous, as `vaelab anomaly RUN` does (AUROC 0.5 is chance); `anomaly/` beside this "
+        "page holds the scores (`scores.csv`), the metrics and a page of its own.",
+        [Figure(f"anomaly/{name}", text) for name, text in files.items()],
+        facts=facts,
+    )
 
 
 def _draw(run: Run, shown: Shown, folder: Path, model: Model, data_dir: str | None) -> Path:

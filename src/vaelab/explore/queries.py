@@ -37,16 +37,23 @@ def fields(query: str) -> dict[str, str]:
     return {name: values[0] for name, values in parsed.items()}
 
 
-def number(text: str | None, name: str, reach: float) -> float:
-    """A finite number within [-reach, reach]."""
+def number(
+    text: str | None,
+    name: str,
+    reach: float,
+    not_number: str = "{name} must be a number, e.g. {name}=0.5",
+    too_far: str = "{name}={text} is off the explorable plane; keep |{name}| <= {reach:g}",
+) -> float:
+    """A finite number within [-reach, reach]; the messages say what else to send (their
+    fields: `name`, `text`, `reach`)."""
     try:
         value = float(text)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise QueryError(f"{name} must be a number, e.g. {name}=0.5") from None
+        raise QueryError(not_number.format(name=name, text=text)) from None
     if not math.isfinite(value):
         raise QueryError(f"{name} must be finite, got {text}")
     if abs(value) > reach:
-        raise QueryError(f"{name}={text} is off the explorable plane; keep |{name}| <= {reach:g}")
+        raise QueryError(too_far.format(name=name, text=text, reach=reach))
     return value
 
 
@@ -94,16 +101,13 @@ def latent_code(query: str, dim: int, reach: float) -> list[float]:
 
 def code_value(text: str, index: int, reach: float) -> float:
     """One value of a latent code: a finite number within [-reach, reach]."""
-    name = f"z[{index}]"
-    try:
-        value = float(text)
-    except ValueError:
-        raise QueryError(f"{name} is {text!r}, not a number; send z as numbers only") from None
-    if not math.isfinite(value):
-        raise QueryError(f"{name} must be finite, got {text}")
-    if abs(value) > reach:
-        raise QueryError(f"{name}={text} is out of reach; keep every |z[i]| <= {reach:g}")
-    return value
+    return number(
+        text,
+        f"z[{index}]",
+        reach,
+        not_number="{name} is {text!r}, not a number; send z as numbers only",
+        too_far="{name}={text} is out of reach; keep every |z[i]| <= {reach:g}",
+    )
 
 
 def code_start(query: str, reach: float, images: int) -> End:

@@ -69,13 +69,11 @@ def plot_report(
     ]
 
 
-def write_page(
-    report: Scored, names: Sequence[str], out: Path, title: str, facts: dict[str, str]
-) -> Path:
-    """`report.html` in `out`: the figures `plot_report` drew there, the run's `facts` and each
-    anomalous class's AUROC, in one file that opens with no network."""
+def measured_facts(report: Scored, names: Sequence[str]) -> dict[str, str]:
+    """The metrics a page shows: AUROC, AUPR and FPR at 95% TPR over all anomalous images, and
+    each anomalous class's AUROC under its name (`numbered_names`)."""
     overall = report.metrics["overall"]
-    measured = {
+    return {
         "AUROC": f"{overall['auroc']:.4f}",
         "AUPR": f"{overall['aupr']:.4f}",
         "FPR at 95% TPR": f"{overall['fpr_at_95_tpr']:.4f}",
@@ -84,6 +82,14 @@ def write_page(
             for c, m in report.metrics["per_class"].items()
         },
     }
+
+
+def write_page(
+    report: Scored, names: Sequence[str], out: Path, title: str, facts: dict[str, str]
+) -> Path:
+    """`report.html` in `out`: the figures `plot_report` drew there, the run's `facts` and each
+    anomalous class's AUROC, in one file that opens with no network."""
+    measured = measured_facts(report, names)
     intro = (
         f"Anomalies are the positive class; the score `{report.score}` is higher for more "
         "anomalous images."
