@@ -210,7 +210,8 @@ def run_train(args: argparse.Namespace) -> None:
     last = run.metrics()[-1] if run.metrics() else {}
     print(
         f"trained {config.model.name} for {count(last.get('epoch', 0), 'epoch')} into {run.path}"
-        f" (val loss {last.get('val_loss', float('nan')):.4f})"
+        f" (val loss {last.get('val_loss', float('nan')):.4f}); see it with: vaelab report "
+        f"{run.path} --open"
     )
 
 
