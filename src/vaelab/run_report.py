@@ -105,7 +105,7 @@ def write_report(
         files = [_draw(run, shown, figures, model, data_dir) for shown in chosen]
         anomalies = anomaly_section(run, model, page.parent, data_dir) if tested else None
     report = Report(
-        f"{plotting.describe(run)}",
+        plotting.describe(run),
         "\n\n".join([_intro(run, model, chosen), *_once(caught)]),
         facts={"run": str(run.path), **run_facts(run, data_dir)},
     )
@@ -158,12 +158,12 @@ def anomaly_section(run: Run, model: Model, folder: Path, data_dir: str | None) 
 
 
 def _draw(run: Run, shown: Shown, folder: Path, model: Model, data_dir: str | None) -> Path:
-    """One figure with `vaelab plot`'s defaults; a walk without the article's plane runs
-    between the first two test images, and a conditional model draws `drawn_class`."""
+    """One figure with `vaelab plot`'s defaults, under its own name in `folder`; a walk
+    without the article's plane runs between the first two test images, and a conditional
+    model draws `drawn_class`."""
     images = None if shown.kind != "interpolate" or _plane(model, True) else (0, 1)
-    path = folder / plotting.KINDS[shown.kind][1]
     label = drawn_class(run) if model.capabilities.conditional else None
-    return plotting.plot(run, shown.kind, path, images=images, label=label, data_dir=data_dir)
+    return plotting.plot(run, shown.kind, folder, images=images, label=label, data_dir=data_dir)
 
 
 def drawn_class(run: Run) -> int:
