@@ -163,6 +163,23 @@ def export_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def vq_codebook_table(results: dict[str, Any]) -> str:
+    """One row per model and training length: test reconstruction, and for a VQ-VAE the
+    codebook vectors its test codes use and their perplexity."""
+    lines = [
+        "| model | epochs | test reconstruction (mean pixel BCE) | vectors used | perplexity "
+        "| training |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for row in results["rows"]:
+        used = f"{row['codes_used']} of {row['codebook_size']}" if "codes_used" in row else ""
+        lines.append(
+            f"| {row['model']} | {row['epochs']} | {row['recon']:.3f} | {used} "
+            f"| {row.get('perplexity', '')} | {row['train_seconds']:.0f} s |"
+        )
+    return "\n".join(lines)
+
+
 def shared_machine_table(results: dict[str, Any]) -> str:
     """Images/s of each thread setting under each load, and the slowdown against quiet."""
     lines = ["| threads | " + " | ".join(results["loads"]) + " |", "|---|" + "---:|" * 3]
@@ -303,6 +320,7 @@ TABLES: dict[str, Callable[[dict[str, Any]], str]] = {
     "bound": bound_table,
     "split-mnist": split_mnist_table,
     "shared-machine": shared_machine_table,
+    "vq-codebook": vq_codebook_table,
     "fast-paths": fast_paths_table,
     "onnx-export": export_table,
     "nll": nll_table,

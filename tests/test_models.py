@@ -13,7 +13,7 @@ from vaelab.presets import PRESETS
 
 PARAMETERS = {
     "ae": 4385,
-    "vq-vae": 8553,  # the ae's, a 1x1 conv (72) and 512 8-vectors (4,096)
+    "vq-vae": 4521,  # the ae's, a 1x1 conv (72) and the codebook's 8x8 matrix (64)
     "vae": 5285,
     "beta-vae": 8373,
     "cvae": 35085,

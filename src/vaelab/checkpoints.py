@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from vaelab.errors import RunError
 from vaelab.models import Model
 from vaelab.run import CHECKPOINT, Run, load_tensors, save_tensors
 
@@ -44,13 +45,21 @@ def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, Tenso
 def restore_optimizer(
     optimizer: torch.optim.Optimizer, tensors: dict[str, Tensor], meta: dict[str, Any]
 ) -> None:
-    """Load what `optimizer_tensors` saved back into `optimizer`."""
+    """Load what `optimizer_tensors` saved back into `optimizer`, refusing moments saved
+    for parameters of other shapes (another model's), which would fail at the next step."""
     params = [p for group in optimizer.param_groups for p in group["params"]]
     param_state: dict[int, dict[str, Any]] = {}
     for key, value in tensors.items():
         if key.startswith("optim/"):
             _, index, name = key.split("/", 2)
             param = params[int(index)]
+            if value.ndim and value.shape != param.shape:
+                raise RunError(
+                    f"the checkpoint's optimiser state {key} has shape {tuple(value.shape)}, "
+                    f"but the parameter it belongs to has {tuple(param.shape)}: it was saved "
+                    "for another model (or by a vaelab whose model had other parameters), so "
+                    "training cannot resume from it; train into another folder"
+                )
             if value.shape == param.shape:  # moments: back in the parameter's memory layout,
                 value = torch.empty_like(param).copy_(value)  # which fused Adam relies on
             param_state.setdefault(int(index), {})[name] = value

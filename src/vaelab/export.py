@@ -138,7 +138,8 @@ def open_run(run_dir: str | os.PathLike[str], score: str | None = None) -> Expor
 
 
 def _exportable(model: Model) -> Model:
-    """`model`, unless its graphs would need labels or a loop over the pixels."""
+    """`model` as its graphs compute it (`Model.for_export`), unless they would need labels
+    or a loop over the pixels."""
     if model.capabilities.conditional:
         raise VaelabError(
             f"{model.describe()} is conditional (its encoder and decoder take each image's "
@@ -149,7 +150,7 @@ def _exportable(model: Model) -> Model:
             f"{model.describe()} decodes one pixel at a time (an autoregressive likelihood); "
             "ONNX export takes decoders that draw the whole image at once, e.g. vae or resnet-vae"
         )
-    return model
+    return model.for_export()
 
 
 def graphs(model: Model, score: str | None = None) -> list[Graph]:

@@ -65,7 +65,7 @@ PRESETS: dict[str, Preset] = {
         {**_vae(128, _objective("reconstruction")), "kind": "ae"},
     ),
     # The article's conv networks give a 4x4 grid of 8-vectors to quantise. The paper's 512
-    # vectors cost 4,096 weights and 7% of an epoch over 64, and are used (docs/models.md).
+    # vectors, a fixed basis times a learned 8x8 matrix, are used (docs/models.md).
     "vq-vae": Preset(
         "the article's conv autoencoder, each of its 4x4 code's 8-vectors one of 512 learned "
         "ones (VQ-VAE, van den Oord et al. 2017)",

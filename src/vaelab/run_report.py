@@ -234,10 +234,11 @@ def run_facts(run: Run, data_dir: str | None = None) -> dict[str, str]:
 def test_facts(run: Run, data_dir: str | None = None) -> dict[str, str]:
     """`vaelab eval RUN`'s numbers, as the page shows them."""
     measured = evaluate_run(run, data_dir)
+    code_perplexity = measured.pop("code_perplexity", None)
     facts = {name: f"{value:.4f}" for name, value in measured.items() if isinstance(value, float)}
     if "active_units" in measured:
         facts["active latent units"] = f"{measured['active_units']} of {measured['latent_dim']}"
     if "codes_used" in measured:
         used, size = measured["codes_used"], measured["codebook_size"]
-        facts["codebook vectors used"] = f"{used:,} of {size:,}"
+        facts["codebook vectors used"] = f"{used:,} of {size:,} (perplexity {code_perplexity:.1f})"
     return facts

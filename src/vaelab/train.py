@@ -34,6 +34,7 @@ from vaelab.distributed import LOCAL, Group
 from vaelab.errors import Interrupted, RunError, SettingError, TrainingError, VaelabError
 from vaelab.models import VQVAE, Model, build
 from vaelab.models.objectives import refuse_unread
+from vaelab.models.vq import perplexity
 from vaelab.run import CHECKPOINT, METRICS, WEIGHTS, Run, load_tensors
 
 EpochCallback = Callable[[int, Model, dict[str, Any]], None]
@@ -528,7 +529,7 @@ def _check_resumable(run: Run, config: RunConfig) -> None:
 def evaluate_run(run: Run, data_dir: str | None = None) -> dict[str, float]:
     """A run's mean test loss and its parts, on the test split of its classes; for a VAE also
     its active latent units there (`vaelab.latent_usage`), for a VQ-VAE the codebook vectors
-    its test codes use."""
+    its test codes use and their perplexity."""
     from vaelab.data import prepare
     from vaelab.latent_usage import usage
 
@@ -544,5 +545,7 @@ def evaluate_run(run: Run, data_dir: str | None = None) -> dict[str, float]:
         active = usage(model, images, labels).active_units
         result |= {"active_units": active, "latent_dim": model.latent_dim}
     if isinstance(model, VQVAE):
-        result |= {"codes_used": model.codes_used(images), "codebook_size": len(model.codebook)}
+        counts = model.code_counts(images)
+        used, size = int((counts > 0).sum()), len(counts)
+        result |= {"codes_used": used, "code_perplexity": perplexity(counts), "codebook_size": size}
     return result

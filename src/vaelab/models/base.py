@@ -102,6 +102,11 @@ class Model(nn.Module):
     def after_step(self) -> None:
         """Called by the training loop after each optimiser step (schedules count them)."""
 
+    def for_export(self) -> Model:
+        """The model as an exported graph should compute it: itself, unless weights it
+        multiplies out at each call would come out rounded otherwise in another runtime."""
+        return self
+
     def require(self, capability: str, purpose: str) -> None:
         """Raise a clear error unless the model has `capability` for `purpose`."""
         if not getattr(self.capabilities, capability):

@@ -9,13 +9,17 @@ every score and figure that reads an AE's `encode`/`decode` reads this one's (th
 quantised vectors, flattened). The 1x1 conv lets the code vectors take either sign, as
 every encoder family ends with an activation.
 
-The codebook learns from the paper's loss terms, not its EMA update: being a parameter,
-it is trained, saved, resumed, all-reduced across processes and compiled like every
-other weight, with nothing to update outside the optimiser's step. Per image,
+The codebook is a fixed random basis times one learned D x D matrix, after SimVQ (Zhu et
+al., *Addressing Representation Collapse in Vector Quantized Models with One Linear
+Layer*, 2024), not a free table of vectors: in a free table a vector no code picks gets no
+gradient and stays dead, while here every codebook term moves the matrix, so every vector
+moves with the ones in use. Being a parameter, the matrix is trained, saved, resumed,
+all-reduced across processes and compiled like every other weight, with nothing to update
+outside the optimiser's step (as the paper's moving-average variant would need). Per image,
 
 - `recon`: the likelihood's mean pixel NLL, as the AE's;
-- `codebook`: mean ||sg[z_e] - e||^2 over the code, which moves the chosen vectors;
-- `commitment`: `COMMITMENT` * mean ||z_e - sg[e]||^2, which keeps the encoder near them.
+- `codebook`: mean ||sg[z_e] - e||^2 over the code, which moves the codebook;
+- `commitment`: `COMMITMENT` * mean ||z_e - sg[e]||^2, which keeps the encoder near it.
 
 The three are the `Output`'s per-image `losses`, which the training loop sums into the
 loss and records part by part (`train_codebook`, `val_commitment`), as it does a VAE's
@@ -29,6 +33,8 @@ refuse it as they refuse the `ae`.
 """
 
 from __future__ import annotations
+
+import copy
 
 import torch
 from torch import Tensor, nn
@@ -46,13 +52,13 @@ reports)."""
 
 
 CODEBOOK_INIT = 1.0
-"""The codebook starts uniform in [-1, 1]^D, across the encoder's first codes (standard
-deviation about 0.6), not in the common [-1/K, 1/K]^D at the origin: there the few vectors
-at its edge are nearest to every code, and the rest, never chosen, get no gradient. On the
-bundled sample (10 epochs, seeds 0 to 2, measured on a tenth of the training images held
-out) the wide start used 49 to 61 of 512 vectors and reached a held-out reconstruction
-loss of 0.162 to 0.167 mean pixel BCE; the narrow one used 20 to 28 and reached 0.176 to
-0.187."""
+"""The basis starts uniform in [-1, 1]^D, across the encoder's first codes (standard
+deviation about 0.6), and the matrix at the identity, so the first codebook is that basis.
+Not the common [-1/K, 1/K]^D at the origin: there the few vectors at its edge are nearest
+to every code. On the bundled sample (10 epochs, seeds 0 to 2, measured on a tenth of the
+training images held out) a free codebook with the wide start used 49 to 61 of 512 vectors
+and reached a held-out reconstruction loss of 0.162 to 0.167 mean pixel BCE; the narrow one
+used 20 to 28 and reached 0.176 to 0.187."""
 
 
 class VQVAE(AE):
@@ -68,32 +74,53 @@ class VQVAE(AE):
             )
         size, width = int(config.codebook_size), self.code_shape[0]
         self.pre_quantise = nn.Conv2d(width, width, 1)
-        self.codebook = nn.Parameter(
-            torch.empty(size, width).uniform_(-CODEBOOK_INIT, CODEBOOK_INIT)
-        )
+        basis = torch.empty(size, width).uniform_(-CODEBOOK_INIT, CODEBOOK_INIT)
+        self.register_buffer("basis", basis)
+        self.projection = nn.Parameter(torch.eye(width))
+        self.register_load_state_dict_pre_hook(read_a_free_codebook)
+
+    @property
+    def codebook(self) -> Tensor:
+        """The K codebook vectors, (K, D): the basis times the learned matrix, in float32
+        under autocast too (bfloat16 products picked another vector than the nearest at
+        0.75% of a trained model's places)."""
+        with torch.autocast(self.basis.device.type, enabled=False):
+            return self.basis @ self.projection
 
     def nearest(self, z_e: Tensor) -> Tensor:
         """The index of the nearest codebook vector at each place of z_e (N, D, H, W):
-        argmin ||e||^2 - 2 z.e, the squared distance less the ||z||^2 all codes share.
-
-        In float32 under autocast too: bfloat16 products picked another vector than the
-        nearest at 0.75% of a trained model's places."""
+        argmin ||e||^2 - 2 z.e, the squared distance less the ||z||^2 all codes share, in
+        float32 as the codebook is."""
         flat = z_e.permute(0, 2, 3, 1).reshape(-1, z_e.shape[1])
+        codebook = self.codebook
         with torch.autocast(z_e.device.type, enabled=False):
-            distances = self.codebook.square().sum(1) - 2 * flat @ self.codebook.T
+            distances = codebook.square().sum(1) - 2 * flat @ codebook.T
         # shape[0], not len(z_e), which an ONNX export would fix at the example's batch size
         return distances.argmin(1).view(z_e.shape[0], *z_e.shape[2:])
 
+    def for_export(self) -> VQVAE:
+        """A copy whose basis is the codebook and matrix the identity, so that a graph holds
+        PyTorch's own codebook vectors (times the identity: exact). Multiplied out again by
+        onnxruntime, they differ in the last bit and flip the nearest vector where two are
+        nearly as near."""
+        folded = copy.deepcopy(self)
+        with torch.no_grad():
+            folded.basis.copy_(self.codebook)
+            folded.projection.copy_(torch.eye(len(self.projection)))
+        return folded
+
     @torch.inference_mode()
-    def codes_used(self, images: Tensor, batch_size: int = 1000) -> int:
-        """How many codebook vectors the codes of `images` pick: the others are dead, moved
-        by no codebook term, and a codebook most of whose vectors are dead is too large."""
+    def code_counts(self, images: Tensor, batch_size: int = 1000) -> Tensor:
+        """How often the codes of `images` pick each codebook vector, (K,): a vector never
+        picked is dead, and a codebook most of whose vectors are dead is too large."""
         self.eval()
-        used = torch.zeros(len(self.codebook), dtype=torch.bool, device=images.device)
+        counts = torch.zeros(len(self.basis), dtype=torch.long, device=images.device)
         for start in range(0, len(images), batch_size):
             batch = images[start : start + batch_size]
-            used[self.nearest(self.code_vectors(batch)).flatten()] = True
-        return int(used.sum())
+            counts += (
+                self.nearest(self.code_vectors(batch)).flatten().bincount(minlength=len(counts))
+            )
+        return counts
 
     def quantise(self, z_e: Tensor) -> Tensor:
         """z_e with each vector replaced by its nearest codebook vector, (N, D, H, W)."""
@@ -118,6 +145,25 @@ class VQVAE(AE):
             "commitment": COMMITMENT * (z_e - e.detach()).square().flatten(1).mean(1),
         }
         return Output(logits=logits, latent=code.flatten(1), losses=losses)
+
+
+def perplexity(counts: Tensor) -> float:
+    """exp(entropy) of the codes' distribution over the codebook: the number of vectors that,
+    picked equally often, would carry as much; 300 used but a few most of the time read as
+    fewer."""
+    p = counts[counts > 0].double() / counts.sum()
+    return float(torch.exp(-(p * p.log()).sum()))
+
+
+def read_a_free_codebook(
+    module: nn.Module, state: dict[str, Tensor], prefix: str, *_: object
+) -> None:
+    """Weights saved by a VQ-VAE with a free codebook table (`codebook`, before the
+    projected one) load exactly: that table as the basis, the matrix the identity."""
+    table = state.pop(prefix + "codebook", None)
+    if table is not None and prefix + "basis" not in state:
+        state[prefix + "basis"] = table
+        state[prefix + "projection"] = torch.eye(table.shape[1], dtype=table.dtype)
 
 
 def refuse_settings(config: ModelConfig) -> None:
