@@ -207,3 +207,12 @@ def test_ctrl_c_in_the_cli_keeps_a_resumable_run(tmp_path):
     resume = ["train", "vae", "--out", str(out), "--resume", "--epochs", str(done + 1), "--quiet"]
     assert main(resume) == 0
     assert len(metrics.read_text().splitlines()) == done + 1
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback():
+    """`vaelab models | head -1`: the pipe is closed before vaelab has written its lines."""
+    args = [sys.executable, "-m", "vaelab", "models"]
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()
+    assert process.stderr.read() == b""
+    assert process.wait() == 1

@@ -336,7 +336,7 @@ def draw(folder: Path, results: dict[str, Any]) -> Path:
         samples = model.sample(PRIOR_SAMPLES, torch.Generator().manual_seed(0))
     run = results["runs"][0]
     title = (
-        f"{results['model']}, {run['epochs']} epochs: -log p(x) = {run['nll']:.2f} nats "
+        f"{results['model']}, {count(run['epochs'], 'epoch')}: -log p(x) = {run['nll']:.2f} nats "
         f"at K = {run['K']} on {run['images']:,} test images"
     )
     path = folder / f"figure-{results['model']}.png"

@@ -506,9 +506,9 @@ def _check_resumable(run: Run, config: RunConfig) -> None:
     if changed := changed_settings(saved, wanted):
         raise RunError(
             f"cannot resume {run.path} with different settings ({', '.join(changed)} differ); "
-            "only --epochs, --device, --precision, --compile, --data-dir, the number of "
-            "processes and the learning rate of epochs not yet begun may change (start a new "
-            "run with another --out instead)"
+            "only --epochs, --device, --threads, --precision, --compile, --data-dir, the "
+            "number of processes and the learning rate of epochs not yet begun may change "
+            "(start a new run with another --out instead)"
         )
     meta = load_tensors(run.path / CHECKPOINT)[1]
     if config.train.epochs < meta["epoch"]:

@@ -7,6 +7,7 @@ Heavy imports (torch, matplotlib) happen inside each command's `run`, so
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -88,6 +89,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except VaelabError as err:
         print(f"vaelab: error: {err}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # the reader went away (`vaelab ... | head`): nothing to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # quiets exit's flush
         return 1
     except OSError as err:  # a file in the way, no permission, a full disk: the user's to mend
         if err.filename is None:

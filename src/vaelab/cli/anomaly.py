@@ -47,9 +47,10 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
         description="Split the test set into normal images (the run's classes, or --normal) "
         "and anomalous ones (the rest); write AUROC, AUPR and FPR at 95% TPR overall and per "
         "anomalous class (metrics.json), every image's score (scores.csv), roc.png, "
-        "score_histograms.png and anomaly_maps.png. A model trained too briefly reconstructs "
-        "every image alike and scores near chance, and the command then warns: on the bundled "
-        "sample the 2-D VAE trained on sevens alone reaches AUROC 0.63 after 5 epochs, 0.88 "
+        "score_histograms.png, anomaly_maps.png and report.html, a page of them all. A model "
+        "trained too briefly reconstructs every image alike and scores near chance, and the "
+        "command then warns: on the bundled sample the 2-D VAE trained on sevens alone "
+        "reaches AUROC 0.63 after 5 epochs, 0.88 "
         "after 20 and 0.96 after 50.",
     )
     p.add_argument("run_dir", metavar="RUN", help="run folder")

@@ -86,7 +86,7 @@ def add_evaluate(actions: argparse._SubParsersAction) -> None:
         "evaluate",
         help="measure a saved detector on labelled images: AUROC, what its threshold flags",
         description="Score images known to be normal (--normal) and anomalous (--anomalous) "
-        "with the detector saved in DETECTOR: print AUROC, AUPR and FPR at 95%% TPR over all "
+        "with the detector saved in DETECTOR: print AUROC, AUPR and FPR at 95% TPR over all "
         "anomalies and for each --anomalous path alone (a folder per kind of defect, say), "
         "and the share of each that the detector's threshold flags. --out also writes "
         "metrics.json, scores.csv and the figures and page of `vaelab anomaly` there.",

@@ -59,7 +59,9 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
         help="none: grey levels (default); dynamic: the log-likelihood protocol, each training "
         "image re-drawn as Bernoulli(intensity) every epoch, the test images binarised once",
     )
-    p.add_argument("--latent-dim", type=positive_int, metavar="N", help="VAE latent size (2)")
+    p.add_argument(
+        "--latent-dim", type=positive_int, metavar="N", help="latent size (the model's own)"
+    )
     p.add_argument(
         "--codebook-size", type=positive_int, metavar="K", help="a VQ-VAE's codebook vectors (512)"
     )
@@ -89,8 +91,8 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
         "--resume",
         action="store_true",
         help="continue the run in --out from its checkpoint (only --epochs, --device, "
-        "--precision, --compile, the number of processes and the learning rate of epochs not "
-        "yet begun may change)",
+        "--threads, --precision, --compile, --data-dir, the number of processes and the "
+        "learning rate of epochs not yet begun may change)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(run=run_train)
