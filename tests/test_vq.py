@@ -118,6 +118,19 @@ def test_only_the_codebook_term_moves_the_codebook_and_only_the_others_the_encod
         assert all(moved[1:]) == (name != "codebook"), name
 
 
+def test_decode_draws_the_nearest_code_so_points_between_codes_decode_in_steps():
+    model = fresh().eval()
+    x = torch.rand(2, 1, 28, 28)
+    with torch.no_grad():
+        a, b = model.encode(x)
+        torch.testing.assert_close(model.decode(model.encode(x)), model(x).logits)
+        near_a = a + 0.01 * (b - a)  # still nearest a's vectors at every place
+        assert torch.equal(model.decode(near_a[None]), model.decode(a[None]))
+        steps = torch.stack([a + t * (b - a) for t in torch.linspace(0, 1, 9)])
+        drawn = model.decode(steps).flatten(1)
+    assert 2 <= len(drawn.unique(dim=0)) <= 9  # a walk changes picture in steps
+
+
 def test_the_codebook_term_moves_the_vectors_no_code_picked_too():
     """The point of the projected codebook: a free table's unpicked vectors get no gradient
     and stay dead; here one step of the codebook term moves every vector."""

@@ -6,8 +6,8 @@ grid of vectors, each replaced by the nearest of K learned codebook vectors.
 It is the `AE` with a quantiser between its encoder and decoder, so it is a subclass, not
 an objective: the networks, the likelihood and the reconstruction term are the AE's, and
 every score and figure that reads an AE's `encode`/`decode` reads this one's (the
-quantised vectors, flattened). The 1x1 conv lets the code vectors take either sign, as
-every encoder family ends with an activation.
+quantised vectors, flattened; `decode` quantises whatever code it is given). The 1x1 conv
+lets the code vectors take either sign, as every encoder family ends with an activation.
 
 The codebook is a fixed random basis times one learned D x D matrix, after SimVQ (Zhu et
 al., *Addressing Representation Collapse in Vector Quantized Models with One Linear
@@ -132,6 +132,14 @@ class VQVAE(AE):
 
     def encode(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         return self.quantise(self.code_vectors(x)).flatten(1)
+
+    def decode(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        """The decoder's logits for the nearest code it can be given: each vector of `z`
+        replaced by its nearest codebook vector (an `encode`d code is kept as it is), so a
+        point between codes, on the explorer's plane or a walk, decodes as the model would
+        draw it, in steps, not as a blend its decoder never saw."""
+        grid = at_least_float32(z).view(-1, *self.code_shape)
+        return super().decode(self.quantise(grid).flatten(1))
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Output:
         self.check_input(x, y)
