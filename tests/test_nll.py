@@ -468,3 +468,26 @@ def test_the_benchmark_refuses_what_cannot_give_an_estimate(tmp_path, capsys):
     run_nll(trial(iw_samples=5), tmp_path / "b", progress=False)
     with pytest.raises(VaelabError, match="other settings"):
         run_nll(trial(iw_samples=5, train_size=64), tmp_path / "b", progress=False)
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--iw-samples", "99999999999"], "--iw-samples 99,999,999,999 is more samples per image"),
+        (["--lr-decay", "nan"], "--lr-decay must be a finite number above 0"),
+        (["--lr-milestones", "5,2"], "--lr-milestones must be increasing epochs"),
+    ],
+)
+def test_a_refused_benchmark_writes_nothing_so_the_mended_command_can_use_its_out(
+    tmp_path, capsys, flags, message
+):
+    out = tmp_path / "nll"
+    assert main(["bench", "nll", "--dataset", "mnist-sample", *flags, "--out", str(out)]) == 1
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_an_estimate_of_more_samples_than_any_could_wait_for_is_refused(tmp_path, capsys):
+    model = build(ModelConfig("vae"))
+    with pytest.raises(SettingError, match="samples 100,001 is more samples per image"):
+        importance_nll(model, torch.rand(2, 1, 28, 28), 100_001)

@@ -31,9 +31,12 @@ def files(*folders: Path) -> set[Path]:
 GRID = "is out of range: choose 1 to 100 images per side of the grid"
 WALK = "is out of range: choose 2 to 1000 frames of the walk"
 RECONSTRUCTIONS = "is out of range: choose 1 to 100 test images to reconstruct"
-RANGE = "is not a positive finite number: the figure spans z in [-R, R]; choose e.g. 3"
-POINT = "is not a latent point: give finite numbers, one per latent dimension"
-SEED = "is out of range: choose a whole number from -2**63 to 2**64 - 1"
+RANGE = "is not a positive number up to 1e+06: the figure spans z in [-R, R]; choose e.g. 3"
+POINT = "is not a latent point: give numbers up to 1e+06 in size, one per latent dimension"
+SEED = (
+    "is out of range: choose a whole number from 0 to 2**32 - 1 (torch's generator keeps 32 "
+    "bits of a seed, so others repeat those seeds' draws)"
+)
 STATIC = ".png, .pdf, .svg, .svgz, .eps, .ps, .jpg, .jpeg, .tif, .tiff, .webp or .gif"
 
 REFUSED = [
@@ -45,6 +48,7 @@ REFUSED = [
     ("manifold", {"limit": float("nan")}, f"limit nan {RANGE}"),
     ("scatter", {"limit": float("inf")}, f"limit inf {RANGE}"),
     ("manifold", {"limit": -3.0}, f"limit -3 {RANGE}"),
+    ("manifold", {"limit": 1e308}, f"limit 1e+308 {RANGE}"),
     ("interpolate", {"start": [float("nan"), 0.0], "end": [1.0, 1.0]}, f"start nan 0 {POINT}"),
     ("samples", {"seed": 2**64}, f"seed 18446744073709551616 {SEED}"),
 ]

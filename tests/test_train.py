@@ -87,6 +87,20 @@ def test_same_seed_gives_the_same_numbers():
     assert [r["train_loss"] for r in history_a] == [r["train_loss"] for r in history_b]
 
 
+@pytest.mark.parametrize("seed", [-1, 2**32, 99999999999999999999])
+def test_a_seed_torch_would_wrap_or_overflow_is_refused_before_anything_is_written(
+    tmp_path, capsys, seed
+):
+    """torch's generator keeps 32 bits of a seed: 2**32 would train as 0 does while the
+    config recorded 2**32, and 1e20 stopped with an overflow traceback."""
+    from vaelab.cli import main
+
+    out = tmp_path / "run"
+    assert main(["train", "vae", "--seed", str(seed), "--quiet", "--out", str(out)]) == 1
+    assert capsys.readouterr().err.startswith(f"vaelab: error: --seed {seed} is out of range")
+    assert not out.exists()
+
+
 def test_loss_sums_in_float32_where_float64_is_missing_give_the_same_metrics(monkeypatch):
     """MPS has no float64, so its loss sums are float32 (`sum_dtype`); on the CPU both
     can be run side by side."""

@@ -77,12 +77,15 @@ class NllConfig:
     def check(self) -> None:
         """Refuse settings that cannot give an estimate, before anything trains."""
         from vaelab.devices import resolve_device
-        from vaelab.likelihood import check_samples
+        from vaelab.likelihood import check_positive_count, check_samples
         from vaelab.models import build
+        from vaelab.train import check_training
 
-        for name in ("iw_samples", "seeds", "test_images", "train_size", "batch"):
+        check_samples(self.iw_samples, "iw_samples")
+        for name in ("seeds", "test_images", "train_size", "batch"):
             if getattr(self, name) is not None:
-                check_samples(getattr(self, name), name)
+                check_positive_count(getattr(self, name), name)
+        check_training(self.train)
         if self.dataset not in DATASETS:
             raise SettingError(
                 f"{{dataset}} must be one of {', '.join(DATASETS)} (the protocol is "

@@ -13,7 +13,6 @@ model's scatter shows where the other digits land too).
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import warnings
 from collections.abc import Callable, Sequence
@@ -31,6 +30,7 @@ from vaelab.figures import gifs, latent, plots
 from vaelab.models import Model
 from vaelab.run import Run
 from vaelab.scores import pixel_errors, recon_bce, reconstruct
+from vaelab.seeding import check_seed
 
 ARTICLE_START = (-0.7, -3.0)
 ARTICLE_END = (-0.7, 2.0)
@@ -41,11 +41,12 @@ MAX_STEPS = 1000
 """Frames of a walk: 1,000 take about 5 s and 2 MB, far past the explorer's 64."""
 MAX_COUNT = 100
 """Test images a reconstructions figure shows in one row, 8,000 pixels wide at 100."""
+MAX_LATENT = 1e6
+"""The largest coordinate a figure spans or a walk visits: a VAE's codes lie within a few
+units of 0 and an autoencoder's within tens; at 1e308 the figure's extent overflows."""
 USAGE_IMAGES = 2000
 """Test images a traversal measures each dimension's KL and activity on: stable to a few
 hundredths of a nat, and a second's work for the article's VAE."""
-SEEDS = range(-(2**63), 2**64)
-"""The seeds torch's generator takes."""
 
 
 @dataclass
@@ -85,31 +86,24 @@ def check_count(name: str, value: int, low: int, high: int, what: str) -> None:
 
 
 def check_range(limit: float) -> None:
-    """NaN or infinity would reach matplotlib's axis limits as a traceback."""
-    if not (math.isfinite(limit) and limit > 0):
+    """NaN, infinity or a number near the float limit would reach matplotlib's axis limits
+    as a traceback."""
+    if not 0 < limit <= MAX_LATENT:
         raise SettingError(
-            f"{{limit}} {limit:g} is not a positive finite number: the figure spans z in "
-            "[-R, R]; choose e.g. 3",
+            f"{{limit}} {limit:g} is not a positive number up to {MAX_LATENT:g}: the figure "
+            "spans z in [-R, R]; choose e.g. 3",
             "limit",
         )
 
 
-def check_seed(seed: int) -> None:
-    """A seed torch cannot take would stop `samples` with an overflow traceback."""
-    if seed not in SEEDS:
-        raise SettingError(
-            f"{{seed}} {seed} is out of range: choose a whole number from -2**63 to 2**64 - 1",
-            "seed",
-        )
-
-
 def check_point(name: str, point: Sequence[float] | None) -> None:
-    """A latent point with NaN or infinity would decode into a walk of blank frames."""
-    if point is not None and not all(map(math.isfinite, point)):
+    """A latent point with NaN, infinity or a huge coordinate would decode into a walk of
+    blank frames."""
+    if point is not None and not all(abs(v) <= MAX_LATENT for v in point):
         numbers = " ".join(f"{v:g}" for v in point)
         raise SettingError(
-            f"{{{name}}} {numbers} is not a latent point: give finite numbers, one per latent "
-            "dimension",
+            f"{{{name}}} {numbers} is not a latent point: give numbers up to {MAX_LATENT:g} in "
+            "size, one per latent dimension",
             name,
         )
 

@@ -10,6 +10,12 @@ from __future__ import annotations
 
 import torch
 
+from vaelab.errors import SettingError
+
+SEEDS = range(2**32)
+"""The seeds that draw distinct streams: torch's CPU generator keeps 32 bits of its seed
+(2**32 draws what 0 draws, -1 what 2**32 - 1 does), and the keyed streams are 32-bit too."""
+
 MIXER = 0x9E3779B1
 """An odd multiplier (2^32 / golden ratio): keys one place apart land far apart."""
 
@@ -24,6 +30,17 @@ def stream_key(*parts: int) -> int:
     for part in parts:
         key = (key * MIXER + part) % 2**32
     return key
+
+
+def check_seed(seed: int, name: str = "seed") -> None:
+    """Refuse a seed outside `SEEDS`, naming its setting: torch would repeat another seed's
+    draws while the run's settings recorded this one, or stop with an overflow traceback."""
+    if seed not in SEEDS:
+        raise SettingError(
+            f"{{{name}}} {seed} is out of range: choose a whole number from 0 to 2**32 - 1 "
+            "(torch's generator keeps 32 bits of a seed, so others repeat those seeds' draws)",
+            name,
+        )
 
 
 def keyed_generator(*parts: int) -> torch.Generator:

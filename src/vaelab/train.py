@@ -36,6 +36,7 @@ from vaelab.models import VQVAE, Model, build
 from vaelab.models.objectives import refuse_unread
 from vaelab.models.vq import perplexity
 from vaelab.run import CHECKPOINT, METRICS, WEIGHTS, Run, load_tensors
+from vaelab.seeding import check_seed
 
 EpochCallback = Callable[[int, Model, dict[str, Any]], None]
 """Called after each epoch with (epoch, model in eval mode, that epoch's metrics)."""
@@ -77,6 +78,7 @@ def check_training(config: TrainConfig) -> None:
         )
     if config.lr is not None and not 0 < config.lr < math.inf:
         raise SettingError(f"{{lr}} must be a finite number above 0, got {config.lr}", "lr")
+    check_seed(config.seed)
 
 
 def learning_rate(config: TrainConfig, epoch: int) -> float:
