@@ -173,3 +173,20 @@ def test_a_run_whose_data_folder_moved_finds_its_data_and_resumes_from_another(
               "--data-dir", str(elsewhere), "--quiet"]  # fmt: skip
     assert main(resume) == 0, capsys.readouterr().err
     assert [row["epoch"] for row in Run(tmp_path / "run").metrics()] == [1, 2]
+
+
+def test_weights_that_are_not_finite_are_named_not_printed_as_nan(tiny_run_copy, capsys):
+    """`vaelab eval` printed `NaN`, which is not JSON, with exit status 0."""
+    from safetensors.torch import load_file, save_file
+
+    weights = tiny_run_copy / "weights.safetensors"
+    tensors = load_file(weights)
+    first = next(k for k, v in tensors.items() if v.is_floating_point())
+    tensors[first][0] = float("nan")
+    save_file(tensors, weights)
+    assert main(["eval", str(tiny_run_copy)]) == 1
+    assert capsys.readouterr().err == (
+        f"vaelab: error: {weights} holds weights that are not finite numbers (NaN or infinity, "
+        f"in {first}): the file is damaged or its training diverged; train it again into "
+        "another folder (with a lower --lr if it diverged)\n"
+    )

@@ -82,6 +82,31 @@ def test_scores_go_to_standard_output_without_csv(digit_files, detector_dir, cap
     assert header == "file,score,anomaly" and row.startswith(f"{seven},")
 
 
+def test_a_csv_path_that_would_replace_an_image_or_a_script_is_refused(
+    digit_files, detector_dir, capsys
+):
+    seven = next((digit_files / "new" / "7").iterdir())
+    before = seven.read_bytes()
+    for target in (seven, digit_files / "notes.txt", digit_files / "new"):
+        args = ["detector", "score", str(detector_dir), str(seven), "--csv", str(target)]
+        assert main(args) == 1
+        assert capsys.readouterr().err == (
+            f"vaelab: error: --csv {target} is not a .csv file name: the scores replace what "
+            "the file holds, so name a file ending in .csv\n"
+        )
+    assert seven.read_bytes() == before and not (digit_files / "notes.txt").exists()
+
+
+def test_a_size_no_model_can_take_is_refused_before_any_image_is_read(
+    digit_files, tmp_path, capsys
+):
+    out = tmp_path / "huge"
+    args = ["detector", "fit", str(digit_files / "normal"), "--image-size", "100000"]
+    assert main([*args, "--out", str(out)]) == 1
+    assert capsys.readouterr().err.startswith("vaelab: error: --image-size 100000 is not a side")
+    assert not out.exists()
+
+
 def test_fitting_into_a_saved_detector_is_refused_before_training(
     digit_files, detector_dir, capsys
 ):

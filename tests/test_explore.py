@@ -252,6 +252,7 @@ def test_a_drawn_stroke_is_fitted_like_the_runs_digits(explorer):
         (b"not an image at all", "not an image"),
         (png(np.zeros((28, 28), np.uint8)), "no ink"),
         (NOISE_PNG[: len(NOISE_PNG) // 2], "damaged or truncated"),
+        (b"\x89PNG\r\n\x1a\n" + b"garbage" * 10, "damaged or truncated"),
     ],
 )
 def test_pictures_that_cannot_be_encoded_are_named(explorer, body, message):

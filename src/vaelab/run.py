@@ -116,6 +116,14 @@ class Run:
         tensors, meta = load_tensors(self.path / WEIGHTS)
         shape = meta.get("shape", [meta.get("channels", 1), 28, 28])  # older files: channels
         model = build(config.model, shape=tuple(shape))
+        if broken := [
+            k for k, v in tensors.items() if v.is_floating_point() and not v.isfinite().all()
+        ]:
+            raise RunError(
+                f"{self.path / WEIGHTS} holds weights that are not finite numbers (NaN or "
+                f"infinity, in {broken[0]}): the file is damaged or its training diverged; "
+                "train it again into another folder (with a lower --lr if it diverged)"
+            )
         try:
             model.load_state_dict(tensors)
         except RuntimeError:

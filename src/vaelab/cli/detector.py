@@ -134,6 +134,8 @@ def run_score(args: argparse.Namespace) -> None:
     from vaelab.wording import count
 
     maps = maps_file(args.maps, "maps") if args.maps else None  # refused before any work
+    if args.csv:
+        check_csv_file(args.csv)
     detector = AnomalyDetector.load(args.detector)
     images, files = detector.read_files(args.images)
     scores = detector.score_samples(images)
@@ -154,6 +156,20 @@ def run_score(args: argparse.Namespace) -> None:
         f"{detector.threshold_:.6g} (anomalies){where}",
         file=sys.stderr,
     )
+
+
+def check_csv_file(path: str) -> None:
+    """--csv replaces the file it names, so it must name a CSV file: never an image (one of
+    the inputs, say), a script or a folder."""
+    from pathlib import Path
+
+    from vaelab.errors import VaelabError
+
+    if Path(path).suffix.lower() != ".csv" or Path(path).is_dir():
+        raise VaelabError(
+            f"--csv {path} is not a .csv file name: the scores replace what the file holds, "
+            "so name a file ending in .csv"
+        )
 
 
 def run_evaluate(args: argparse.Namespace) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from vaelab.config import NO_DATASET, DataConfig
 from vaelab.data import named
-from vaelab.data.dataset import Dataset, check_binarize, redraw_bits
+from vaelab.data.dataset import Dataset, check_binarize, check_image_size, redraw_bits
 from vaelab.data.folder import load_folder, read_images, read_images_as
 from vaelab.data.npz import load_npz
 from vaelab.data.sources import SAMPLE, SAMPLE_FILE, SOURCES, Source, normalize
@@ -108,8 +108,7 @@ def load(
 
     Names win over paths: use `./mnist` for a folder called `mnist`.
     """
-    if image_size is not None and image_size < 1:
-        raise DatasetError(f"image size must be a positive number of pixels, got {image_size}")
+    check_image_size(image_size)
     dataset = _load(source, split, data_dir, image_size, download)
     return dataset.resized(image_size) if image_size else dataset
 

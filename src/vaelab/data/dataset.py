@@ -18,6 +18,19 @@ from vaelab.seeding import keyed_generator
 
 RESIZE_CHUNK = 4096
 BINARIZE = ("none", "dynamic")
+MAX_IMAGE_SIZE = 1024
+"""The largest side images are resized to: the models are conv stacks for small images (28
+pixels by default), and 100,000 pixels a side filled 24 GiB of memory with one image."""
+
+
+def check_image_size(size: int | None) -> None:
+    """Refuse a side no model here can take, naming the setting, before any image is read."""
+    if size is not None and not 1 <= size <= MAX_IMAGE_SIZE:
+        raise SettingError(
+            f"{{image_size}} {size} is not a side the models can take: choose 1 to "
+            f"{MAX_IMAGE_SIZE:,} pixels (28, the default, suits the conv models)",
+            "image_size",
+        )
 
 
 @dataclass

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from vaelab.data.dataset import Dataset
+from vaelab.data.dataset import Dataset, check_image_size
 from vaelab.errors import DatasetError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
@@ -57,6 +57,7 @@ def read_images(
     given; `channels` 1 or 3 makes them grey or RGB (default: grey unless one has colour)."""
     if channels not in (None, 1, 3):
         raise DatasetError(f"channels must be 1 (grey) or 3 (RGB), got {channels}")
+    check_image_size(image_size)
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     files = [file for path in paths for file in _files_under(Path(path))]

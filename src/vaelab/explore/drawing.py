@@ -35,6 +35,8 @@ def read_picture(body: bytes) -> np.ndarray:
         picture = Image.open(io.BytesIO(body))
     except UnidentifiedImageError:
         raise PictureError(f"not an image; send one of {', '.join(FORMATS)}") from None
+    except (OSError, ValueError) as err:  # a PNG's signature, then too little to read
+        raise PictureError(f"the image is damaged or truncated ({err})") from None
     if picture.format not in FORMATS:
         kinds = ", ".join(FORMATS)
         raise PictureError(f"{picture.format} images are not read; send one of {kinds}")
