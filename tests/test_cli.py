@@ -216,3 +216,23 @@ def test_a_reader_that_leaves_early_gets_no_traceback():
     process.stdout.close()
     assert process.stderr.read() == b""
     assert process.wait() == 1
+
+
+def test_experiments_refuse_to_write_into_a_run_folder(tmp_path, capsys):
+    """A benchmark's or the continual experiment's results, reports and figures would mix
+    with the run's own files (and `vaelab report` writes report.html there too)."""
+    run = tmp_path / "run"
+    train = ["train", "ae", "--train-size", "128", "--epochs", "1", "--quiet", "--out", str(run)]
+    assert main(train) == 0
+    before = sorted(p.name for p in run.iterdir())
+    for command in (
+        ["bench", "oneclass", "--dataset", "mnist-sample", "--classes", "7", "--seeds", "1"],
+        ["continual", "--dataset", "mnist-sample", "--order", "7,1"],
+    ):
+        capsys.readouterr()
+        assert main([*command, "--out", str(run)]) == 1
+        assert capsys.readouterr().err == (
+            f"vaelab: error: --out {run} already holds a run or a detector; choose another "
+            "--out or delete it first\n"
+        )
+    assert sorted(p.name for p in run.iterdir()) == before

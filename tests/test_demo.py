@@ -150,8 +150,15 @@ def test_a_bad_schedule_is_refused_before_anything_trains(tmp_path):
 
 
 def test_demo_refuses_to_overwrite_a_finished_demo(quick_demo):
-    with pytest.raises(VaelabError, match="already holds a demo"):
+    with pytest.raises(VaelabError, match="is not empty"):
         demo(quick_demo.parent, schedule=QUICK, progress=False)
+
+
+def test_demo_refuses_a_folder_of_other_files_before_anything_trains(tmp_path):
+    (tmp_path / "runs" / "mine").mkdir(parents=True)
+    with pytest.raises(VaelabError, match=f"^{tmp_path} is not empty .*delete {tmp_path} first$"):
+        demo(tmp_path, schedule=QUICK, progress=False)
+    assert list(tmp_path.iterdir()) == [tmp_path / "runs"]
 
 
 def test_schedules_follow_the_article_and_the_time_budget():

@@ -114,7 +114,7 @@ def test_fitting_into_a_saved_detector_is_refused_before_training(
     args = ["detector", "fit", str(digit_files / "normal"), "--out", str(detector_dir)]
     assert main(args) == 1
     assert capsys.readouterr().err == (
-        f"vaelab: error: --out {detector_dir} already holds a detector or a run; choose "
+        f"vaelab: error: --out {detector_dir} already holds a run or a detector; choose "
         "another --out or delete it first\n"
     )
     assert (detector_dir / "detector.json").read_text() == saved

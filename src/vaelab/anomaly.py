@@ -40,7 +40,7 @@ from vaelab.errors import SettingError, VaelabError
 from vaelab.jsonfiles import read_json
 from vaelab.models import Model, build
 from vaelab.recipes import DEFAULT_RECIPE, get_recipe
-from vaelab.run import CONFIG, Run
+from vaelab.run import Run, refuse_a_run_folder
 from vaelab.scores import SCORES, require_posterior, require_unconditional
 from vaelab.wording import count
 
@@ -523,12 +523,8 @@ class AnomalyDetector(BaseEstimator):
         holds a detector or a run is refused before anything is read or trained."""
         if out is not None and Path(out).exists() and not Path(out).is_dir():
             raise SettingError(f"{{out}} {out} is a file, not a folder; choose another", "out")
-        if out is not None and (Path(out) / CONFIG).exists():
-            raise SettingError(
-                f"{{out}} {out} already holds a detector or a run; choose another {{out}} or "
-                "delete it first",
-                "out",
-            )
+        if out is not None:
+            refuse_a_run_folder(out)
         self._check_params()
         self.fit(read_images(paths, image_size)[0])
         if out is not None:
@@ -577,6 +573,8 @@ class AnomalyDetector(BaseEstimator):
             raise SettingError(
                 "{anomalous} is empty: give the anomalous files or folders", "anomalous"
             )
+        if out is not None:
+            refuse_a_run_folder(out)
         read = [self.read_files(normal), *(self.read_files([path]) for path in anomalous)]
         files = [file for _, found in read for file in found]
         _check_disjoint(read)

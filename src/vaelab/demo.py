@@ -404,8 +404,10 @@ def demo(
 
 
 def _check_empty(out: Path) -> None:
-    if (out / "runs").exists() or (out / "report.html").exists():
-        raise VaelabError(f"{out} already holds a demo; choose another --out or delete {out} first")
+    """The demo writes a whole folder of its own, so it starts from an empty one."""
+    if out.is_file() or (out.is_dir() and any(out.iterdir())):
+        what = "is a file" if out.is_file() else "is not empty (the demo fills one of its own)"
+        raise VaelabError(f"{out} {what}; choose a new --out or delete {out} first")
 
 
 def _describe(schedule: Schedule) -> str:

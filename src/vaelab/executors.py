@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 from vaelab.config import changed_settings
 from vaelab.errors import SettingError, VaelabError
 from vaelab.jsonfiles import read_json
+from vaelab.run import refuse_a_run_folder
 from vaelab.threads import choose as available_threads
 
 RETRIES = 3
@@ -256,6 +257,7 @@ SETTINGS_FILE = "settings.json"
 def claim_settings(folder: Path, settings: dict[str, Any], file: str = SETTINGS_FILE) -> None:
     """Record an experiment's `settings` in `folder/file`, or refuse if the folder holds one
     with others: results of different protocols must never be summarised together."""
+    refuse_a_run_folder(folder)
     path = folder / file
     if path.exists():
         saved = read_json(path, "restore it, or use another --out")

@@ -22,7 +22,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from vaelab.config import RunConfig
-from vaelab.errors import RunError
+from vaelab.errors import RunError, SettingError
 from vaelab.jsonfiles import read_json_lines
 from vaelab.models import Model, build
 
@@ -58,6 +58,18 @@ def _mismatch(model: Model, tensors: dict[str, torch.Tensor]) -> str:
         name = resized[0]
         parts.append(f"{name} is {list(found[name])}, not {list(expected[name])}")
     return "; ".join(parts)
+
+
+def refuse_a_run_folder(folder: str | os.PathLike[str], setting: str = "out") -> None:
+    """Refuse to write into a folder that holds a run or a detector (its `config.json`),
+    naming `setting`: an experiment's report, figures and results would mix with the run's
+    own, and `vaelab report` writes there too."""
+    if (Path(folder) / CONFIG).exists():
+        raise SettingError(
+            f"{{{setting}}} {folder} already holds a run or a detector; choose another "
+            f"{{{setting}}} or delete it first",
+            setting,
+        )
 
 
 def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
