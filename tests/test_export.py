@@ -257,6 +257,23 @@ def test_a_missing_run_folder_is_a_clear_error(tmp_path):
         check_export(run.path)
 
 
+def test_a_dataset_without_a_test_split_names_the_inputs_export_can_check_on(tmp_path):
+    """Training may hold out a fraction of such a folder; a check of the export cannot."""
+    from PIL import Image
+
+    from vaelab.export import test_set
+
+    (tmp_path / "photos" / "good").mkdir(parents=True)
+    Image.new("L", (28, 28)).save(tmp_path / "photos" / "good" / "0.png")
+    run = untrained_run(tmp_path / "run", "vae")
+    with pytest.raises(SettingError) as refused:
+        test_set(run.path, dataset=str(tmp_path / "photos"))
+    assert refused.value.as_flags() == (
+        f"{tmp_path / 'photos'} has no test split to check the export on: give a dataset with "
+        "one with --dataset, or unlabelled image files and folders with --images"
+    )
+
+
 @needs_onnx
 def test_exporting_without_a_score_removes_an_earlier_score_graph(tmp_path):
     from vaelab.export import export_run

@@ -475,6 +475,7 @@ def test_the_benchmark_refuses_what_cannot_give_an_estimate(tmp_path, capsys):
     [
         (["--iw-samples", "99999999999"], "--iw-samples 99,999,999,999 is more samples per image"),
         (["--lr-decay", "nan"], "--lr-decay must be a finite number above 0"),
+        (["--lr-decay", "0"], "--lr-decay must be a finite number above 0, got 0.0"),
         (["--lr-milestones", "5,2"], "--lr-milestones must be increasing epochs"),
     ],
 )

@@ -19,6 +19,11 @@ class DatasetError(VaelabError):
     """A dataset could not be found, read, verified or selected."""
 
 
+class NoTestSplitError(DatasetError):
+    """A folder or `.npz` dataset has no test split; training can hold out a fraction
+    instead, a check on test images cannot."""
+
+
 class RunError(VaelabError):
     """A run folder is missing, incomplete or inconsistent."""
 

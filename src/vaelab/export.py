@@ -42,7 +42,7 @@ from vaelab.anomaly import (
 )
 from vaelab.batching import CPU_ROWS as BATCH
 from vaelab.data import Dataset
-from vaelab.errors import SettingError, VaelabError
+from vaelab.errors import NoTestSplitError, SettingError, VaelabError
 from vaelab.jsonfiles import read_json
 from vaelab.models import Model
 from vaelab.run import Run
@@ -387,7 +387,15 @@ def test_set(
             "dataset",
         )
     name = dataset if dataset is not None else config.data.dataset
-    test = load(name, "test", data_dir or config.data.data_dir, config.data.image_size)
+    try:
+        test = load(name, "test", data_dir or config.data.data_dir, config.data.image_size)
+    except NoTestSplitError:
+        raise SettingError(
+            f"{name} has no test split to check the export on: give a dataset with one with "
+            "{dataset}, or unlabelled image files and folders with {images}",
+            "dataset",
+            "images",
+        ) from None
     if tuple(test.images.shape[1:]) != tuple(source.model.shape):
         raise VaelabError(
             f"the test images of {name} are {tuple(test.images.shape[1:])} (C, H, W) but "

@@ -231,7 +231,7 @@ def run_nll(args: argparse.Namespace) -> None:
     train = dataclasses.replace(
         recipe_training(args, NLL.train),
         lr_milestones=args.lr_milestones or NLL.train.lr_milestones,
-        lr_decay=args.lr_decay or NLL.train.lr_decay,
+        lr_decay=NLL.train.lr_decay if args.lr_decay is None else args.lr_decay,
     )
     model = model_config(args, NLL.model)
     if args.train_samples:

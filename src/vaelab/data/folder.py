@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 
 from vaelab.data.dataset import Dataset, check_image_size
-from vaelab.errors import DatasetError
+from vaelab.errors import DatasetError, NoTestSplitError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
@@ -112,7 +112,7 @@ def _layout(root: Path, split: str) -> tuple[Path, list[str]]:
     split_dirs = [root / s for s in SPLITS if (root / s).is_dir()]
     if not split_dirs:
         if split != "train":
-            raise DatasetError(
+            raise NoTestSplitError(
                 f"{root} has no test/ folder; use a held-out fraction for validation instead "
                 "(validation=0.1; --validation 0.1 on the command line)"
             )

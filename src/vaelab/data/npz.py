@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from vaelab.data.dataset import Dataset
-from vaelab.errors import DatasetError
+from vaelab.errors import DatasetError, NoTestSplitError
 
 KEYS = {"train": ("x", "y"), "test": ("x_test", "y_test")}
 
@@ -35,7 +35,7 @@ def load_npz(path: Path, split: str, name: str) -> Dataset:
         with np.load(path, allow_pickle=False) as archive:
             missing = [k for k in (x_key, y_key) if k not in archive.files]
             if missing:
-                raise DatasetError(
+                raise (NoTestSplitError if split == "test" else DatasetError)(
                     f"{path} has no {' or '.join(missing)} array for the {split} split "
                     f"(it holds: {', '.join(archive.files) or 'nothing'})"
                     + ("; add them, or use a held-out fraction for validation instead "
