@@ -294,6 +294,7 @@ def test_a_folder_of_the_first_settings_form_resumes(tmp_path, classifier):
         ({"order": [7, 7]}, "different digits"),
         ({"order": [7]}, "two or more"),
         ({"order": [7, 12]}, "0-9"),
+        ({"order": [12]}, "0-9"),
         ({"strategy": "forget"}, "unknown strategy"),
         ({"strategy": "naive,forget"}, "unknown strategy 'forget'"),
         ({"strategy": "naive, naive"}, "strategy names 'naive' twice"),

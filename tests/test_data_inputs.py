@@ -182,6 +182,10 @@ def test_cli_fetch_fills_the_data_dir_and_verify_refuses_a_typo(
     assert main(["data", "verify", "tiny", "--data-dir", str(tmp_path / "typo")]) == 1
     out = capsys.readouterr()
     assert out.out == "" and out.err == f"vaelab: error: {missing_dir_message(tmp_path / 'typo')}\n"
+    (tmp_path / "empty").mkdir()  # a folder without the files: not passed on the env's copy
+    assert main(["data", "verify", "tiny", "--data-dir", str(tmp_path / "empty")]) == 1
+    assert "verify checks the copy under the data dir it is given" in capsys.readouterr().err
+    assert main(["data", "verify", "tiny", "--data-dir", str(new)]) == 0
 
 
 def digits() -> np.ndarray:

@@ -109,13 +109,13 @@ class ContinualConfig:
                 f"must be {' or '.join(DATASETS)}, not {self.dataset!r}",
                 "dataset",
             )
+        if not set(self.order) <= set(range(10)):
+            raise SettingError(f"{{order}} holds digits 0-9 only, got {self.order}", "order")
         if len(self.order) < 2 or len(set(self.order)) != len(self.order):
             raise SettingError(
                 f"{{order}} needs two or more different digits, got {self.order}; e.g. 7,0,1,2",
                 "order",
             )
-        if not set(self.order) <= set(range(10)):
-            raise SettingError(f"{{order}} holds digits 0-9 only, got {self.order}", "order")
         for name in POSITIVE:
             value = getattr(self, name)
             if value is not None and value < 1:

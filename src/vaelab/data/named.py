@@ -23,6 +23,7 @@ from vaelab.data.sources import (
     checked_dir,
     download_dir,
     find_file,
+    given_dir,
     mirrors,
     search_dirs,
 )
@@ -108,8 +109,16 @@ def _copy_checked(local: Path, spec: FileSpec, dest: Path) -> None:
 
 
 def verify(source: Source, data_dir: PathLike | None) -> list[Path]:
-    """Check every file of `source` (checksum and structure); raise on the first bad one."""
-    folder = find(source, data_dir)
+    """Check every file of `source` (checksum and structure); raise on the first bad one.
+    With `data_dir`, the copy there only: a check of the folder asked about must not pass
+    on a copy found elsewhere."""
+    folder = find(source, None) if not data_dir else given_dir(source, data_dir) / source.name
+    if data_dir and not all(find_file(folder, spec) for spec in source.files):
+        files = ", ".join(spec.remote for spec in source.files)
+        raise DatasetError(
+            f"{folder} does not hold all of {files}: verify checks the copy under the data "
+            "dir it is given, not one found elsewhere"
+        )
     if folder is None:
         raise _not_found(source, data_dir, "nothing was downloaded (verify only checks)")
     paths = [find_file(folder, spec) for spec in source.files]
