@@ -236,3 +236,14 @@ def test_experiments_refuse_to_write_into_a_run_folder(tmp_path, capsys):
             "--out or delete it first\n"
         )
     assert sorted(p.name for p in run.iterdir()) == before
+
+
+def test_a_file_where_a_folder_is_to_be_made_is_named_as_such(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("keep me")
+    out = tmp_path / "notes.txt"
+    assert main(["train", "ae", "--train-size", "128", "--epochs", "1", "--out", str(out)]) == 1
+    assert capsys.readouterr().err == (
+        f"vaelab: error: cannot create the folder {tmp_path / 'notes.txt'}: a file of that "
+        "name is in the way; choose another path\n"
+    )
+    assert (tmp_path / "notes.txt").read_text() == "keep me"

@@ -49,6 +49,12 @@ REFUSED = [
     ("scatter", {"limit": float("inf")}, f"limit inf {RANGE}"),
     ("manifold", {"limit": -3.0}, f"limit -3 {RANGE}"),
     ("manifold", {"limit": 1e308}, f"limit 1e+308 {RANGE}"),
+    (
+        "interpolate",
+        {"images": (1, 2), "start": [0.0, 0.0], "end": [1.0, 1.0]},
+        "a walk runs between two test images (images) or two latent points (start, end), not "
+        "both; give one pair",
+    ),
     ("interpolate", {"start": [float("nan"), 0.0], "end": [1.0, 1.0]}, f"start nan 0 {POINT}"),
     ("samples", {"seed": 2**64}, f"seed 18446744073709551616 {SEED}"),
 ]

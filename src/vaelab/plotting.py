@@ -74,6 +74,14 @@ class PlotOptions:
         check_range(self.limit)
         check_point("start", self.start)
         check_point("end", self.end)
+        if self.images is not None and (self.start is not None or self.end is not None):
+            raise SettingError(
+                "a walk runs between two test images ({images}) or two latent points "
+                "({start}, {end}), not both; give one pair",
+                "images",
+                "start",
+                "end",
+            )
         check_seed(self.seed)
 
 

@@ -93,6 +93,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # the reader went away (`vaelab ... | head`): nothing to say
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # quiets exit's flush
         return 1
+    except FileExistsError as err:  # a folder to make where a file is
+        print(
+            f"vaelab: error: cannot create the folder {err.filename}: a file of that name is "
+            "in the way; choose another path",
+            file=sys.stderr,
+        )
+        return 1
     except OSError as err:  # a file in the way, no permission, a full disk: the user's to mend
         if err.filename is None:
             raise
