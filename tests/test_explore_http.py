@@ -165,14 +165,24 @@ def raw(port, data: bytes, wait: float = 10) -> bytes:
         ),
         (b"GET / HTTP/1.1\r\nHost: evil.example\r\n\r\n", b"403", b"does not answer for host"),
         (b"GET / HTTP/1.1\r\n\r\n", b"403", b"does not answer for host"),
-        (b"PUT / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", b"501", b"Unsupported method"),
-        (b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n", b"414", b""),
+        (
+            b"PUT / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+            b"501",
+            b"\r\n\r\nPUT is not answered here: GET a page, or POST a picture",
+        ),
+        (b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n", b"414", b"\r\n\r\nRequest-URI Too Long"),
     ],
 )
 def test_bad_requests_are_refused_and_the_connection_closed(port, data, status, message):
     """Bodies without a bounded length are not read; the answer comes and the socket closes."""
     answer = raw(port, data)
     assert answer.split(b" ")[1] == status and message in answer
+    assert still_serving(port)
+
+
+def test_a_request_line_of_no_http_version_gets_one_sentence_not_html(port):
+    """http.server answers it as HTTP/0.9: the body alone, which is now plain text."""
+    assert raw(port, b"GET / HTTP/9.x\r\n\r\n") == b"Bad request version ('HTTP/9.x')"
     assert still_serving(port)
 
 

@@ -230,6 +230,15 @@ class Handler(BaseHTTPRequestHandler):
         if not head:
             self.wfile.write(reply.body)
 
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """What http.server refuses itself (a method it lacks, a garbled request line, a URL
+        too long) as one sentence of plain text, like every other refusal, not its HTML."""
+        status = HTTPStatus(code)
+        if status == HTTPStatus.NOT_IMPLEMENTED:
+            message = f"{self.command} is not answered here: GET a page, or POST a picture"
+        self.close_connection = True
+        self._send(text(message or status.phrase, status), head=self.command == "HEAD")
+
     def log_message(self, format: str, *args: object) -> None:
         """Quiet: one line per mouse move would bury the console."""
 
