@@ -107,7 +107,7 @@ def test_training_into_an_existing_run_needs_resume(tmp_path, capsys):
     assert main(train_args(out, "--epochs", "1")) == 0
     assert "--resume" in error_of(train_args(out, "--epochs", "1"), capsys)
     refused = error_of([*train_args(out, "--epochs", "2", "--latent-dim", "5"), "--resume"], capsys)
-    assert "(model.latent_dim differ); only --epochs, --device, --precision, --compile" in refused
+    assert "(model.latent_dim differ); only --epochs, --device, --threads, --precision" in refused
     other_model = ["train", "ae", *train_args(out, "--epochs", "2")[2:], "--resume"]
     assert f"holds a vae run, not ae; resume it with vaelab train vae --out {out}" in error_of(
         other_model, capsys
@@ -139,9 +139,12 @@ def test_a_run_is_neither_shortened_nor_overwritten(tmp_path, capsys):
 
 def test_a_file_in_the_way_of_a_folder_is_one_clear_line(tmp_path, capsys):
     (tmp_path / "taken").write_text("")
-    for out in ("taken", "taken/run"):
-        message = error_of(train_args(tmp_path / out, "--epochs", "1"), capsys)
-        assert message.startswith(f"vaelab: error: cannot create or open {tmp_path / out}")
+    assert error_of(train_args(tmp_path / "taken", "--epochs", "1"), capsys) == (
+        f"vaelab: error: cannot create the folder {tmp_path / 'taken'}: a file of that name "
+        "is in the way; choose another path"
+    )
+    message = error_of(train_args(tmp_path / "taken/run", "--epochs", "1"), capsys)
+    assert message.startswith(f"vaelab: error: cannot create or open {tmp_path / 'taken/run'}")
     assert "is a file, not a run folder" in error_of(["eval", str(tmp_path / "taken")], capsys)
 
 

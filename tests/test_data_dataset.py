@@ -9,7 +9,7 @@ import torch
 
 from vaelab.config import DataConfig
 from vaelab.data import Dataset, fetch, load, prepare, verify
-from vaelab.errors import DatasetError
+from vaelab.errors import DatasetError, SettingError
 
 pytestmark = pytest.mark.usefixtures("isolated_data_env")
 
@@ -120,10 +120,11 @@ def test_prepare_rejects_bad_options():
         (DataConfig(subset="random", train_size=10), "subset must be"),
         (DataConfig(validation="holdout"), "validation must be 'test' or a fraction"),
         (DataConfig(classes=[]), "empty class list"),
-        (DataConfig(image_size=0), "positive number of pixels"),
     ]:
         with pytest.raises(DatasetError, match=message):
             prepare(config)
+    with pytest.raises(SettingError, match="image_size 0 is not a side the models can take"):
+        prepare(DataConfig(image_size=0))
 
 
 def test_prepare_resizes(tmp_path: Path):

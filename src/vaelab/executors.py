@@ -29,7 +29,6 @@ from typing import Any, ClassVar
 from vaelab.config import changed_settings
 from vaelab.errors import SettingError, VaelabError
 from vaelab.jsonfiles import read_json
-from vaelab.run import refuse_a_run_folder
 from vaelab.threads import choose as available_threads
 
 RETRIES = 3
@@ -257,6 +256,8 @@ SETTINGS_FILE = "settings.json"
 def claim_settings(folder: Path, settings: dict[str, Any], file: str = SETTINGS_FILE) -> None:
     """Record an experiment's `settings` in `folder/file`, or refuse if the folder holds one
     with others: results of different protocols must never be summarised together."""
+    from vaelab.run import refuse_a_run_folder  # torch: the CLI's --help must not wait on it
+
     refuse_a_run_folder(folder)
     path = folder / file
     if path.exists():
