@@ -73,6 +73,7 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_explore(args: argparse.Namespace) -> None:
+    import signal
     import webbrowser
 
     from vaelab.explore import Explorer, make_server
@@ -100,6 +101,8 @@ def run_explore(args: argparse.Namespace) -> None:
     print(f"open {' or '.join(urls)} (Ctrl-C to stop)", flush=True)
     if args.open:
         webbrowser.open(urls[0])
+    # Ctrl-C stops it even where the shell started it ignoring SIGINT (a background job)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
