@@ -158,7 +158,7 @@ def test_cli_anomaly_end_to_end(tmp_path, capsys):
     train = ["train", "vae", "--dataset", "mnist-sample", "--classes", "7", "--train-size", "200"]
     assert main([*train, "--epochs", "1", "--out", str(run), "--quiet"]) == 0
     out = tmp_path / "anomaly"
-    assert main(["anomaly", str(run), "--samples", "2", "--out", str(out)]) == 0
+    assert main(["anomaly", str(run), "--out", str(out)]) == 0
     printed = capsys.readouterr()
     assert "AUROC" in printed.out
     # one epoch on 200 sevens: every reconstruction is the same grey square
@@ -173,6 +173,13 @@ def test_cli_anomaly_end_to_end(tmp_path, capsys):
     assert len(rows) == 2000 and set(rows[0]) == {"index", "label", "score"}
     for name in ("roc.png", "score_histograms.png", "anomaly_maps.png"):
         assert (out / name).stat().st_size > 10_000
+    # recon-mse draws no posterior samples, so --samples would silently change nothing
+    assert main(["anomaly", str(run), "--samples", "2", "--out", str(tmp_path / "again")]) == 1
+    assert capsys.readouterr().err.strip() == (
+        "vaelab: error: --samples 2 is for the scores that draw posterior samples (elbo, iwae); "
+        "--score recon-mse draws none: leave --samples out"
+    )
+    assert not (tmp_path / "again").exists()
     page = (out / "report.html").read_text()
     assert page.count('<img src="data:image/png;base64,') == 3  # opens with no network
     assert f"<td>{metrics['overall']['auroc']:.4f}</td>" in page

@@ -250,3 +250,14 @@ def test_a_file_where_a_folder_is_to_be_made_is_named_as_such(tmp_path, capsys):
         "name is in the way; choose another path\n"
     )
     assert (tmp_path / "notes.txt").read_text() == "keep me"
+
+
+def test_samples_with_a_score_that_draws_none_are_refused_before_any_training(tmp_path, capsys):
+    images = tmp_path / "images"
+    for command in (
+        ["detector", "fit", str(images), "--out", str(tmp_path / "det"), "--score", "latent"],
+        ["bench", "oneclass", "--dataset", "mnist-sample", "--out", str(tmp_path / "bench")],
+    ):
+        refused = error_of([*command, "--samples", "4"], capsys)
+        assert refused.endswith("draws none: leave --samples out"), refused
+    assert not any(tmp_path.iterdir())

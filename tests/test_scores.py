@@ -192,3 +192,11 @@ def test_recon_mse_edge_of_a_blank_image_is_finite(vae):
     value = scores.score(vae, blank, "recon-mse-edge")
     expected = scores.score(vae, blank, "recon-mse") / scores.EDGE_FLOOR
     assert torch.isfinite(value).all() and torch.allclose(value, expected)
+
+
+def test_samples_are_refused_for_a_score_that_draws_none():
+    for sampled in ("elbo", "iwae"):
+        scores.check_samples_drawn(sampled, 3)
+    scores.check_samples_drawn("recon-bce", None)
+    with pytest.raises(VaelabError, match="score recon-bce draws none: leave samples out"):
+        scores.check_samples_drawn("recon-bce", 3)

@@ -274,6 +274,19 @@ def register_score(name: str, score: Score) -> None:
     SCORES[name] = score
 
 
+def check_samples_drawn(name: str, samples: int | None) -> None:
+    """Refuse `samples` given for a score that draws no posterior samples: it would change
+    nothing, and silently."""
+    if samples is not None and name in SCORES and not SCORES[name].sampled:
+        sampled = ", ".join(key for key, entry in SCORES.items() if entry.sampled)
+        raise SettingError(
+            f"{{samples}} {samples} is for the scores that draw posterior samples ({sampled}); "
+            f"{{score}} {name} draws none: leave {{samples}} out",
+            "samples",
+            "score",
+        )
+
+
 def score(model: Model, images: Tensor, name: str = "recon-bce", **options: object) -> Tensor:
     """The per-image score `name` (see `SCORES`); higher = more anomalous."""
     if name not in SCORES:

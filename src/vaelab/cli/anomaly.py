@@ -35,7 +35,6 @@ def add_score_options(parser: argparse.ArgumentParser, default: str | None) -> N
         "--samples",
         type=positive_int,
         metavar="K",
-        default=10 if default else None,
         help=f"posterior samples K for elbo and iwae ({10 if default else shown})",
     )
 
@@ -67,14 +66,16 @@ def run_anomaly(args: argparse.Namespace) -> None:
 
     from vaelab.anomaly import analyze_run
     from vaelab.run import Run
+    from vaelab.scores import SAMPLES, check_samples_drawn
 
+    check_samples_drawn(args.score, args.samples)
     run = Run(args.run_dir)
     out = Path(args.out) if args.out else run.path / "anomaly"
     report = analyze_run(
         run,
         normal=args.normal,
         score=args.score,
-        samples=args.samples,
+        samples=args.samples or SAMPLES,
         out=out,
         data_dir=args.data_dir,
     )

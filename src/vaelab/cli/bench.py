@@ -164,8 +164,10 @@ def add_split_mnist(commands: argparse._SubParsersAction) -> None:
 def run_oneclass(args: argparse.Namespace) -> None:
     from vaelab.bench import OneClassConfig, run_oneclass
     from vaelab.recipes import default_recipe, get_recipe
+    from vaelab.scores import check_samples_drawn
 
     recipe = get_recipe(args.recipe or default_recipe(args.dataset))
+    check_samples_drawn(args.score or recipe.score, args.samples)
     train = recipe_training(args, recipe.train)
     config = OneClassConfig(
         dataset=args.dataset,

@@ -105,8 +105,10 @@ def add_evaluate(actions: argparse._SubParsersAction) -> None:
 def run_fit(args: argparse.Namespace) -> None:
     from vaelab.anomaly import AnomalyDetector
     from vaelab.recipes import get_recipe
+    from vaelab.scores import check_samples_drawn
 
     recipe = get_recipe(args.recipe or DEFAULT_RECIPE)
+    check_samples_drawn(args.score or recipe.score, args.samples)
     train = recipe_training(args, recipe.train)
     detector = AnomalyDetector(
         model=model_config(args, recipe.model),

@@ -41,7 +41,7 @@ from vaelab.figures.images import to_uint8
 from vaelab.models import Model
 from vaelab.plotting import PlotOptions, describe, endpoints, interpolate
 from vaelab.run import Run
-from vaelab.scores import SAMPLES, pixel_errors, reconstruct
+from vaelab.scores import SAMPLES, check_samples_drawn, pixel_errors, reconstruct
 
 DEFAULT_COUNT = 5000
 PRIOR_BULK = PlotOptions.limit
@@ -121,6 +121,8 @@ class Explorer:
             raise SettingError("give {images} or {dataset}, not both", "images", "dataset")
         run = Run(run_dir)
         detector = open_detector(run, score, samples, images is not None or dataset is not None)
+        if detector is None:
+            check_samples_drawn(score or DEFAULT_SCORE, samples)
         model = run.load_model() if detector is None else detector.model_
         test, origin = chosen_images(run, model, images, dataset, data_dir)
         shown = cycle_classes(test.labels, min(count, len(test)))
