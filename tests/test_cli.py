@@ -261,3 +261,16 @@ def test_samples_with_a_score_that_draws_none_are_refused_before_any_training(tm
         refused = error_of([*command, "--samples", "4"], capsys)
         assert refused.endswith("draws none: leave --samples out"), refused
     assert not any(tmp_path.iterdir())
+
+
+def test_an_empty_value_is_refused_rather_than_read_as_the_current_folder(
+    tmp_path, monkeypatch, capsys
+):
+    """`--out "$DIR"` with DIR unset must not write a run among the files where it ran."""
+    monkeypatch.chdir(tmp_path)
+    for args in (["train", "vae", "--out", ""], ["anomaly", " "], ["demo", "--out", ""]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(args)
+        assert exit_info.value.code == 2
+        assert "is empty (an unset shell variable?); give it a value" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())

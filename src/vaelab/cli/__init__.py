@@ -27,6 +27,7 @@ from vaelab.cli import (
     report,
     train,
 )
+from vaelab.cli.options import refuse_empty_values
 from vaelab.errors import Interrupted, SettingError, VaelabError, VaelabWarning
 from vaelab.plugins import import_plugins
 
@@ -57,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.add_to(subparsers)
+    refuse_empty_values(parser)
     return parser
 
 

@@ -23,6 +23,25 @@ def class_list(text: str) -> list[int]:
     return classes
 
 
+def nonempty(text: str) -> str:
+    """A value taken as typed, but never an empty one: `--out "$DIR"` with DIR unset would
+    otherwise mean the current folder, and write a run among the user's files."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty (an unset shell variable?); give it a value")
+    return text
+
+
+def refuse_empty_values(parser: argparse.ArgumentParser) -> None:
+    """Give `nonempty` to every argument of `parser` and its subcommands that takes text
+    as typed, so that no path, name or address can be left blank by mistake."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for subparser in action.choices.values():
+                refuse_empty_values(subparser)
+        elif action.nargs != 0 and action.type is None:
+            action.type = nonempty
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)
