@@ -274,3 +274,18 @@ def test_an_empty_value_is_refused_rather_than_read_as_the_current_folder(
         assert exit_info.value.code == 2
         assert "is empty (an unset shell variable?); give it a value" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def test_an_unknown_option_is_refused_by_its_command_with_the_one_it_may_mean(capsys):
+    for args, said in [
+        (["anomaly", "run", "--outt", "x"], "vaelab anomaly: error: unrecognized arguments: "
+         "--outt x; did you mean --out?"),
+        (["train", "vae", "--out", "x", "--bogus"], "vaelab train: error: unrecognized "
+         "arguments: --bogus\n"),
+        (["data", "verify", "--data-dri", "x"], "did you mean --data-dir?"),
+    ]:  # fmt: skip
+        with pytest.raises(SystemExit) as exit_info:
+            main(args)
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert said in err and f"usage: vaelab {args[0]}" in err

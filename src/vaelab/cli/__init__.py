@@ -27,7 +27,7 @@ from vaelab.cli import (
     report,
     train,
 )
-from vaelab.cli.options import refuse_empty_values
+from vaelab.cli.options import parse_arguments, refuse_empty_values
 from vaelab.errors import Interrupted, SettingError, VaelabError, VaelabWarning
 from vaelab.plugins import import_plugins
 
@@ -81,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with warnings.catch_warnings():
             one_line_warnings()
             import_plugins()  # first: the user's recipes join the choices of --recipe
-            args = build_parser().parse_args(argv)
+            args = parse_arguments(build_parser(), argv)
             return args.run(args) or 0
     except Interrupted as err:
         print(f"vaelab: {err}", file=sys.stderr)

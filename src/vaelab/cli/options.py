@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import difflib
+from argparse import Namespace
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 
@@ -31,15 +34,40 @@ def nonempty(text: str) -> str:
     return text
 
 
-def refuse_empty_values(parser: argparse.ArgumentParser) -> None:
-    """Give `nonempty` to every argument of `parser` and its subcommands that takes text
-    as typed, so that no path, name or address can be left blank by mistake."""
+def every_parser(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    """`parser` and the parsers of all its subcommands, however deep."""
+    yield parser
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for subparser in action.choices.values():
-                refuse_empty_values(subparser)
-        elif action.nargs != 0 and action.type is None:
-            action.type = nonempty
+                yield from every_parser(subparser)
+
+
+def refuse_empty_values(parser: argparse.ArgumentParser) -> None:
+    """Give `nonempty` to every argument of `parser` and its subcommands that takes text
+    as typed, so that no path, name or address can be left blank by mistake."""
+    for each in every_parser(parser):
+        for action in each._actions:
+            if action.nargs != 0 and action.type is None and not action.choices:
+                action.type = nonempty
+
+
+def parse_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> Namespace:
+    """`parser.parse_args`, but an argument no command takes is refused by the command it
+    was given to, with its usage and the option it may have meant: argparse itself
+    answers with the top-level usage, which lists no option of the command."""
+    for each in every_parser(parser):
+        each.set_defaults(command_parser=each)  # the deepest command's default wins
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        command: argparse.ArgumentParser = args.command_parser
+        options = [name for action in command._actions for name in action.option_strings]
+        typed = extras[0].partition("=")[0].lstrip("-")
+        names = {option.lstrip("-"): option for option in options}
+        guesses = difflib.get_close_matches(typed, names, n=1, cutoff=0.7)
+        meant = f"; did you mean {names[guesses[0]]}?" if extras[0][0] == "-" and guesses else ""
+        command.error(f"unrecognized arguments: {' '.join(extras)}{meant}")
+    return args
 
 
 def positive_int(text: str) -> int:
