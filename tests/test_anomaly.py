@@ -204,6 +204,8 @@ def test_cli_anomaly_errors(tmp_path, capsys):
     assert main([*train, "--out", str(run), "--quiet"]) == 0
     assert main(["anomaly", str(run)]) == 1
     assert "--normal" in capsys.readouterr().err
+    assert main(["anomaly", str(run), "--score", "bogus"]) == 1  # the first mistake is named
+    assert "unknown --score 'bogus'" in capsys.readouterr().err
     assert main(["anomaly", str(run), "--normal", "3", "--out", str(tmp_path / "ae")]) == 0
     assert main(["anomaly", str(run), "--normal", "3", "--score", "elbo"]) == 1
     assert capsys.readouterr().err.endswith(

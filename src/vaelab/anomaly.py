@@ -219,6 +219,7 @@ def analyze_run(
     """
     from vaelab.data import load
 
+    score_functions.check_score(score)
     config = run.config
     test = load(
         config.data.dataset, "test", data_dir or config.data.data_dir, config.data.image_size

@@ -274,6 +274,14 @@ def register_score(name: str, score: Score) -> None:
     SCORES[name] = score
 
 
+def check_score(name: str) -> None:
+    """Refuse a score name that is not registered, before any data is read."""
+    if name not in SCORES:
+        raise SettingError(
+            f"unknown {{score}} {name!r}; choose one of {', '.join(SCORES)}", "score"
+        )
+
+
 def check_samples_drawn(name: str, samples: int | None) -> None:
     """Refuse `samples` given for a score that draws no posterior samples: it would change
     nothing, and silently."""
@@ -289,10 +297,7 @@ def check_samples_drawn(name: str, samples: int | None) -> None:
 
 def score(model: Model, images: Tensor, name: str = "recon-bce", **options: object) -> Tensor:
     """The per-image score `name` (see `SCORES`); higher = more anomalous."""
-    if name not in SCORES:
-        raise SettingError(
-            f"unknown {{score}} {name!r}; choose one of {', '.join(SCORES)}", "score"
-        )
+    check_score(name)
     require_unconditional(model)
     model.check_input(images, None)
     return SCORES[name].function(model, images, **options)
