@@ -156,7 +156,7 @@ def raw(port, data: bytes, wait: float = 10) -> bytes:
         (
             b"POST /analyse HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: lots\r\n\r\n",
             b"400",
-            b"must be a number",
+            b"Content-Length must be the picture's size in bytes, got 'lots'",
         ),
         (
             b"POST /analyse HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 3000000\r\n\r\n",
@@ -164,7 +164,8 @@ def raw(port, data: bytes, wait: float = 10) -> bytes:
             b"larger than 2 MiB",
         ),
         (b"GET / HTTP/1.1\r\nHost: evil.example\r\n\r\n", b"403", b"does not answer for host"),
-        (b"GET / HTTP/1.1\r\n\r\n", b"403", b"does not answer for host"),
+        (b"GET / HTTP/1.1\r\n\r\n", b"403", b"does not answer for a request that names no Host"),
+        (b"GET / HTTP/1.1\r\nHost:\r\n\r\n", b"403", b"names no Host"),
         (
             b"PUT / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
             b"501",

@@ -187,7 +187,8 @@ class Handler(BaseHTTPRequestHandler):
             return text("send the picture with a Content-Length", HTTPStatus.LENGTH_REQUIRED)
         if not length.isdigit():
             self.close_connection = True
-            return text(f"Content-Length must be a number, got {length!r}", HTTPStatus.BAD_REQUEST)
+            said = f"Content-Length must be the picture's size in bytes, got {length!r}"
+            return text(said, HTTPStatus.BAD_REQUEST)
         if int(length) > MAX_BYTES:
             self.close_connection = True
             limit = f"{MAX_BYTES // 1024**2} MiB"
@@ -197,7 +198,9 @@ class Handler(BaseHTTPRequestHandler):
     def _answer(self, route: Callable, head: bool = False) -> None:
         app = self.server.app
         if not addresses.host_is_allowed(self.headers.get("Host"), app.allowed_hosts):
-            message = f"this server does not answer for host {self.headers.get('Host')!r}"
+            host = self.headers.get("Host")
+            named = f"host {host!r}" if host else "a request that names no Host"
+            message = f"this server does not answer for {named}"
             reply = text(message, HTTPStatus.FORBIDDEN)
             self.close_connection = True
         else:
