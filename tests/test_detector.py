@@ -82,6 +82,17 @@ def test_scores_go_to_standard_output_without_csv(digit_files, detector_dir, cap
     assert header == "file,score,anomaly" and row.startswith(f"{seven},")
 
 
+def test_a_maps_folder_that_cannot_be_made_fails_before_any_score_is_printed(
+    digit_files, detector_dir, tmp_path, capsys
+):
+    seven = next((digit_files / "new" / "7").iterdir())
+    (tmp_path / "taken").write_text("")
+    maps = tmp_path / "taken" / "maps.png"
+    assert main(["detector", "score", str(detector_dir), str(seven), "--maps", str(maps)]) == 1
+    printed = capsys.readouterr()
+    assert printed.out == "" and printed.err.startswith("vaelab: error: cannot create")
+
+
 def test_a_csv_path_that_would_replace_an_image_or_a_script_is_refused(
     digit_files, detector_dir, capsys
 ):

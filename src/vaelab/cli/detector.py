@@ -131,6 +131,7 @@ def run_score(args: argparse.Namespace) -> None:
     import contextlib
     import csv
     import sys
+    from pathlib import Path
 
     from vaelab.anomaly import AnomalyDetector, maps_file
     from vaelab.wording import count
@@ -138,6 +139,9 @@ def run_score(args: argparse.Namespace) -> None:
     maps = maps_file(args.maps, "maps") if args.maps else None  # refused before any work
     if args.csv:
         check_csv_file(args.csv)
+    for file in (args.csv, maps):  # a folder that cannot be made fails now, not after scoring
+        if file:
+            Path(file).parent.mkdir(parents=True, exist_ok=True)
     detector = AnomalyDetector.load(args.detector)
     images, files = detector.read_files(args.images)
     scores = detector.score_samples(images)
