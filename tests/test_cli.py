@@ -283,6 +283,7 @@ def test_an_unknown_option_is_refused_by_its_command_with_the_one_it_may_mean(ca
         (["train", "vae", "--out", "x", "--bogus"], "vaelab train: error: unrecognized "
          "arguments: --bogus\n"),
         (["data", "verify", "--data-dri", "x"], "did you mean --data-dir?"),
+        (["models", ""], "vaelab models: error: unrecognized arguments: ''\n"),
     ]:  # fmt: skip
         with pytest.raises(SystemExit) as exit_info:
             main(args)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import shlex
 from argparse import Namespace
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -62,11 +63,11 @@ def parse_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] | None)
     if extras:
         command: argparse.ArgumentParser = args.command_parser
         options = [name for action in command._actions for name in action.option_strings]
-        typed = extras[0].partition("=")[0].lstrip("-")
         names = {option.lstrip("-"): option for option in options}
-        guesses = difflib.get_close_matches(typed, names, n=1, cutoff=0.7)
-        meant = f"; did you mean {names[guesses[0]]}?" if extras[0][0] == "-" and guesses else ""
-        command.error(f"unrecognized arguments: {' '.join(extras)}{meant}")
+        typed = extras[0].partition("=")[0].lstrip("-") if extras[0].startswith("-") else ""
+        guesses = difflib.get_close_matches(typed, names, n=1, cutoff=0.7) if typed else []
+        meant = f"; did you mean {names[guesses[0]]}?" if guesses else ""
+        command.error(f"unrecognized arguments: {shlex.join(extras)}{meant}")
     return args
 
 
