@@ -477,6 +477,11 @@ def test_the_benchmark_refuses_what_cannot_give_an_estimate(tmp_path, capsys):
         (["--lr-decay", "nan"], "--lr-decay must be a finite number above 0"),
         (["--lr-decay", "0"], "--lr-decay must be a finite number above 0, got 0.0"),
         (["--lr-milestones", "5,2"], "--lr-milestones must be increasing epochs"),
+        (
+            ["--lr-decay", "0.5"],
+            "--lr-decay 0.5 multiplies the learning rate after each of "
+            "--lr-milestones, and none is given",
+        ),  # fmt: skip
     ],
 )
 def test_a_refused_benchmark_writes_nothing_so_the_mended_command_can_use_its_out(

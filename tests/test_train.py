@@ -319,3 +319,9 @@ def test_a_run_saved_with_a_setting_its_objective_ignores_still_loads_and_resume
 def test_an_infinite_learning_rate_is_refused():
     with pytest.raises(SettingError, match="lr must be a finite number above 0, got inf"):
         vaelab_train.check_training(TrainConfig(lr=float("inf")))
+
+
+def test_a_decay_without_milestones_is_refused_rather_than_ignored():
+    with pytest.raises(SettingError, match="lr_decay 0.5 multiplies the learning rate after"):
+        vaelab_train.check_training(TrainConfig(lr_decay=0.5))
+    vaelab_train.check_training(TrainConfig(lr_decay=0.5, lr_milestones=[2]))

@@ -22,6 +22,9 @@ DEFAULT_SCORE = "recon-mse"
 the Bernoulli scores (`recon-bce`, `elbo`), which rate thin digits as too normal, and it works
 for every model, the AE included."""
 
+DEFAULT_LR_DECAY = 0.1
+"""The factor of each learning-rate milestone unless another is given."""
+
 
 @dataclass
 class DataConfig:
@@ -191,7 +194,7 @@ class TrainConfig:
     optimizer: str = "adam"
     lr: float | None = None
     lr_milestones: list[int] = field(default_factory=list)
-    lr_decay: float = 0.1
+    lr_decay: float = DEFAULT_LR_DECAY
     seed: int = 0
     device: str = "auto"
     threads: int | None = None

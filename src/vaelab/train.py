@@ -27,7 +27,13 @@ from tqdm.auto import tqdm
 
 from vaelab import batching, distributed, fastpaths, threads
 from vaelab.checkpoints import Position, load_checkpoint, save_checkpoint
-from vaelab.config import DataConfig, RunConfig, TrainConfig, changed_settings
+from vaelab.config import (
+    DEFAULT_LR_DECAY,
+    DataConfig,
+    RunConfig,
+    TrainConfig,
+    changed_settings,
+)
 from vaelab.data.dataset import check_binarize, redraw_bits
 from vaelab.devices import prepare_for_speed, resolve_device, sum_dtype
 from vaelab.distributed import LOCAL, Group
@@ -75,6 +81,14 @@ def check_training(config: TrainConfig) -> None:
     if not 0 < config.lr_decay < math.inf:
         raise SettingError(
             f"{{lr_decay}} must be a finite number above 0, got {config.lr_decay}", "lr_decay"
+        )
+    if config.lr_decay != DEFAULT_LR_DECAY and not milestones:
+        raise SettingError(
+            f"{{lr_decay}} {config.lr_decay:g} multiplies the learning rate after each of "
+            "{lr_milestones}, and none is given: name those epochs (e.g. 10,20) or leave "
+            "{lr_decay} out",
+            "lr_decay",
+            "lr_milestones",
         )
     if config.lr is not None and not 0 < config.lr < math.inf:
         raise SettingError(f"{{lr}} must be a finite number above 0, got {config.lr}", "lr")

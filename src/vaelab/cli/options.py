@@ -103,7 +103,8 @@ def add_lr_schedule(parser: argparse.ArgumentParser) -> None:
         "--lr-decay",
         type=float,
         metavar="F",
-        help="factor of each milestone (0.1; the IWAE paper's 10^(-1/7) = 0.72)",
+        help="factor of each of --lr-milestones, which it needs (0.1; the IWAE paper's "
+        "10^(-1/7) = 0.72)",
     )
 
 
