@@ -43,9 +43,9 @@ def test_images():
 
 def test_every_kind_for_a_vae_run_lands_in_its_figures_folder(vae_run):
     sizes = {}
-    for kind, (_, name) in KINDS.items():
+    for kind, figure in KINDS.items():
         path = plot(vae_run, kind)
-        assert path == vae_run.figures / name
+        assert path == vae_run.figures / figure.file
         with Image.open(path) as image:
             sizes[kind] = image.size
     assert min(sizes["manifold"]) >= 15 * 28  # every cell at least at full resolution

@@ -142,7 +142,8 @@ def test_the_path_printed_is_the_file_written(
     monkeypatch.chdir(tmp_path)
     (tmp_path / "folder").mkdir()
     before = files(vae_run.path)
-    assert main(["plot", str(vae_run.path), kind, "--out", out, "--steps", "2"]) == 0
+    steps = ["--steps", "2"] if kind == "interpolate" else []
+    assert main(["plot", str(vae_run.path), kind, "--out", out, *steps]) == 0
     assert capsys.readouterr().out == f"wrote {Path(written)}\n"
     parts = Path(written).parts
     made = {tmp_path.joinpath(*parts[: i + 1]) for i in range(len(parts))}
@@ -170,3 +171,21 @@ def test_the_help_states_the_limits_the_api_keeps():
     assert f"2 to {plotting.MAX_STEPS}" in helps["steps"]
     assert f"at most {plotting.MAX_COUNT}" in helps["count"]
     assert "positive and finite" in helps["limit"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "flags", "message"),
+    [
+        ("manifold", ["--steps", "5"], "the manifold figure does not read --steps (it reads "
+         "--size, --range, --dims and --label): leave it out"),
+        ("scatter", ["--seed", "3", "--count", "4"], "the scatter figure does not read --count "
+         "and --seed (it reads --range): leave them out"),
+        ("loss", ["--size", "3"], "the loss figure does not read --size (it reads no option): "
+         "leave it out"),
+    ],
+)  # fmt: skip
+def test_a_flag_the_kind_does_not_read_is_refused(vae_run, tmp_path, capsys, kind, flags, message):
+    before = files(vae_run.path, tmp_path)
+    assert main(["plot", str(vae_run.path), kind, "--out", str(tmp_path / "f"), *flags]) == 1
+    assert capsys.readouterr().err == f"vaelab: error: {message}\n"
+    assert files(vae_run.path, tmp_path) == before

@@ -31,6 +31,7 @@ from vaelab.models import Model
 from vaelab.run import Run
 from vaelab.scores import pixel_errors, recon_bce, reconstruct
 from vaelab.seeding import check_seed
+from vaelab.wording import listing
 
 ARTICLE_START = (-0.7, -3.0)
 ARTICLE_END = (-0.7, 2.0)
@@ -359,14 +360,26 @@ def anomaly_maps(run: Run, path: Path, options: PlotOptions) -> Path:
     )
 
 
-KINDS: dict[str, tuple[Callable[[Run, Path, PlotOptions], Path], str]] = {
-    "reconstructions": (reconstructions, "reconstructions.png"),
-    "scatter": (scatter, "scatter.png"),
-    "manifold": (manifold, "manifold.png"),
-    "interpolate": (interpolate, "interpolation.gif"),
-    "loss": (loss, "loss.png"),
-    "samples": (samples, "samples.png"),
-    "traverse": (traverse, "traversal.png"),
+@dataclass(frozen=True)
+class FigureKind:
+    """A figure `plot` draws: its function, its default file name, and the `PlotOptions` it
+    reads beyond `data_dir`; another one given is refused, since it would change nothing."""
+
+    draw: Callable[[Run, Path, PlotOptions], Path]
+    file: str
+    reads: tuple[str, ...] = ()
+
+
+KINDS: dict[str, FigureKind] = {
+    "reconstructions": FigureKind(reconstructions, "reconstructions.png", ("count",)),
+    "scatter": FigureKind(scatter, "scatter.png", ("limit",)),
+    "manifold": FigureKind(manifold, "manifold.png", ("size", "limit", "dims", "label")),
+    "interpolate": FigureKind(
+        interpolate, "interpolation.gif", ("steps", "start", "end", "images", "label")
+    ),
+    "loss": FigureKind(loss, "loss.png"),
+    "samples": FigureKind(samples, "samples.png", ("size", "seed", "label")),
+    "traverse": FigureKind(traverse, "traversal.png", ("size", "limit", "image", "count", "label")),
 }
 
 
@@ -377,7 +390,7 @@ def plot(
     **options: object,
 ) -> Path:
     """Draw figure `kind` (see `KINDS`) for `run` into `out` (see `figure_path`); returns the
-    file written."""
+    file written. An option left None takes its `PlotOptions` default."""
     run = run if isinstance(run, Run) else Run(run)
     _ = run.config  # first: names a missing folder, or a file given as one, as such
     if kind not in KINDS:
@@ -386,12 +399,29 @@ def plot(
     unknown = sorted(set(options) - known)
     if unknown:
         raise VaelabError(f"unknown plot option {', '.join(unknown)}; known: {', '.join(known)}")
-    settings = PlotOptions(**options)  # type: ignore[arg-type]
-    return KINDS[kind][0](run, figure_path(run, kind, out), settings)
+    given = {name: value for name, value in options.items() if value is not None}
+    refuse_unread(kind, given)
+    settings = PlotOptions(**given)  # type: ignore[arg-type]
+    return KINDS[kind].draw(run, figure_path(run, kind, out), settings)
+
+
+def refuse_unread(kind: str, given: dict[str, object]) -> None:
+    """Refuse the options given that figure `kind` does not read, naming those it does."""
+    reads = KINDS[kind].reads
+    unread = [name for name in given if name not in (*reads, "data_dir")]
+    if not unread:
+        return
+    read = listing([f"{{{name}}}" for name in reads]) or "no option"
+    raise SettingError(
+        f"the {kind} figure does not read {listing([f'{{{name}}}' for name in unread])} (it "
+        f"reads {read}): leave {'it' if len(unread) == 1 else 'them'} out",
+        *unread,
+        *reads,
+    )
 
 
 def figure_path(run: Run, kind: str, out: str | os.PathLike[str] | None) -> Path:
     """Where `kind` goes: its default file name in RUN/figures/, else as
     `plots.figure_file` places it in `out`. So the path printed is always the file written."""
-    name = KINDS[kind][1]
+    name = KINDS[kind].file
     return run.figures / name if out is None else plots.figure_file(out, name, f"the {kind} figure")

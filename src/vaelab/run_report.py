@@ -162,7 +162,8 @@ def _draw(run: Run, shown: Shown, folder: Path, model: Model, data_dir: str | No
     without the article's plane runs between the first two test images, and a conditional
     model draws `drawn_class`."""
     images = None if shown.kind != "interpolate" or _plane(model, True) else (0, 1)
-    label = drawn_class(run) if model.capabilities.conditional else None
+    draws_a_class = model.capabilities.conditional and "label" in plotting.KINDS[shown.kind].reads
+    label = drawn_class(run) if draws_a_class else None
     return plotting.plot(run, shown.kind, folder, images=images, label=label, data_dir=data_dir)
 
 

@@ -32,29 +32,25 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--size",
         type=positive_int,
-        default=15,
         metavar="N",
         help="grid of N x N (manifold, samples), or N values a row (traverse); N at most 100 (15)",
     )
     p.add_argument(
         "--range",
         type=float,
-        default=3.0,
         dest="limit",
         metavar="R",
-        help="manifold and traverse over z in [-R, R], R positive and finite (3)",
+        help="manifold and traverse over z in [-R, R], R positive and finite; a 2-D VAE's "
+        "scatter spans at least that (3)",
     )
     p.add_argument(
         "--dims",
         type=int,
         nargs=2,
-        default=(0, 1),
         metavar=("I", "J"),
         help="the two latent dimensions a manifold varies (0 1)",
     )
-    p.add_argument(
-        "--steps", type=positive_int, default=8, metavar="N", help="walk steps, 2 to 1000 (8)"
-    )
+    p.add_argument("--steps", type=positive_int, metavar="N", help="walk steps, 2 to 1000 (8)")
     p.add_argument(
         "--from",
         type=float,
@@ -87,17 +83,17 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--count",
         type=positive_int,
-        default=10,
         metavar="N",
         help="test images to reconstruct (one per class first), or latent dimensions to "
         "traverse (the most used first); at most 100 (10)",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed for samples (0)")
+    p.add_argument("--seed", type=int, help="seed for samples (0)")
     p.add_argument(
         "--label",
         type=int,
         metavar="C",
-        help="the class a conditional model (cvae) draws in samples, manifold and interpolate",
+        help="the class a conditional model (cvae) draws in samples, manifold, interpolate "
+        "and traverse",
     )
     add_data_dir(p)
     p.set_defaults(run=run_plot)
@@ -113,7 +109,7 @@ def run_plot(args: argparse.Namespace) -> None:
             args.out,
             size=args.size,
             limit=args.limit,
-            dims=tuple(args.dims),
+            dims=tuple(args.dims) if args.dims else None,
             steps=args.steps,
             start=args.start,
             end=args.end,
