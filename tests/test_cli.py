@@ -290,3 +290,13 @@ def test_an_unknown_option_is_refused_by_its_command_with_the_one_it_may_mean(ca
         assert exit_info.value.code == 2
         err = capsys.readouterr().err
         assert said in err and f"usage: vaelab {args[0]}" in err
+
+
+def test_a_subset_with_no_train_size_is_refused_before_any_training(tmp_path, capsys):
+    out = str(tmp_path / "run")
+    args = ["train", "vae", "--dataset", "mnist-sample", "--subset", "stratified", "--out", out]
+    assert error_of(args, capsys) == (
+        "vaelab: error: --subset stratified says which --train-size images to keep, and no "
+        "--train-size is given: give one, or leave --subset out"
+    )
+    assert not (tmp_path / "run").exists()

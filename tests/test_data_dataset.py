@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from vaelab.config import DataConfig
-from vaelab.data import Dataset, fetch, load, prepare, verify
+from vaelab.data import Dataset, check_subset, fetch, load, prepare, verify
 from vaelab.errors import DatasetError, SettingError
 
 pytestmark = pytest.mark.usefixtures("isolated_data_env")
@@ -154,3 +154,10 @@ def test_full_mnist_from_the_data_dir(mnist_dir: Path):
     ]
     assert train.labels[:5].tolist() == [5, 0, 4, 1, 9]  # the famous first digits
     assert sorted(p.name for p in (mnist_dir / "mnist").iterdir()) == before
+
+
+def test_a_subset_rule_with_no_train_size_to_pick_is_refused():
+    with pytest.raises(SettingError, match="subset stratified says which train_size images"):
+        check_subset("stratified", None)
+    check_subset("stratified", 100)
+    check_subset("first", None)

@@ -410,9 +410,11 @@ def fit(
     (see `vaelab.distributed`); only the main one writes `out` and calls the
     callbacks, and resuming needs `out` readable by every process.
     """
-    from vaelab.data import prepare
+    from vaelab.data import check_subset, prepare
 
     check_training(config.train)  # before any data is read
+    if not resume:  # a run saved before this check resumes
+        check_subset(config.data.subset, config.data.train_size)
     with distributed.setup(resolve_device(config.train.device)) as group:
         config = dataclasses.replace(
             config,

@@ -43,8 +43,8 @@ def add_to(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--subset",
         choices=["first", "stratified"],
-        help="which N images: the first in file order, as the article does (default), "
-        "or balanced over the classes",
+        help="which --train-size N images: the first in file order, as the article does "
+        "(default), or balanced over the classes",
     )
     p.add_argument(
         "--validation",

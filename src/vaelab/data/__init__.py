@@ -21,12 +21,13 @@ from vaelab.data.dataset import Dataset, check_binarize, check_image_size, redra
 from vaelab.data.folder import load_folder, read_images, read_images_as
 from vaelab.data.npz import load_npz
 from vaelab.data.sources import SAMPLE, SAMPLE_FILE, SOURCES, Source, normalize
-from vaelab.errors import DatasetError
+from vaelab.errors import DatasetError, SettingError
 
 __all__ = [
     "Dataset",
     "DatasetInfo",
     "check_binarize",
+    "check_subset",
     "fetch",
     "list_datasets",
     "load",
@@ -227,8 +228,19 @@ def _check_room(kept: Dataset, total: int, fraction: float, config: DataConfig) 
 
 
 def _subset(train: Dataset, size: int, subset: str) -> Dataset:
-    if subset == "first":
-        return train.first(size)
-    if subset == "stratified":
-        return train.stratified(size, SELECTION_SEED)
-    raise DatasetError(f"subset must be 'first' or 'stratified', got {subset!r}")
+    check_subset(subset, size)
+    return train.stratified(size, SELECTION_SEED) if subset == "stratified" else train.first(size)
+
+
+def check_subset(subset: str, train_size: int | None) -> None:
+    """Refuse a subset rule that is unknown, or one given with no `train_size` to pick,
+    where it would change nothing (`fit` checks before training a new run)."""
+    if subset not in ("first", "stratified"):
+        raise DatasetError(f"subset must be 'first' or 'stratified', got {subset!r}")
+    if subset != "first" and train_size is None:
+        raise SettingError(
+            f"{{subset}} {subset} says which {{train_size}} images to keep, and no "
+            "{train_size} is given: give one, or leave {subset} out",
+            "subset",
+            "train_size",
+        )
