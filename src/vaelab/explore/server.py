@@ -197,8 +197,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def _answer(self, route: Callable, head: bool = False) -> None:
         app = self.server.app
-        if not addresses.host_is_allowed(self.headers.get("Host"), app.allowed_hosts):
-            host = self.headers.get("Host")
+        host = self.headers.get("Host")
+        if not addresses.host_is_allowed(host, app.allowed_hosts):
             named = f"host {host!r}" if host else "a request that names no Host"
             message = f"this server does not answer for {named}"
             reply = text(message, HTTPStatus.FORBIDDEN)
