@@ -30,6 +30,27 @@ def test_metrics_on_a_case_worked_by_hand():
     assert metrics["aupr"] == pytest.approx(0.25 * (1 + 1 + 1 + 0.8))
     # catching 95% of 4 anomalies means catching all 4: threshold 2.5 lets normal 3 through
     assert metrics["fpr_at_95_tpr"] == pytest.approx(0.25)
+    # normals as positives, lowest score first: N N N A N ...: precision 1, 1, 1, 4/5
+    assert metrics["aupr_normal"] == pytest.approx(0.25 * (1 + 1 + 1 + 0.8))
+
+
+def lowest_fpr_catching(share: float, is_anomaly: np.ndarray, score: np.ndarray) -> float:
+    """The share of normal images flagged by the highest threshold that flags `share` of the
+    anomalies, by trying every threshold."""
+    rates = [
+        (score[~is_anomaly] >= t).mean()
+        for t in np.unique(score)
+        if (score[is_anomaly] >= t).mean() >= share
+    ]
+    return float(min(rates))
+
+
+def test_fpr_at_95_tpr_is_exact_when_scores_tie():
+    is_anomaly = np.repeat([True, False], 20)
+    for seed in range(200):  # seed 6 ties at the very threshold where 95% are first caught
+        score = np.random.default_rng(seed).integers(0, 8, 40) + 2.0 * is_anomaly
+        expected = lowest_fpr_catching(0.95, is_anomaly, score)
+        assert anomaly_metrics(is_anomaly, score)["fpr_at_95_tpr"] == expected, seed
 
 
 def test_metrics_of_perfect_and_reversed_scores():
@@ -171,6 +192,8 @@ def test_cli_anomaly_end_to_end(tmp_path, capsys):
     assert 0 <= metrics["overall"]["auroc"] <= 1
     rows = list(csv.DictReader((out / "scores.csv").read_text().splitlines()))
     assert len(rows) == 2000 and set(rows[0]) == {"index", "label", "score"}
+    from_file = [float(r["score"]) for r in rows], [int(r["label"]) != 7 for r in rows]
+    assert anomaly_metrics(from_file[1], from_file[0]) == metrics["overall"]
     for name in ("roc.png", "score_histograms.png", "anomaly_maps.png"):
         assert (out / name).stat().st_size > 10_000
     # recon-mse draws no posterior samples, so --samples would silently change nothing

@@ -14,9 +14,10 @@ from torch import Tensor, nn
 
 from vaelab import batching, scores
 from vaelab import train as train_module
+from vaelab.anomaly import analyze_run, compute_score
 from vaelab.cli import main
 from vaelab.config import DataConfig, ModelConfig, RunConfig, TrainConfig
-from vaelab.data import TEST_BITS_SEED, load, prepare, redraw_bits
+from vaelab.data import TEST_BITS_SEED, fixed_bits, load, prepare, redraw_bits
 from vaelab.diagnostics import MIN_SPREAD, UntrainedModelWarning, recorded_spread
 from vaelab.errors import SettingError, VaelabError
 from vaelab.latent_usage import usage
@@ -333,6 +334,7 @@ def test_eval_nll_prints_the_estimate_with_its_protocol(binary_run, capsys):
     assert {"mean", "sem", "K", "images", "seconds", "seed", "protocol"} <= set(shown)
     assert (shown["K"], shown["images"], shown["seed"]) == (20, 40, 0)
     assert shown["protocol"]["binarize"] == "dynamic"
+    assert shown["estimate"].startswith("-log p(x) in nats per binarised test image")
     assert shown["protocol"]["test_bits_seed"] == TEST_BITS_SEED
     assert 0 < shown["sem"] < shown["mean"]
     direct = estimate_nll(binary_run, 20, test_images=40)
@@ -357,6 +359,24 @@ def test_eval_nll_names_the_flag_it_cannot_use(binary_run, tiny_run, tmp_path, c
     ae = tiny_run(tmp_path / "ae", "ae")
     assert main(["eval", str(ae.path), "--nll", "--iw-samples", "5"]) == 1
     assert "needs a model with a posterior q(z|x)" in capsys.readouterr().err
+
+
+def test_eval_nll_of_a_grey_level_run_says_its_estimate_is_a_score(tiny_run, tmp_path, capsys):
+    grey = tiny_run(tmp_path / "grey", "vae")
+    shown = eval_json(capsys, str(grey.path), "--nll", "--iw-samples", "2", "--test-images", "8")
+    assert shown["protocol"]["binarize"] == "none"
+    assert "a score, not a likelihood" in shown["estimate"]
+    assert "--binarize dynamic" in shown["estimate"]
+
+
+def test_the_anomaly_report_of_a_binarised_run_scores_the_test_bits(binary_run):
+    report = analyze_run(binary_run, normal=[7], score="elbo", samples=2, figures=False)
+    test = load("mnist-sample", "test")
+    model, seed = binary_run.load_model(), binary_run.config.train.seed
+    bits = compute_score(model, fixed_bits(test, "dynamic").float(), "elbo", 2, seed=seed)
+    assert torch.equal(torch.from_numpy(report.scores), bits)
+    grey = compute_score(model, test.float(), "elbo", 2, seed=seed)
+    assert not torch.allclose(grey, bits)
 
 
 # vaelab bench nll

@@ -58,8 +58,17 @@ def maps_file(path: str | os.PathLike[str], setting: str = "path") -> Path:
     return figure_file(path, MAPS_FILE, "the maps figure", setting)
 
 
+def score_text(value: float) -> str:
+    """A score as a CSV file holds it: 9 significant digits give a float32 score back
+    exactly, so metrics recomputed from the file are the ones reported."""
+    return f"{value:.9g}"
+
+
 def anomaly_metrics(is_anomaly: np.ndarray, score: np.ndarray) -> dict[str, float]:
-    """AUROC, AUPR and FPR at 95% TPR, anomalies being the positive class."""
+    """AUROC, AUPR and FPR at 95% TPR, anomalies being the positive class; `aupr_normal` is
+    the AUPR with the normal images as positives, lowest scores first. When anomalies
+    outnumber normal images, as the nine other digits do one, even a random score has an
+    AUPR near their share; `aupr_normal` is then the one that tells scores apart."""
     is_anomaly = np.asarray(is_anomaly, dtype=bool)
     score = np.asarray(score, dtype=np.float64)
     if is_anomaly.all() or not is_anomaly.any():
@@ -69,10 +78,11 @@ def anomaly_metrics(is_anomaly: np.ndarray, score: np.ndarray) -> dict[str, floa
         )
     if not np.isfinite(score).all():
         raise VaelabError("some anomaly scores are not finite; the model may have diverged")
-    fpr, tpr, _ = roc_curve(is_anomaly, score)
+    fpr, tpr, _ = roc_curve(is_anomaly, score, drop_intermediate=False)  # keep every threshold
     return {
         "auroc": float(roc_auc_score(is_anomaly, score)),
         "aupr": float(average_precision_score(is_anomaly, score)),
+        "aupr_normal": float(average_precision_score(~is_anomaly, -score)),
         "fpr_at_95_tpr": float(fpr[np.searchsorted(tpr, TPR_LEVEL)]),
     }
 
@@ -193,7 +203,7 @@ class FilesReport(Report):
             writer.writerow(["file", "source", "score", "anomaly"])
             for file, label, value in zip(self.files, self.labels, self.scores, strict=True):
                 writer.writerow(
-                    [file, self.sources[label], f"{value:.6g}", int(value > self.threshold)]
+                    [file, self.sources[label], score_text(value), int(value > self.threshold)]
                 )
         (out / "metrics.json").write_text(json.dumps(self.to_dict(), indent=2) + "\n")
 
@@ -210,20 +220,23 @@ def analyze_run(
 ) -> Report:
     """Score a run's whole test set: its trained classes (or `normal`) against the rest.
 
-    The report's `warnings` say when the model reconstructs the normal images nearly
-    identically (an untrained model), which the metrics alone would hide.
+    A run trained on dynamically binarised images is scored on the test images' fixed bits
+    (`vaelab.data.fixed_bits`), as `vaelab eval` measures it. The report's `warnings` say
+    when the model reconstructs the normal images nearly identically (an untrained model),
+    which the metrics alone would hide.
 
     With `out`, writes `scores.csv` (index, label, score), `metrics.json` and,
     with `figures`, `roc.png`, `score_histograms.png`, `anomaly_maps.png` and `report.html`,
     the page that gathers them.
     """
-    from vaelab.data import load
+    from vaelab.data import fixed_bits, load
 
     score_functions.check_score(score)
     config = run.config
     test = load(
         config.data.dataset, "test", data_dir or config.data.data_dir, config.data.image_size
     )
+    test = fixed_bits(test, config.data.binarize)
     normal = _normal_classes(normal, config.data.classes, test.classes, test.name)
     model = run.load_model()
     images = test.float()
@@ -323,7 +336,7 @@ def write_report(report: Report, out: Path) -> None:
         writer = csv.writer(f)
         writer.writerow(["index", "label", "score"])
         for index, (label, value) in enumerate(zip(report.labels, report.scores, strict=True)):
-            writer.writerow([index, int(label), f"{value:.6g}"])
+            writer.writerow([index, int(label), score_text(value)])
     (out / "metrics.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
 
 

@@ -235,7 +235,7 @@ def estimate_nll(
     started = time.perf_counter()
     values = importance_nll(model, images, iw_samples, seed, batch)
     return {
-        "estimate": "-log p(x) in nats per test image, K-sample importance-weighted",
+        "estimate": ESTIMATES[run.config.data.binarize],
         **summary(values),
         "K": iw_samples,
         "images": len(test),
@@ -245,6 +245,15 @@ def estimate_nll(
         "latent_dim": model.latent_dim,
         "protocol": protocol(run.config.data),
     }
+
+
+ESTIMATES = {
+    "dynamic": "-log p(x) in nats per binarised test image, K-sample importance-weighted",
+    "none": "the K-sample importance-weighted -log p(x) of the grey-level test images, in "
+    "nats: a score, not a likelihood to set beside binarised MNIST's (train with "
+    "--binarize dynamic for one)",
+}
+"""What `estimate_nll` measured, by how the run was binarised (`vaelab.data.protocol`)."""
 
 
 def evaluation_set(run: Run, data_dir: str | None = None, first: int | None = None) -> Dataset:

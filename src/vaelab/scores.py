@@ -10,7 +10,7 @@ The VAE's probabilistic scores are in nats, per image:
 - `elbo`: the negative ELBO, `E_q[-log p(x|z)] + KL(q(z|x) || p(z))`, the
   reconstruction term averaged over K posterior samples, the KL exact;
 - `iwae`: the negative importance-weighted bound with K samples,
-  `-log (1/K) sum_k p(x|z_k) p(z_k) / q(z_k|x)`; it is never below the
+  `-log (1/K) sum_k p(x|z_k) p(z_k) / q(z_k|x)`; it is never above the
   expected negative ELBO and tends to `-log p(x)` as K grows (Burda et al.
   2016), so it is the tighter estimate of the image's negative log-likelihood;
 - `latent`: `-log N(z_mean; 0, I)`, how unlikely the posterior mean is

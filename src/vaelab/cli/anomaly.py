@@ -80,12 +80,17 @@ def run_anomaly(args: argparse.Namespace) -> None:
         data_dir=args.data_dir,
     )
     overall = report.metrics["overall"]
-    print(
-        f"normal {report.normal}, score {report.score}: AUROC {overall['auroc']:.4f}, "
-        f"AUPR {overall['aupr']:.4f}, FPR@95%TPR {overall['fpr_at_95_tpr']:.4f}"
-    )
+    print(f"normal {report.normal}, score {report.score}: {metrics_line(overall)}")
     for label, metrics in report.metrics["per_class"].items():
         print(f"  class {label}: AUROC {metrics['auroc']:.4f}")
     print(f"wrote metrics.json, scores.csv, figures and report.html to {out}")
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
+
+
+def metrics_line(metrics: dict[str, float]) -> str:
+    """AUROC, both AUPRs and FPR at 95% TPR (`vaelab.anomaly.anomaly_metrics`) in one line."""
+    return (
+        f"AUROC {metrics['auroc']:.4f}, AUPR {metrics['aupr']:.4f} (normal images as "
+        f"positives: {metrics['aupr_normal']:.4f}), FPR@95%TPR {metrics['fpr_at_95_tpr']:.4f}"
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from vaelab.cli.anomaly import add_score_options
+from vaelab.cli.anomaly import add_score_options, metrics_line
 from vaelab.cli.options import (
     add_device,
     add_model,
@@ -133,7 +133,7 @@ def run_score(args: argparse.Namespace) -> None:
     import sys
     from pathlib import Path
 
-    from vaelab.anomaly import AnomalyDetector, maps_file
+    from vaelab.anomaly import AnomalyDetector, maps_file, score_text
     from vaelab.wording import count
 
     maps = maps_file(args.maps, "maps") if args.maps else None  # refused before any work
@@ -150,7 +150,7 @@ def run_score(args: argparse.Namespace) -> None:
         table = csv.writer(out)
         table.writerow(["file", "score", "anomaly"])
         table.writerows(
-            (str(f), f"{s:.6g}", int(a)) for f, s, a in zip(files, scores, flags, strict=True)
+            (str(f), score_text(s), int(a)) for f, s, a in zip(files, scores, flags, strict=True)
         )
     if maps:
         names = [file.name for file in files]
@@ -189,8 +189,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
     summary = report.to_dict()
     print(
         f"{count(summary['n_normal'], 'normal image')} and {summary['n_anomalous']:,} "
-        f"anomalous, score {report.score}: AUROC {summary['auroc']:.4f}, AUPR "
-        f"{summary['aupr']:.4f}, FPR@95%TPR {summary['fpr_at_95_tpr']:.4f}"
+        f"anomalous, score {report.score}: {metrics_line(summary)}"
     )
     print(
         f"the threshold {report.threshold:.6g} flags {summary['normal_flagged']:.1%} of the "

@@ -29,7 +29,8 @@ from vaelab.train import evaluate
 def evaluate_stage(
     model: Model, test: Dataset, digits: Sequence[int], seed: int
 ) -> dict[str, dict[str, float]]:
-    """Per digit (keys are digit strings): mean test `loss` (negative ELBO) and `recon`."""
+    """Per digit (keys are digit strings): mean test `loss` (the training objective: the
+    negative ELBO when the KL weight is 1) and `recon`."""
     model.cpu().eval()
     row: dict[str, dict[str, float]] = {"loss": {}, "recon": {}}
     for digit in digits:

@@ -29,6 +29,7 @@ __all__ = [
     "check_binarize",
     "check_subset",
     "fetch",
+    "fixed_bits",
     "list_datasets",
     "load",
     "prepare",
@@ -129,14 +130,14 @@ def prepare(config: DataConfig) -> tuple[Dataset, Dataset]:
         train = train.with_classes(config.classes)
     if config.validation == "test":
         test = load(config.dataset, "test", config.data_dir, config.image_size)
-        validation = _fixed_bits(test, config.binarize)
+        validation = fixed_bits(test, config.binarize)
         if config.classes is not None:
             validation = validation.with_classes(config.classes)
     else:
         fraction = _fraction(config.validation)
         kept, validation = train.split(fraction, SELECTION_SEED)
         _check_room(kept, len(train), fraction, config)
-        train, validation = kept, _fixed_bits(validation, config.binarize)
+        train, validation = kept, fixed_bits(validation, config.binarize)
     if config.train_size is not None:
         train = _subset(train, config.train_size, config.subset)
     return train, validation
@@ -160,7 +161,10 @@ def protocol(config: DataConfig) -> dict[str, Any]:
     }
 
 
-def _fixed_bits(dataset: Dataset, binarize: str) -> Dataset:
+def fixed_bits(dataset: Dataset, binarize: str) -> Dataset:
+    """`dataset` as every measurement of a run trained with `binarize` sees it: with
+    dynamic binarisation, bits drawn once from `TEST_BITS_SEED` (the same for every run and
+    every selection of classes, so draw them on the whole split), else the grey levels."""
     return dataset.binarized(TEST_BITS_SEED) if binarize == "dynamic" else dataset
 
 

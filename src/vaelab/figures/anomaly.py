@@ -70,12 +70,13 @@ def plot_report(
 
 
 def measured_facts(report: Scored, names: Sequence[str]) -> dict[str, str]:
-    """The metrics a page shows: AUROC, AUPR and FPR at 95% TPR over all anomalous images, and
+    """The metrics a page shows: AUROC, both AUPRs and FPR at 95% TPR over all anomalous images, and
     each anomalous class's AUROC under its name (`numbered_names`)."""
     overall = report.metrics["overall"]
     return {
         "AUROC": f"{overall['auroc']:.4f}",
         "AUPR": f"{overall['aupr']:.4f}",
+        "AUPR, normal images as positives": f"{overall['aupr_normal']:.4f}",
         "FPR at 95% TPR": f"{overall['fpr_at_95_tpr']:.4f}",
         **{
             f"AUROC, {names[int(c)]}": f"{m['auroc']:.4f}"
