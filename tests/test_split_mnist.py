@@ -21,7 +21,14 @@ from vaelab.continual.split import (
     shuffled_batches,
     train_and_measure,
 )
-from vaelab.continual.split_bench import published_rows, run_seed, run_split_mnist, untrained_runs
+from vaelab.continual.split_bench import (
+    backward_transfer,
+    max_forgetting,
+    published_rows,
+    run_seed,
+    run_split_mnist,
+    untrained_runs,
+)
 from vaelab.data import load
 from vaelab.diagnostics import MIN_SPREAD, UntrainedModelWarning
 from vaelab.errors import SettingError, VaelabError
@@ -122,6 +129,23 @@ def test_none_forgets_the_first_task_and_replay_keeps_some_of_it(tmp_path):
     assert kept[-1][0] > 0.3
 
 
+def test_backward_transfer_and_forgetting_on_a_matrix_worked_by_hand():
+    matrix = [
+        [0.9, 0.0, 0.0],
+        [0.5, 0.8, 0.0],
+        [0.7, 0.2, 0.6],
+    ]
+    # final minus just-learned: (0.7 - 0.9 + 0.2 - 0.8) / 2
+    assert backward_transfer(matrix) == pytest.approx(-0.4)
+    # best before the last task minus final: (0.9 - 0.7 + 0.8 - 0.2) / 2
+    assert max_forgetting(matrix) == pytest.approx(0.4)
+    matrix[1][0] = 0.95  # a task's best can come after the task was learned
+    assert max_forgetting(matrix) == pytest.approx((0.95 - 0.7 + 0.8 - 0.2) / 2)
+    assert backward_transfer(matrix) == pytest.approx(-0.4)
+    once = [[None] * 3, [None] * 3, [0.9, 0.9, 0.9]]
+    assert backward_transfer(once) is None and max_forgetting(once) is None
+
+
 def test_offline_trains_once_on_every_task_at_the_end(sample):
     learner = ReplayClassifier(SplitConfig(**TINY), STRATEGIES["offline"])
     rows = [train_and_measure(learner, t, sample[0], sample[1], 0)[0]["accuracy"] for t in range(5)]
@@ -139,6 +163,11 @@ def test_the_generative_classifier_picks_the_digit_whose_vae_finds_the_image_lik
     assert learner._bounds["0"] is learner._bound("0", images)  # scored once per image set
 
 
+def seed_results(out, strategy: str = "dgr-distill") -> list[dict]:
+    paths = sorted((out / strategy).glob("seed*/result.json"))
+    return [json.loads(p.read_text()) for p in paths]
+
+
 def test_the_benchmark_writes_results_resumes_per_task_and_repeats_its_numbers(tmp_path):
     config = SplitConfig(**TINY)
     out = tmp_path / "bench"
@@ -149,8 +178,15 @@ def test_the_benchmark_writes_results_resumes_per_task_and_repeats_its_numbers(t
     assert s["seeds"] == [0, 1] and 0 <= s["final_accuracy_mean"] <= 1
     assert s["final_accuracy_sem"] >= 0 and len(s["accuracy_matrix"]) == 5
     assert s["published_row"] == "DGR+distill"
+    transfer = [backward_transfer(m) for m in (r["accuracy_matrix"] for r in seed_results(out))]
+    assert s["backward_transfer"] == transfer
+    assert s["backward_transfer_mean"] == pytest.approx(backward_transfer(s["accuracy_matrix"]))
+    assert -1 <= s["backward_transfer_mean"] <= 1 and s["backward_transfer_sem"] >= 0
+    assert len(s["forgetting"]) == 2 and 0 <= s["forgetting_mean"] <= 1
     table = (out / "table.md").read_text()
-    assert "| DGR+distill | 91.79 | published |" in table and "vaelab dgr-distill" in table
+    assert "| DGR+distill | 91.79 | | published |" in table and "vaelab dgr-distill" in table
+    bwt = f"| {100 * s['backward_transfer_mean']:.1f} | measured, 2 seeds"
+    assert bwt in table.split("vaelab dgr-distill")[1]
     assert (out / "accuracy_matrix.png").exists() and (out / "samples-dgr-distill.png").exists()
     assert not (out / "samples-none.png").exists()  # nothing to dream
     seed = out / "dgr-distill" / "seed1"

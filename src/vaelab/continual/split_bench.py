@@ -191,10 +191,54 @@ def collect(
     }
 
 
+Matrix = list[list[float | None]]
+"""Accuracy on each task's test images (columns) after each task (rows); every row but the
+last is None throughout for a strategy that trains once, after the last task."""
+
+
+def backward_transfer(matrix: Matrix) -> float | None:
+    """BWT (Lopez-Paz and Ranzato 2017): each earlier task's final accuracy minus its
+    accuracy just after it was learned, averaged (negative: forgotten). BWT is linear in
+    the matrix, so that of the seeds' mean matrix is the mean of theirs. None for a
+    strategy measured only after the last task."""
+    if _measured_once(matrix):
+        return None
+    last = len(matrix) - 1
+    return fmean(matrix[last][t] - matrix[t][t] for t in range(last))
+
+
+def max_forgetting(matrix: Matrix) -> float | None:
+    """Average forgetting (Chaudhry et al. 2018): each earlier task's best accuracy before
+    the last task minus its final accuracy, averaged (positive: forgotten). None for a
+    strategy measured only after the last task."""
+    if _measured_once(matrix):
+        return None
+    last = len(matrix) - 1
+    return fmean(max(row[t] for row in matrix[t:last]) - matrix[last][t] for t in range(last))
+
+
+def _measured_once(matrix: Matrix) -> bool:
+    return any(row[0] is None for row in matrix)
+
+
+def _mean_and_sem(values: list[float | None]) -> tuple[float | None, float | None]:
+    """Mean and standard error over seeds; None where a seed has no value, or for the
+    standard error of one seed."""
+    if any(v is None for v in values):
+        return None, None
+    sem = stdev(values) / len(values) ** 0.5 if len(values) > 1 else None
+    return fmean(values), sem
+
+
 def summarize(strategy: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Mean and standard error of the final accuracy over seeds, and the mean matrix."""
+    """Mean and standard error over seeds of the final accuracy and of the backward transfer,
+    the mean forgetting, and the mean matrix."""
     finals = [r["final_accuracy"] for r in runs]
     matrices = [r["accuracy_matrix"] for r in runs]
+    final_mean, final_sem = _mean_and_sem(finals)
+    transfer = [backward_transfer(m) for m in matrices]
+    transfer_mean, transfer_sem = _mean_and_sem(transfer)
+    forgotten = [max_forgetting(m) for m in matrices]
     mean_matrix = [
         [None if cells[0] is None else fmean(cells) for cells in zip(*rows, strict=True)]
         for rows in zip(*matrices, strict=True)
@@ -204,9 +248,14 @@ def summarize(strategy: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
         "published_row": STRATEGIES[strategy].published,
         "seeds": [r["seed"] for r in runs],
         "final_accuracy": finals,
-        "final_accuracy_mean": fmean(finals),
-        "final_accuracy_sem": stdev(finals) / len(finals) ** 0.5 if len(finals) > 1 else None,
+        "final_accuracy_mean": final_mean,
+        "final_accuracy_sem": final_sem,
         "final_test_set_accuracy_mean": fmean(r["final_test_set_accuracy"] for r in runs),
+        "backward_transfer": transfer,
+        "backward_transfer_mean": transfer_mean,
+        "backward_transfer_sem": transfer_sem,
+        "forgetting": forgotten,
+        "forgetting_mean": _mean_and_sem(forgotten)[0],
         "accuracy_matrix": mean_matrix,
         "untrained_runs": untrained_runs(runs),
         "train_seconds_mean": round(fmean(r["train_seconds"] for r in runs), 1),
@@ -235,26 +284,29 @@ def published_rows() -> list[dict[str, Any]]:
 
 
 def markdown_table(results: dict[str, Any]) -> str:
-    """Published rows and vaelab's, accuracy in % (mean ± standard error over seeds), with
-    how many of vaelab's runs did not learn, if any."""
+    """Published rows and vaelab's, accuracy in % (mean ± standard error over seeds), vaelab's
+    backward transfer in points (from the mean matrix: the mean over seeds), with how many of
+    vaelab's runs did not learn, if any."""
     from vaelab.diagnostics import untrained_note
 
     lines = [
-        "| method | class-IL accuracy (%) | source |",
-        "|---|---:|---|",
+        "| method | class-IL accuracy (%) | BWT (points) | source |",
+        "|---|---:|---:|---|",
     ]
     for row in results["published"]:
         sem = "" if row.get("sem") is None else f" ± {row['sem']:.2f}"
-        lines.append(f"| {row['method']} | {row['accuracy']:.2f}{sem} | published |")
+        lines.append(f"| {row['method']} | {row['accuracy']:.2f}{sem} | | published |")
     for name, s in results["strategies"].items():
         sem = "" if s["final_accuracy_sem"] is None else f" ± {100 * s['final_accuracy_sem']:.2f}"
+        transfer = backward_transfer(s["accuracy_matrix"])
+        bwt = "trained once" if transfer is None else f"{100 * transfer:.1f}"
         seeds = len(s["seeds"])
         untrained = s.get("untrained_runs")
         note = f", {untrained_note(len(untrained))}" if untrained else ""
         lines.append(
             f"| vaelab {name}: {s['summary']} | {100 * s['final_accuracy_mean']:.2f}{sem} | "
-            f"measured, {seeds} seed{'s' * (seeds != 1)}, {s['train_seconds_mean'] / 60:.1f} min"
-            f"{note} |"
+            f"{bwt} | measured, {seeds} seed{'s' * (seeds != 1)}, "
+            f"{s['train_seconds_mean'] / 60:.1f} min{note} |"
         )
     return "\n".join(lines)
 
