@@ -144,11 +144,14 @@ def test_detector_scores_other_digits_higher(detector):
 def test_detector_threshold_flags_the_chosen_share_of_held_out_normals(detector, sevens):
     assert detector.threshold_ > 0
     assert detector.get_params()["fpr"] == 0.05
+    # 30 of the 300 sevens held out: 5% of them is 1.5 images, so 2 score above
+    assert detector.held_out_flagged_ == 2 / 30
     assert len(detector.history_) == 2
 
 
 def test_detector_save_load_round_trip_gives_identical_scores(detector, sevens, tmp_path):
     path = detector.save(tmp_path / "detector")
+    assert AnomalyDetector.load(path).held_out_flagged_ == detector.held_out_flagged_
     assert (path / "weights.safetensors").exists() and (path / "detector.json").exists()
     loaded = AnomalyDetector.load(path)
     np.testing.assert_array_equal(loaded.score_samples(sevens), detector.score_samples(sevens))

@@ -431,7 +431,9 @@ class AnomalyDetector(BaseEstimator):
     (`vaelab.recipes`) unless `model`, `train`, `score` or `samples` are given.
     `fit` holds out `holdout` of the normal images, trains on the rest with
     `vaelab.train.train`, and sets `threshold_` so that a share `fpr` of the
-    held-out normal images scores above it.
+    held-out normal images scores above it, as near as their number allows:
+    `held_out_flagged_` is the share that does (1 of 10 held-out images flags 10%,
+    whatever `fpr` below that asks).
 
     Images: NumPy arrays or tensors shaped (N, 28, 28), (N, 1, 28, 28) or
     (N, 784) (or (N, C, 28, 28) with C channels), uint8 in 0-255 or float
@@ -520,7 +522,9 @@ class AnomalyDetector(BaseEstimator):
             progress=self.progress,
         )  # fmt: skip
         self.image_shape_ = tuple(images.shape[1:])
-        self.threshold_ = float(np.quantile(self.score_samples(held), 1 - self.fpr))
+        held_scores = self.score_samples(held)
+        self.threshold_ = float(np.quantile(held_scores, 1 - self.fpr))
+        self.held_out_flagged_ = float((held_scores > self.threshold_).mean())
         if warning := untrained_warning(self.model_, held):
             warnings.warn(warning, UntrainedModelWarning, stacklevel=2)
         return self
@@ -647,6 +651,7 @@ class AnomalyDetector(BaseEstimator):
                 "train": dataclasses.asdict(config.train),
             },
             "threshold": self.threshold_,
+            "held_out_flagged": self.held_out_flagged_,
             "image_shape": list(self.image_shape_),
             "history": self.history_,
         }
@@ -666,6 +671,8 @@ class AnomalyDetector(BaseEstimator):
         detector = cls(**{**params, "model": model, "train": train})
         detector.model_ = Run(path).load_model()
         detector.threshold_ = float(state["threshold"])
+        # detectors saved before the share was recorded: the share asked for
+        detector.held_out_flagged_ = float(state.get("held_out_flagged", detector.fpr))
         detector.image_shape_ = tuple(state["image_shape"])
         detector.history_ = state["history"]
         return detector

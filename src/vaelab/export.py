@@ -77,7 +77,7 @@ class Graph:
 @dataclass(frozen=True)
 class Exportable:
     """What a run folder exports: its model and, with a score, the score's threshold (a
-    detector's) and the false-positive rate it was set for."""
+    detector's) and the share of the held-out normal images that score above it."""
 
     run: Run
     model: Model
@@ -134,7 +134,9 @@ def open_run(run_dir: str | os.PathLike[str], score: str | None = None) -> Expor
         return Exportable(run, _exportable(run.load_model()), score)
     detector = load_detector(run.path, score)
     model = _exportable(detector.model_)
-    return Exportable(run, model, detector.score_name(), detector.threshold_, detector.fpr)
+    return Exportable(
+        run, model, detector.score_name(), detector.threshold_, detector.held_out_flagged_
+    )
 
 
 def _exportable(model: Model) -> Model:

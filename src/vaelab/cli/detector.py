@@ -123,7 +123,8 @@ def run_fit(args: argparse.Namespace) -> None:
     detector.fit_files(args.images, args.image_size, out=args.out)
     print(
         f"score {detector.score_name()}, threshold {detector.threshold_:.6g} (flags "
-        f"{args.fpr:.0%} of the held-out normal images); detector saved to {args.out}"
+        f"{detector.held_out_flagged_:.1%} of the held-out normal images, --fpr "
+        f"{args.fpr:.1%}); detector saved to {args.out}"
     )
 
 
