@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 
-def stamp(benchmark: str, protocol: str) -> dict[str, Any]:
+def stamp(benchmark: str, protocol: str | dict[str, Any]) -> dict[str, Any]:
     """The kind of table (`benchmark`), the day, the command that measured it, and the
-    protocol in words."""
+    protocol (in words, or as the settings the benchmark recorded)."""
     script = f"benchmarks/{Path(sys.argv[0]).name}"
     return {
         "benchmark": benchmark,
