@@ -9,10 +9,12 @@ import pytest
 from PIL import Image
 
 import vaelab.demo
+from vaelab.anomaly import analyze_run
 from vaelab.cli import main
 from vaelab.demo import CONTINUAL, FULL, SAMPLE, STAGES, Schedule, demo
 from vaelab.errors import SettingError, VaelabError
 from vaelab.figures.gifs import read_frames
+from vaelab.run import Run
 
 FIGURES = [
     "ae_training.gif",
@@ -113,6 +115,17 @@ def test_report_says_what_produced_the_figures(quick_demo):
     assert page.count("seed 0") == 5  # four runs and the continual protocol
     assert re.search(r"total wall time</th><td>[0-9.]+ s|total wall time</th><td>\d+ min", page)
     assert re.search(r"the seven ranks \d+ of 10 from least anomalous", page)
+    sevens = Run(quick_demo.parent / "runs" / "vae7")
+    auroc = {
+        score: f"{analyze_run(sevens, score=score).metrics['overall']['auroc']:.3f}"
+        for score in ("recon-bce", "recon-mse")
+    }
+    assert f"recon-bce, tells sevens from the other digits with AUROC {auroc['recon-bce']}" in page
+    assert (
+        f"recon-mse, the default of <code>vaelab anomaly</code>, with {auroc['recon-mse']}" in page
+    )
+    assert 'href="continual/report.html"' in page
+    assert (quick_demo.parent / "continual" / "report.html").exists()
 
 
 def test_training_gif_has_a_changing_frame_per_epoch(quick_demo):

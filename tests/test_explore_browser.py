@@ -9,6 +9,7 @@ import dataclasses
 import io
 import json
 import os
+import re
 import threading
 import time
 import urllib.request
@@ -105,13 +106,24 @@ def wide_site(tmp_path_factory, tiny_run):
     yield from serving(run, 300)
 
 
+REFUSED = "Failed to load resource: the server responded with a status of 400"
+"""The browser's own log line for a request the server refused, which the page then shows."""
+
+
 def opened(browser, url: str):
     """The explorer's page at `url`, once it has decoded; any script error fails the test."""
     context = browser.new_context(viewport={"width": 1100, "height": 900})
     page = context.new_page()
     problems = []
     page.on("pageerror", lambda error: problems.append(str(error)))
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on(
+        "console",
+        lambda m: (
+            problems.append(m.text)
+            if m.type == "error" and not m.text.startswith(REFUSED)
+            else None
+        ),
+    )
     page.goto(url + "/")
     wait_until(page, "() => document.getElementById('decoded').dataset.x !== undefined")
     yield page
@@ -244,9 +256,13 @@ def test_a_2d_vae_has_no_slider_section(page):
 def test_the_card_names_the_model_and_warns_of_few_epochs(page):
     facts = page.locator("#facts").text_content()
     assert "mnist-sample" in facts and "5,285 parameters" in facts and "epochs2" in facts
+    assert re.search(r"final losstrain \d+\.\d+, validation \d+\.\d+ \(nats per image\)", facts)
     assert (
         page.locator("#warning").is_visible()
         and "only 2 epochs" in page.locator("#warning").text_content()
+    )
+    assert re.search(
+        r"vaelab train --out \S+ --resume --epochs 30\.$", page.locator("#warning").text_content()
     )
     assert page.locator("#legend span").count() == 10
 
@@ -323,6 +339,12 @@ def test_a_drawn_stroke_gets_a_code_a_reconstruction_and_a_score(page, screensho
     assert seen.max() > 200 and seen[0, 0] < 10  # bright ink on black, like MNIST
     assert page.evaluate("() => state.drawn") is not None
     page.locator("#draw").screenshot(path=screenshots / "draw.png")
+    # a picture that cannot be read takes the last one's analysis away with it
+    not_an_image = {"name": "x.png", "mimeType": "image/png", "buffer": b"no picture"}
+    page.locator("#pad-file").set_input_files(not_an_image)
+    wait_until(page, "() => document.getElementById('draw-status').textContent.includes('cannot')")
+    assert "not an image" in page.locator("#draw-status").text_content()
+    assert page.locator("#analysis").is_hidden() and page.evaluate("() => state.drawn") is None
 
 
 def test_at_700_px_the_decoded_image_stays_beside_the_plane(browser, site, screenshots):

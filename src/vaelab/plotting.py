@@ -323,7 +323,8 @@ def loss(run: Run, path: Path, options: PlotOptions) -> Path:
     metrics = run.metrics()
     if not metrics:
         raise RunError(f"{run.path} has no finished epoch yet: nothing to plot")
-    return plots.loss_curves(metrics, path, f"{describe(run)}: loss per epoch")
+    unit = run.load_model().loss_unit
+    return plots.loss_curves(metrics, path, f"{describe(run)}: loss per epoch", unit)
 
 
 def samples(run: Run, path: Path, options: PlotOptions) -> Path:

@@ -233,10 +233,16 @@ def run_facts(run: Run, data_dir: str | None = None) -> dict[str, str]:
 
 
 def test_facts(run: Run, data_dir: str | None = None) -> dict[str, str]:
-    """`vaelab eval RUN`'s numbers, as the page shows them."""
+    """`vaelab eval RUN`'s numbers, as the page shows them: the loss and its parts in the
+    model's unit."""
     measured = evaluate_run(run, data_dir)
     code_perplexity = measured.pop("code_perplexity", None)
-    facts = {name: f"{value:.4f}" for name, value in measured.items() if isinstance(value, float)}
+    unit = run.load_model().loss_unit
+    facts = {
+        f"{name} ({unit})": f"{value:.4f}"
+        for name, value in measured.items()
+        if isinstance(value, float)
+    }
     if "active_units" in measured:
         facts["active latent units"] = f"{measured['active_units']} of {measured['latent_dim']}"
     if "codes_used" in measured:

@@ -6,6 +6,7 @@ as the model's state, not the tool's fault.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
 
 from vaelab.config import NO_DATASET, DataConfig
@@ -39,6 +40,7 @@ def model_card(run: Run, model: Model, class_names: Sequence[str] | None) -> dic
         "planned_epochs": config.train.epochs,
         "train_loss": last.get("train_loss"),
         "val_loss": last.get("val_loss"),
+        "loss_unit": model.loss_unit,
         "run": str(run.path.resolve()),
         "warning": few_epochs_warning(run, epochs),
     }
@@ -58,8 +60,11 @@ def few_epochs_warning(run: Run, epochs: int) -> str:
     if epochs >= FEW_EPOCHS:
         return ""
     more = max(FEW_EPOCHS * 3, run.config.train.epochs)
+    if run.config.data.dataset == NO_DATASET:
+        longer = f"fit the detector again with --epochs {more}"
+    else:
+        longer = f"vaelab train --out {shlex.quote(str(run.path))} --resume --epochs {more}"
     return (
         f"Trained for only {epochs} epoch{'s' if epochs != 1 else ''}: decoded images stay "
-        f"blurry and grey until the model has learnt more. Train it for longer, e.g. "
-        f"vaelab train ... --epochs {more}."
+        f"blurry and grey until the model has learnt more. Train it for longer: {longer}."
     )

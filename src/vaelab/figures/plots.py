@@ -209,8 +209,9 @@ def traversal(
     return save(fig, path)
 
 
-def loss_curves(metrics: Sequence[dict[str, Any]], path: str | Path, title: str) -> Path:
-    """Train and validation loss per epoch, one panel for the total and one per part."""
+def loss_curves(metrics: Sequence[dict[str, Any]], path: str | Path, title: str, unit: str) -> Path:
+    """Train and validation loss per epoch, one panel for the total and one per part, in the
+    model's `unit` (`Model.loss_unit`)."""
     epochs = [row["epoch"] for row in metrics]
     parts = [key[6:] for key in metrics[0] if key.startswith("train_")]
     names = parts if len(parts) > 2 else ["loss"]
@@ -226,7 +227,7 @@ def loss_curves(metrics: Sequence[dict[str, Any]], path: str | Path, title: str)
         ax.set_title("total loss" if name == "loss" else f"{PART_NAMES.get(name, name)} part")
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel("nats per image" if len(names) > 1 else "loss")
+        ax.set_ylabel(unit)
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle(title)

@@ -19,6 +19,8 @@ from vaelab.models.likelihoods import likelihood
 
 
 class AE(Model):
+    loss_unit = "mean nats per pixel"
+
     def __init__(self, config: ModelConfig, shape: tuple[int, int, int] = (1, 28, 28)) -> None:
         super().__init__()
         config = config.resolved()  # a preset's name alone is enough

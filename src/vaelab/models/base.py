@@ -74,6 +74,8 @@ class Model(nn.Module):
     latent_dim: int
     shape: tuple[int, int, int] = (1, 28, 28)
     capabilities = Capabilities()
+    loss_unit = "nats per image"
+    """What the loss and its parts measure, for the axes, cards and pages that show them."""
 
     @property
     def channels(self) -> int:

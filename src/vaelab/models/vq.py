@@ -62,6 +62,8 @@ used 20 to 28 and reached 0.176 to 0.187."""
 
 
 class VQVAE(AE):
+    loss_unit = "mean per pixel or code element"
+
     def __init__(self, config: ModelConfig, shape: tuple[int, int, int] = (1, 28, 28)) -> None:
         config = config.resolved()
         refuse_settings(config)

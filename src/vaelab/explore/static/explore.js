@@ -519,10 +519,12 @@ pad.addEventListener("pointermove", event => {
 });
 pad.addEventListener("pointerup", () => { if (stroke) { stroke = null; pad.toBlob(analyse, "image/png"); } });
 pad.addEventListener("pointercancel", () => { stroke = null; });
-$("pad-clear").addEventListener("click", () => {
-  clearPad(); state.drawn = null; $("analysis").hidden = true; $("draw-status").textContent = "";
+function forgetAnalysis() {
+  state.drawn = null; $("analysis").hidden = true;
   if (state.plane) drawOverlay();
-});
+}
+
+$("pad-clear").addEventListener("click", () => { clearPad(); forgetAnalysis(); $("draw-status").textContent = ""; });
 $("pad-file").addEventListener("change", event => { if (event.target.files[0]) analyse(event.target.files[0]); });
 pad.addEventListener("dragover", event => { event.preventDefault(); pad.classList.add("over"); });
 pad.addEventListener("dragleave", () => pad.classList.remove("over"));
@@ -537,7 +539,7 @@ function analyse(blob) {
   fetch(`/analyse?${labelQuery().slice(1)}`, { method: "POST", body: blob, headers: { "Content-Type": blob.type || "application/octet-stream" } })
     .then(r => r.ok ? r.json() : r.text().then(t => Promise.reject(new Error(t))))
     .then(showAnalysis)
-    .catch(err => { $("draw-status").textContent = `cannot encode it: ${err.message}`; });
+    .catch(err => { forgetAnalysis(); $("draw-status").textContent = `cannot encode it: ${err.message}`; });
 }
 
 function showAnalysis(result) {
@@ -582,7 +584,7 @@ function legend(classes) {
   });
 }
 
-function loss(value) { return value == null ? "—" : value.toFixed(1); }
+function loss(value) { return value == null ? "—" : value.toPrecision(4); }
 
 function showCard(card) {
   const facts = [
@@ -590,7 +592,7 @@ function showCard(card) {
     ["classes", Array.isArray(card.classes) ? card.classes.join(", ") : card.classes],
     ["model", `${card.model.toUpperCase()}, ${card.latent_dim}-D code, ${card.parameters.toLocaleString()} parameters`],
     ["epochs", card.epochs === card.planned_epochs ? `${card.epochs}` : `${card.epochs} of ${card.planned_epochs}`],
-    ["final loss", `train ${loss(card.train_loss)}, validation ${loss(card.val_loss)}`],
+    ["final loss", `train ${loss(card.train_loss)}, validation ${loss(card.val_loss)} (${card.loss_unit})`],
     ["run", card.run],
   ];
   const list = $("facts");
