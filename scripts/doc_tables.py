@@ -96,7 +96,7 @@ def continual_table(results: dict[str, Any]) -> str:
             True,
         ),
         ("final dreams (CNN-named shares)", "final_dreams", str, False),
-        ("images trained on", "images_trained", str, True),
+        ("images per epoch, stages 1 on, summed", "images_trained", str, True),
         ("training time", "train_minutes", "{:g} min".format, True),
     ]
     shown = [c for c in columns if any(c[1] in row for row in results["rows"])]
