@@ -188,5 +188,5 @@ def test_weights_that_are_not_finite_are_named_not_printed_as_nan(tiny_run_copy,
     assert capsys.readouterr().err == (
         f"vaelab: error: {weights} holds weights that are not finite numbers (NaN or infinity, "
         f"in {first}): the file is damaged or its training diverged; train it again into "
-        "another folder (with a lower --lr if it diverged)\n"
+        "another folder (with a lower learning rate if it diverged)\n"
     )

@@ -215,7 +215,7 @@ def test_a_broken_environment_or_an_unsupported_device_is_one_clear_error(monkey
         setup(torch.device("cpu")).__enter__()
     monkeypatch.setenv("RANK", "0")
     monkeypatch.setenv("LOCAL_RANK", "0")
-    with pytest.raises(VaelabError, match="runs on cpu or cuda, not mps; use --device cpu"):
+    with pytest.raises(VaelabError, match="runs on cpu or cuda, not mps; use device cpu"):
         setup(torch.device("mps")).__enter__()
 
 

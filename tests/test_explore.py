@@ -303,7 +303,7 @@ def test_an_ipv6_loopback_is_served_or_refused_clearly(explorer):
     try:
         server = make_server(explorer, "::1", 0)
     except VaelabError as err:  # a machine without IPv6
-        assert "not on this machine; use --host 127.0.0.1" in str(err)
+        assert "not on this machine; use host 127.0.0.1" in str(err)
         return
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:

@@ -1,10 +1,12 @@
-"""The modules that workers import first, so that the user's registrations exist there too."""
+"""The user's registrations: refused when they would replace another or have the wrong shape,
+and the modules that workers import first, so that they exist there too."""
 
 import os
 import subprocess
 import sys
 
 import pytest
+import torch
 
 from vaelab.cli import main
 from vaelab.errors import VaelabError
@@ -99,3 +101,50 @@ def test_a_users_recipe_is_a_choice_of_the_benchmark(tmp_path):
 def test_a_worker_that_cannot_import_a_registering_module_says_where_to_put_it():
     with pytest.raises(VaelabError, match="cannot import gone_models.*PYTHONPATH"):
         import_registered(["gone_models"])
+
+
+def test_a_registration_never_replaces_another_in_silence(restored_registries):
+    from vaelab.continual.strategies import Strategy, register_strategy
+    from vaelab.presets import register_preset
+    from vaelab.scores import SCORES, Score, register_score
+
+    zeros = Score(lambda model, images: torch.zeros(len(images)), "zeros")
+    with pytest.raises(VaelabError, match="a score named 'recon-bce' is already registered"):
+        register_score("recon-bce", zeros)
+    with pytest.raises(VaelabError, match="'naive' is already registered .the new digit only"):
+        register_strategy("naive", Strategy("everything", lambda stage: stage.train))
+    with pytest.raises(VaelabError, match="a preset named 'vae' is already registered"):
+        register_preset("vae", "hijacked", {"kind": "ae"})
+    register_score("zeros", zeros)
+    register_score("zeros", zeros)  # the same entry again, as a module imported twice does
+    assert SCORES["zeros"] is zeros and SCORES["recon-bce"].summary != "zeros"
+
+
+def test_a_registration_of_the_wrong_shape_is_refused_when_made(restored_registries):
+    from vaelab.models import register
+    from vaelab.presets import register_preset
+    from vaelab.scores import register_score
+
+    with pytest.raises(
+        VaelabError, match=r"'mine' must be registered as a Score\(...\), got function"
+    ):
+        register_score("mine", lambda model, images: images.sum((1, 2, 3)))
+    with pytest.raises(VaelabError, match="needs a factory .config, shape. -> Model, got int"):
+        register("forty-two", 42)
+    with pytest.raises(VaelabError, match="registered under a non-empty name, got ''"):
+        register("", lambda config, shape: None)
+    with pytest.raises(VaelabError, match=r"ModelConfig's fields .*; got \['latnet_dim'\]"):
+        register_preset("typo-vae", "a typo", {"latnet_dim": 3})
+
+
+def test_a_score_that_declares_it_needs_a_posterior_refuses_an_autoencoder(restored_registries):
+    from vaelab.config import ModelConfig
+    from vaelab.models import build
+    from vaelab.scores import Score, register_score, score
+
+    register_score(
+        "code-norm",
+        Score(lambda model, x: model.encode(x).flatten(1).norm(dim=1), "", needs_posterior=True),
+    )
+    with pytest.raises(VaelabError, match="score 'code-norm' needs a model with a posterior"):
+        score(build(ModelConfig("ae")), torch.rand(2, 1, 28, 28), "code-norm")

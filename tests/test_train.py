@@ -231,7 +231,7 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(tmp_p
     good = load_file(str(tmp_path / "weights.safetensors"))
     with torch.no_grad():
         model.z_log_var.weight.fill_(float("nan"))
-    with pytest.raises(TrainingError, match="loss became nan in epoch 1, batch 1.*lower --lr"):
+    with pytest.raises(TrainingError, match="loss became nan in epoch 1, batch 1.*lower learning"):
         train(model, blobs(), config(epochs=1), run=run, progress=False)
     assert_same_weights(good, load_file(str(tmp_path / "weights.safetensors")))
     assert len(run.metrics()) == 1
@@ -276,7 +276,7 @@ def test_callbacks_see_each_epoch():
 
 def test_images_the_model_cannot_reconstruct_are_refused_before_training():
     big = Dataset(torch.zeros(8, 1, 32, 32, dtype=torch.uint8), torch.zeros(8).long(), "big", ["a"])
-    with pytest.raises(VaelabError, match=r"shape \(1, 32, 32\).*--image-size 28"):
+    with pytest.raises(VaelabError, match=r"shape \(1, 32, 32\).*use image_size 28"):
         train(fresh_model(), big, config(), progress=False)
 
 

@@ -276,9 +276,10 @@ def _normal_classes(
 ) -> list[int]:
     chosen = list(normal) if normal else list(trained or [])
     if not chosen:
-        raise VaelabError(
+        raise SettingError(
             "the run was trained on every class, so no test class is anomalous; "
-            "name the normal classes with --normal (e.g. --normal 7)"
+            "name the normal classes with {normal} (e.g. {normal} 7)",
+            "normal",
         )
     check_normal_classes(chosen, available, name)
     return sorted(chosen)

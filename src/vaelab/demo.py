@@ -44,7 +44,7 @@ from vaelab.continual import ContinualConfig
 from vaelab.continual.loop import load_digits
 from vaelab.data import Dataset, load
 from vaelab.devices import resolve_device
-from vaelab.errors import VaelabError
+from vaelab.errors import SettingError
 from vaelab.figures.gifs import ReconstructionFrames
 from vaelab.figures.report import Figure, Report, Section
 from vaelab.run import Run
@@ -427,7 +427,7 @@ def _check_empty(out: Path) -> None:
     """The demo writes a whole folder of its own, so it starts from an empty one."""
     if out.is_file() or (out.is_dir() and any(out.iterdir())):
         what = "is a file" if out.is_file() else "is not empty (the demo fills one of its own)"
-        raise VaelabError(f"{out} {what}; choose a new --out or delete {out} first")
+        raise SettingError(f"{out} {what}; choose a new {{out}} or delete {out} first", "out")
 
 
 def _describe(schedule: Schedule) -> str:

@@ -12,7 +12,7 @@ import sys
 
 import torch
 
-from vaelab.errors import VaelabError
+from vaelab.errors import SettingError, VaelabError
 from vaelab.models import Model
 
 MALLOC_OPTIONS = {-1: 1 << 30, -3: 1 << 30}  # glibc's M_TRIM_THRESHOLD, M_MMAP_THRESHOLD
@@ -28,9 +28,13 @@ def resolve_device(name: str) -> torch.device:
     if name not in ("cpu", "cuda", "mps"):
         raise VaelabError(f"unknown device {name!r}; choose auto, cpu, cuda or mps")
     if name == "cuda" and not torch.cuda.is_available():
-        raise VaelabError("device cuda asked for, but PyTorch sees no CUDA GPU; use --device cpu")
+        raise SettingError(
+            "{device} cuda asked for, but PyTorch sees no CUDA GPU; use {device} cpu", "device"
+        )
     if name == "mps" and not torch.backends.mps.is_available():
-        raise VaelabError("device mps asked for, but it is not available here; use --device cpu")
+        raise SettingError(
+            "{device} mps asked for, but it is not available here; use {device} cpu", "device"
+        )
     return torch.device(name)
 
 

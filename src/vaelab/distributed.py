@@ -208,9 +208,10 @@ def setup(device: torch.device) -> Iterator[Group]:
         group = Group(rank, world, local_rank, "gloo")
         dist.init_process_group("gloo")
     else:
-        raise VaelabError(
+        raise SettingError(
             f"training on several processes runs on cpu or cuda, not {device.type}; "
-            "use --device cpu or cuda, or train in one process"
+            "use {device} cpu or cuda, or train in one process",
+            "device",
         )
     try:
         yield group

@@ -261,11 +261,12 @@ def claim_settings(folder: Path, settings: dict[str, Any], file: str = SETTINGS_
     refuse_a_run_folder(folder)
     path = folder / file
     if path.exists():
-        saved = read_json(path, "restore it, or use another --out")
+        saved = read_json(path, "restore it, or write into another folder")
         if changed := changed_settings(saved, settings):
-            raise VaelabError(
+            raise SettingError(
                 f"{folder} holds results with other settings ({', '.join(changed)} "
-                "differ); use another --out or the same settings to resume it"
+                "differ); use another {out} or the same settings to resume it",
+                "out",
             )
     folder.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(settings, indent=2) + "\n")

@@ -147,8 +147,8 @@ def test_set(run: Run, data_dir: str | None = None) -> Dataset:
     if data.dataset == NO_DATASET:
         raise VaelabError(
             f"{run.path} is a detector fitted on arrays or image files, so it names no test "
-            "images to show; of its figures, samples, manifold, loss and traverse (without "
-            "--image) need none, and interpolate none between --from and --to"
+            "images to show; of its figures, samples, manifold, loss and traverse (without an "
+            "image) need none, and interpolate none between two latent points"
         )
     return load(data.dataset, "test", data_dir or data.data_dir, data.image_size)
 
@@ -246,14 +246,19 @@ def endpoints(run: Run, model: Model, options: PlotOptions) -> tuple[Tensor, Ten
         z = latent.codes(model, test.float()[chosen], labels_for(model, test.labels[chosen]))
         return z[0], z[1]
     latent.require_prior(
-        model, "walk between latent points", "Walk between two test images instead (--images I J)"
+        model,
+        "walk between latent points",
+        "Walk between two test images instead (images; --images I J on the command line)",
     )
     if options.start is None and options.end is None and model.latent_dim == 2:
         return torch.tensor(ARTICLE_START), torch.tensor(ARTICLE_END)
     if options.start is None or options.end is None:
-        raise VaelabError(
-            f"give both ends of the walk as {model.latent_dim} numbers each (--from, --to), "
-            "or two test images (--images I J)"
+        raise SettingError(
+            f"give both ends of the walk as {model.latent_dim} numbers each ({{start}}, "
+            "{end}), or two test images ({images})",
+            "start",
+            "end",
+            "images",
         )
     for point in (options.start, options.end):
         if len(point) != model.latent_dim:

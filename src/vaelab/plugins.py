@@ -16,8 +16,11 @@ import importlib
 import os
 import sys
 from collections.abc import Callable
+from typing import TypeVar
 
 from vaelab.errors import VaelabError
+
+Entry = TypeVar("Entry")
 
 ENV = "VAELAB_PLUGINS"
 _MODULES: set[str] = set()
@@ -39,6 +42,36 @@ def import_plugins(names: str | None = None) -> list[str]:
         ),
     )
     return modules
+
+
+def add(registry: dict[str, Entry], name: str, entry: Entry, kind: type[Entry], what: str) -> None:
+    """Register `entry` as `name` in `registry` (of `kind`, called `what` in messages:
+    "score", "strategy", ...) and record the calling module for the workers
+    (`remember_caller`).
+
+    A name is a non-empty string, and one taken is refused: a registration never replaces
+    another in silence, least of all a built-in (registering the same entry again is
+    harmless). `entry` must be a `kind`, which a plain function is not.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise VaelabError(f"a {what} is registered under a non-empty name, got {name!r}")
+    if not isinstance(entry, kind):
+        raise VaelabError(
+            f"the {what} {name!r} must be registered as a {kind.__name__}(...), got "
+            f"{type(entry).__name__}: wrap it as docs/extending.md shows"
+        )
+    if name in registry and registry[name] != entry:
+        raise VaelabError(
+            f"a {what} named {name!r} is already registered ({describe(registry[name])}); "
+            "register yours under another name"
+        )
+    remember_caller()
+    registry[name] = entry
+
+
+def describe(entry: object) -> str:
+    """An entry's one-line summary, for a message that names it."""
+    return str(getattr(entry, "summary", "")) or type(entry).__name__
 
 
 def remember_caller() -> None:

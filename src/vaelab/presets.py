@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 from vaelab import plugins
+from vaelab.errors import VaelabError
 
 if TYPE_CHECKING:
     from vaelab.config import ModelConfig
@@ -116,8 +117,16 @@ PRESETS: dict[str, Preset] = {
 def register_preset(name: str, summary: str, parts: dict[str, Any]) -> None:
     """Make `ModelConfig(name)` build a model from `parts` (fields of `ModelConfig`), here and
     in the benchmarks' workers (`vaelab.plugins`)."""
-    plugins.remember_caller()
-    PRESETS[name] = Preset(summary, parts)
+    from vaelab.config import ModelConfig  # the config module reads the presets
+
+    known = {f.name for f in fields(ModelConfig)} - {"name"}
+    unknown = sorted(set(parts) - known) if isinstance(parts, dict) else None
+    if unknown is None or unknown:
+        raise VaelabError(
+            f"the preset {name!r} takes its parts as a dict of ModelConfig's fields "
+            f"({', '.join(sorted(known))}); got {unknown or type(parts).__name__}"
+        )
+    plugins.add(PRESETS, name, Preset(summary, parts), Preset, "preset")
 
 
 def resolve(config: ModelConfig) -> ModelConfig:

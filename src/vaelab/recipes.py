@@ -96,5 +96,4 @@ def get_recipe(name: str) -> Recipe:
 def register_recipe(name: str, recipe: Recipe) -> None:
     """Make `recipe` available by `name` to the benchmark and the detector (and to the
     benchmark's workers: `vaelab.plugins`)."""
-    plugins.remember_caller()
-    RECIPES[name] = recipe
+    plugins.add(RECIPES, name, recipe, Recipe, "recipe")

@@ -134,7 +134,7 @@ class Run:
             raise RunError(
                 f"{self.path / WEIGHTS} holds weights that are not finite numbers (NaN or "
                 f"infinity, in {broken[0]}): the file is damaged or its training diverged; "
-                "train it again into another folder (with a lower --lr if it diverged)"
+                "train it again into another folder (with a lower learning rate if it diverged)"
             )
         try:
             model.load_state_dict(tensors)

@@ -270,8 +270,9 @@ SCORES: dict[str, Score] = {
 def register_score(name: str, score: Score) -> None:
     """Make `score` available by `name` to the anomaly report, detector and benchmark (and
     to the benchmark's workers: `vaelab.plugins`)."""
-    plugins.remember_caller()
-    SCORES[name] = score
+    if isinstance(score, Score) and not callable(score.function):
+        raise VaelabError(f"the score {name!r} needs a function (model, images) -> (N,)")
+    plugins.add(SCORES, name, score, Score, "score")
 
 
 def check_score(name: str) -> None:
@@ -299,5 +300,7 @@ def score(model: Model, images: Tensor, name: str = "recon-bce", **options: obje
     """The per-image score `name` (see `SCORES`); higher = more anomalous."""
     check_score(name)
     require_unconditional(model)
+    if SCORES[name].needs_posterior:  # a registered score declares it; a built-in checks too
+        require_posterior(model, name)
     model.check_input(images, None)
     return SCORES[name].function(model, images, **options)

@@ -172,9 +172,10 @@ def check_fits(model: Model, images: Tensor, labels: Tensor) -> None:
     except RuntimeError:
         fits = None
     if fits != shape:
-        raise VaelabError(
+        raise SettingError(
             f"{model.describe()} cannot reconstruct images of shape {shape} (channels, "
-            "height, width); the article's models take 28x28 images: use --image-size 28"
+            "height, width); the article's models take 28x28 images: use {image_size} 28",
+            "image_size",
         )
     if model.capabilities.conditional:
         model.check_labels(labels, len(labels))
@@ -334,7 +335,7 @@ def _train_epoch(
             raise TrainingError(
                 f"the loss became {mean} in epoch {epoch}, batch {done + 1}; training "
                 "stopped before applying it (the checkpoint of the last finished epoch, if "
-                "any, is kept). Try a lower --lr or check the input data for NaNs."
+                "any, is kept). Try a lower learning rate or check the input data for NaNs."
             )
         learner.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -390,7 +391,8 @@ def _stop(
     learner.group.barrier()  # no process exits, and so ends the group, before it is saved
     raise Interrupted(
         f"interrupted in epoch {epoch} after {pos.step}/{n_batches} batches; a resumable "
-        f"checkpoint is saved in {run.path}; continue with --resume"
+        f"checkpoint is saved in {run.path}; resume it to continue (resume=True; --resume on "
+        "the command line)"
     )
 
 
@@ -522,12 +524,13 @@ def _check_resumable(run: Run, config: RunConfig) -> None:
         settings.pop("distributed")
         settings["data"].pop("data_dir")
     if changed := changed_settings(saved, wanted):
-        raise RunError(
+        raise SettingError(
             f"cannot resume {run.path} with different settings ({', '.join(changed)} differ); "
-            "only --epochs, --device, --threads, --precision, --compile, --data-dir, the "
+            "only {epochs}, {device}, {threads}, {precision}, {compile}, {data_dir}, the "
             "number of processes and the learning rate of epochs not yet begun may change "
-            "(start a new run with another --out instead)"
-        )
+            "(start a new run in another {out} instead)",
+            "epochs", "device", "threads", "precision", "compile", "data_dir", "out",
+        )  # fmt: skip
     meta = load_tensors(run.path / CHECKPOINT)[1]
     if config.train.epochs < meta["epoch"]:
         raise SettingError(

@@ -390,7 +390,7 @@ def _upgrade_settings(folder: Path) -> None:
     path = folder / SETTINGS
     if not path.exists():
         return
-    settings = read_json(path, "restore it, or use another --out")
+    settings = read_json(path, "restore it, or write into another folder")
     if "train" in settings:
         return
     train = TrainConfig(

@@ -466,8 +466,7 @@ STRATEGIES: dict[str, Strategy] = {}
 def register_strategy(name: str, strategy: Strategy) -> None:
     """Make `name` a Split-MNIST strategy (`vaelab bench split-mnist --strategy NAME`), here
     and in the benchmark's workers (`vaelab.plugins`)."""
-    plugins.remember_caller()
-    STRATEGIES[name] = strategy
+    plugins.add(STRATEGIES, name, strategy, Strategy, "Split-MNIST strategy")
 
 
 for _name, _strategy in {

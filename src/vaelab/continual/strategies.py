@@ -75,8 +75,7 @@ STRATEGIES: dict[str, Strategy] = {}
 def register_strategy(name: str, strategy: Strategy) -> None:
     """Make `name` a continual strategy (`ContinualConfig(strategy=NAME)`), here and in the
     workers that train strategies at once (`vaelab.plugins`)."""
-    plugins.remember_caller()
-    STRATEGIES[name] = strategy
+    plugins.add(STRATEGIES, name, strategy, Strategy, "continual strategy")
 
 
 def check_strategy(name: str) -> Strategy:

@@ -179,7 +179,7 @@ def _load(
         raise DatasetError(
             "this run is a detector fitted on arrays or image files, so it names no dataset to "
             "load: score images with `vaelab detector score`, or check an export on some "
-            "with --dataset or --images"
+            "(a dataset or image files; --dataset or --images on the command line)"
         )
     key = normalize(source) if isinstance(source, str) else None
     if key == SAMPLE:

@@ -171,7 +171,7 @@ def _not_found(source: Source, data_dir: PathLike | None, why: str) -> DatasetEr
     files = ", ".join(spec.remote for spec in source.files)
     return DatasetError(
         f"{source.name} not found (looked in {looked}; {why}). "
-        f"Provide {files} (gzipped or not) in a `{source.name}/` folder under --data-dir DIR "
-        f"or ${DATA_DIR_ENV}, or run `vaelab data fetch {source.name}` where the network "
-        "is reachable."
+        f"Provide {files} (gzipped or not) in a `{source.name}/` folder under the data folder "
+        f"(data_dir; --data-dir on the command line) or ${DATA_DIR_ENV}, or run "
+        f"`vaelab data fetch {source.name}` where the network is reachable."
     )

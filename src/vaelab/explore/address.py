@@ -15,7 +15,7 @@ import ipaddress
 import socket
 from dataclasses import dataclass
 
-from vaelab.errors import VaelabError
+from vaelab.errors import SettingError
 
 LOOPBACK_NAMES = ("localhost",)
 
@@ -62,25 +62,26 @@ def resolve(host: str) -> Address:
     try:
         found = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError):
-        raise VaelabError(
-            f"--host {host!r} is neither an IP address nor a name this machine can resolve; "
-            "use 127.0.0.1 (this machine only) or ::1"
+        raise SettingError(
+            f"{{host}} {host!r} is neither an IP address nor a name this machine can resolve; "
+            "use 127.0.0.1 (this machine only) or ::1",
+            "host",
         ) from None
     return Address(host, ipaddress.ip_address(found[0][4][0]))
 
 
-def bind_error(address: Address, port: int, err: OSError) -> VaelabError:
+def bind_error(address: Address, port: int, err: OSError) -> SettingError:
     """A one-line reason why binding failed, and what to try instead."""
     where = url(str(address.ip), port).removeprefix("http://").rstrip("/")
     if err.errno == errno.EADDRINUSE:
-        advice = "another program uses that port; choose another --port (0 picks a free one)"
+        advice = "another program uses that port; choose another {port} (0 picks a free one)"
     elif err.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
-        advice = "that address is not on this machine; use --host 127.0.0.1"
+        advice = "that address is not on this machine; use {host} 127.0.0.1"
     elif err.errno == errno.EACCES:
-        advice = "ports below 1024 need administrator rights; choose a --port above 1023"
+        advice = "ports below 1024 need administrator rights; choose a {port} above 1023"
     else:
-        advice = "choose another --host or --port"
-    return VaelabError(f"cannot serve on {where}: {err.strerror}; {advice}")
+        advice = "choose another {host} or {port}"
+    return SettingError(f"cannot serve on {where}: {err.strerror}; {advice}", "host", "port")
 
 
 def allowed_hosts(address: Address) -> set[str]:

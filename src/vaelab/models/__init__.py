@@ -55,8 +55,12 @@ def register(name: str, factory: Factory, summary: str = "") -> None:
     """
     if name in PRESETS:
         raise VaelabError(f"{name!r} is a preset; register your model under another name")
-    plugins.remember_caller()
-    MODELS[name] = Registered(factory, summary)
+    if not callable(factory):
+        raise VaelabError(
+            f"the model {name!r} needs a factory (config, shape) -> Model, got "
+            f"{type(factory).__name__}"
+        )
+    plugins.add(MODELS, name, Registered(factory, summary), Registered, "model")
 
 
 def build(config: ModelConfig, shape: Shape = (1, 28, 28)) -> Model:
