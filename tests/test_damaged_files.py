@@ -91,7 +91,19 @@ def test_a_config_field_of_the_wrong_type_is_named(
     (tiny_run_copy / "config.json").write_text(json.dumps(config))
     assert main(["eval", str(tiny_run_copy)]) == 1
     assert capsys.readouterr().err == (
-        f"vaelab: error: config field {message}; the run folder is damaged\n"
+        f"vaelab: error: {tiny_run_copy / 'config.json'}: config field {message}; the run "
+        "folder is damaged\n"
+    )
+
+
+def test_a_config_field_no_vaelab_knows_is_named_with_its_file(tiny_run_copy, capsys):
+    config = json.loads((tiny_run_copy / "config.json").read_text())
+    config["model"]["latnet_dim"] = 3
+    (tiny_run_copy / "config.json").write_text(json.dumps(config))
+    assert main(["eval", str(tiny_run_copy)]) == 1
+    assert capsys.readouterr().err == (
+        f"vaelab: error: {tiny_run_copy / 'config.json'}: config has an unknown field "
+        "'latnet_dim'; the run folder is damaged, or was written by another vaelab\n"
     )
 
 

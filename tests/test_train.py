@@ -9,7 +9,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from vaelab import train as vaelab_train
-from vaelab.config import ModelConfig, RunConfig, TrainConfig
+from vaelab.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from vaelab.data.dataset import Dataset
 from vaelab.errors import Interrupted, RunError, SettingError, TrainingError, VaelabError
 from vaelab.models import build
@@ -99,6 +99,26 @@ def test_a_seed_torch_would_wrap_or_overflow_is_refused_before_anything_is_writt
     assert main(["train", "vae", "--seed", str(seed), "--quiet", "--out", str(out)]) == 1
     assert capsys.readouterr().err.startswith(f"vaelab: error: --seed {seed} is out of range")
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("section", "name", "value", "message"),
+    [
+        ("train", "epochs", "2", "epochs must be int, got '2'"),
+        ("train", "epochs", 1.5, "epochs must be int, got 1.5"),
+        ("train", "lr", "fast", "lr must be float | None, got 'fast'"),
+        ("data", "classes", 7, "classes must be list[int] | None, got 7"),
+        ("model", "latent_dim", "2", "latent_dim must be int | None, got '2'"),
+    ],
+)
+def test_a_setting_of_the_wrong_type_is_refused_by_name_before_anything_is_written(
+    tmp_path, section, name, value, message
+):
+    config = RunConfig(DataConfig("mnist-sample", train_size=64), ModelConfig("vae"))
+    setattr(getattr(config, section), name, value)
+    with pytest.raises(SettingError, match=re.escape(message)):
+        fit(config, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
 
 
 def test_loss_sums_in_float32_where_float64_is_missing_give_the_same_metrics(monkeypatch):

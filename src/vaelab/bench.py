@@ -24,7 +24,7 @@ from pathlib import Path
 from statistics import fmean, pstdev
 from typing import TYPE_CHECKING, Any
 
-from vaelab.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from vaelab.config import DataConfig, ModelConfig, RunConfig, TrainConfig, check_types
 from vaelab.errors import SettingError
 from vaelab.jsonfiles import REDO, read_json
 from vaelab.recipes import RECIPES, default_recipe, get_recipe
@@ -101,8 +101,15 @@ class OneClassConfig:
         from vaelab.anomaly import compute_score
         from vaelab.data import load
         from vaelab.devices import resolve_device
+        from vaelab.likelihood import check_positive_count
         from vaelab.models import build
+        from vaelab.train import check_training
 
+        check_types(self)
+        for name in ("seeds", "train_size"):
+            if getattr(self, name) is not None:
+                check_positive_count(getattr(self, name), name)
+        check_training(self.train)
         resolve_device(self.train.device)
         train = load(self.dataset, "train", self.data_dir)
         test = load(self.dataset, "test", self.data_dir)

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import numbers
+import os
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vaelab.errors import RunError
+from vaelab.errors import RunError, SettingError
 from vaelab.jsonfiles import read_json
 
 DEFAULT_SCORE = "recon-mse"
@@ -249,9 +251,18 @@ class RunConfig:
                 "distributed": DistributedConfig(**raw.get("distributed", {})),
             }
         except TypeError as err:
-            raise RunError(f"config has an unknown or missing field: {err}") from None
+            field_name = str(err).rpartition("argument ")[2] or str(err)
+            raise RunError(
+                f"config has an unknown field {field_name}; the run folder is damaged, or was "
+                "written by another vaelab"
+            ) from None
         for name, section in sections.items():
-            _check_types(section, name)
+            if found := mistyped(section, name):
+                where, value, hint = found
+                raise RunError(
+                    f"config field {where} is {value!r}, not of type {spelled(hint)}; the run "
+                    "folder is damaged"
+                )
         sections["model"] = sections["model"].resolved()
         return cls(**sections)
 
@@ -268,22 +279,34 @@ class RunConfig:
             raise RunError(
                 f"{path} has no {' or '.join(missing)} section; the run folder is damaged"
             )
-        return cls.from_dict(raw)
+        try:
+            return cls.from_dict(raw)
+        except RunError as err:
+            raise RunError(f"{path}: {err}") from None
 
 
-def _check_types(config: Any, where: str) -> None:
-    """Refuse a field of a loaded config whose value its annotation does not allow (a
-    config.json edited by hand: `"latent_dim": "two"`), naming it, before anything uses it."""
+def check_types(config: Any) -> None:
+    """Refuse a setting whose value its annotation does not allow (`epochs="2"`,
+    `classes=7`), naming it, before any work: a typed config given the wrong type would
+    otherwise fail deep inside, far from the mistake."""
+    if found := mistyped(config, ""):
+        where, value, hint = found
+        name = where.rpartition(".")[2]
+        raise SettingError(f"{{{name}}} must be {spelled(hint)}, got {value!r}", name)
+
+
+def mistyped(config: Any, where: str) -> tuple[str, Any, Any] | None:
+    """The first field of `config` (nested configs too) whose value its annotation does not
+    allow: its dotted name under `where`, the value and the annotation; None if all fit."""
     hints = typing.get_type_hints(type(config))
     for name in (f.name for f in dataclasses.fields(config)):
-        value = getattr(config, name)
+        value, dotted = getattr(config, name), f"{where}.{name}".lstrip(".")
         if dataclasses.is_dataclass(value):
-            _check_types(value, f"{where}.{name}")
+            if found := mistyped(value, dotted):
+                return found
         elif not _allowed(value, hints[name]):
-            raise RunError(
-                f"config field {where}.{name} is {value!r}, not of type "
-                f"{_spelled(hints[name])}; the run folder is damaged"
-            )
+            return dotted, value, hints[name]
+    return None
 
 
 def _allowed(value: Any, hint: Any) -> bool:
@@ -295,13 +318,16 @@ def _allowed(value: Any, hint: Any) -> bool:
     if origin in (list, tuple):
         return isinstance(value, (list, tuple)) and all(_allowed(v, args[0]) for v in value)
     if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
+        return isinstance(value, numbers.Real) and not isinstance(value, bool)
     if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, (str, os.PathLike))  # a folder's path is a name too
     return not isinstance(hint, type) or isinstance(value, hint)
 
 
-def _spelled(hint: Any) -> str:
+def spelled(hint: Any) -> str:
+    """An annotation as a person reads it: `int | None`, `list[int]`."""
     return hint.__name__ if isinstance(hint, type) else str(hint).replace("NoneType", "None")
 
 

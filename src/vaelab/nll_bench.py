@@ -33,7 +33,7 @@ from pathlib import Path
 from statistics import fmean, stdev
 from typing import TYPE_CHECKING, Any
 
-from vaelab.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from vaelab.config import DataConfig, ModelConfig, RunConfig, TrainConfig, check_types
 from vaelab.errors import SettingError
 from vaelab.jsonfiles import REDO, read_json
 from vaelab.wording import count
@@ -81,6 +81,7 @@ class NllConfig:
         from vaelab.models import build
         from vaelab.train import check_training
 
+        check_types(self)
         check_samples(self.iw_samples, "iw_samples")
         for name in ("seeds", "test_images", "train_size", "batch"):
             if getattr(self, name) is not None:

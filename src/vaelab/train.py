@@ -33,6 +33,7 @@ from vaelab.config import (
     RunConfig,
     TrainConfig,
     changed_settings,
+    check_types,
 )
 from vaelab.data.dataset import check_binarize, redraw_bits
 from vaelab.devices import prepare_for_speed, resolve_device, sum_dtype
@@ -414,7 +415,8 @@ def fit(
     """
     from vaelab.data import check_subset, prepare
 
-    check_training(config.train)  # before any data is read
+    check_types(config)  # before any data is read
+    check_training(config.train)
     if not resume:  # a run saved before this check resumes
         check_subset(config.data.subset, config.data.train_size)
     with distributed.setup(resolve_device(config.train.device)) as group:

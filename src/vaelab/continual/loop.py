@@ -33,7 +33,7 @@ import torch
 from tqdm.auto import tqdm
 
 from vaelab.classifier import DigitClassifier, cached_classifier
-from vaelab.config import ModelConfig, TrainConfig
+from vaelab.config import ModelConfig, TrainConfig, check_types
 from vaelab.continual.metrics import dream_shares, evaluate_stage, summarize
 from vaelab.continual.strategies import (
     STRATEGIES,
@@ -98,6 +98,7 @@ class ContinualConfig:
 
     def check(self) -> None:
         """Refuse settings that cannot work, whatever the data; `check_data` does the rest."""
+        check_types(self)
         names = self.strategies
         for name in names:
             check_strategy(name)

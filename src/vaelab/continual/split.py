@@ -38,7 +38,7 @@ from torch import Tensor, nn
 
 from vaelab import plugins
 from vaelab.checkpoints import optimizer_tensors, restore_optimizer
-from vaelab.config import ModelConfig, NetworkConfig
+from vaelab.config import ModelConfig, NetworkConfig, check_types
 from vaelab.continual.strategies import concat, frozen_copy, replay_buffer, replay_quotas
 from vaelab.data import Dataset
 from vaelab.diagnostics import recorded_spread
@@ -88,6 +88,7 @@ class SplitConfig:
     device: str = "cpu"
 
     def check(self) -> None:
+        check_types(self)
         for name in ("iterations", "batch_size", "class_iterations", "importance_samples"):
             if getattr(self, name) < 1:
                 raise SettingError(
