@@ -342,3 +342,11 @@ def test_traverse_draws_the_most_used_dimensions_and_refuses_what_it_cannot(
     )
     with pytest.raises(VaelabError, match="a latent traversal needs a generative model"):
         plot(ae_run, "traverse", tmp_path / "ae.png")
+
+
+@pytest.mark.parametrize(
+    ("columns", "ticks"),
+    [(15, [0, 7, 14]), (10, [0, 3, 6, 9]), (7, [0, 1, 2, 3, 4, 5, 6]), (2, [0, 1]), (1, [0])],
+)
+def test_a_traversal_labels_equally_spaced_columns(columns, ticks):
+    assert plots.even_ticks(columns).tolist() == ticks

@@ -209,7 +209,11 @@ def manifold(run: Run, path: Path, options: PlotOptions) -> Path:
     images, values = latent.manifold(
         model, options.size, options.limit, options.dims, options.label
     )
-    title = checked_title(run, model, f"{describe(run)}: decoded latent grid", options.data_dir)
+    title = f"{describe(run)}: decoded latent grid"
+    if (others := model.latent_dim - 2) > 0:
+        first, second = options.dims
+        title += f" over z[{first}] and z[{second}], the other {others} at 0"
+    title = checked_title(run, model, title, options.data_dir)
     return plots.manifold(images, values, path, title, options.dims)
 
 

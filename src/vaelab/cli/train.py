@@ -210,10 +210,11 @@ def run_train(args: argparse.Namespace) -> None:
     if not is_main_process():  # the main process wrote the run and reports it
         return
     last = run.metrics()[-1] if run.metrics() else {}
+    threads = count(run.config.train.threads or 1, "CPU thread")  # a run's numbers hang on it
     print(
-        f"trained {config.model.name} for {count(last.get('epoch', 0), 'epoch')} into {run.path}"
-        f" (val loss {last.get('val_loss', float('nan')):.4f}); see it with: vaelab report "
-        f"{run.path} --open"
+        f"trained {config.model.name} for {count(last.get('epoch', 0), 'epoch')} on {threads} "
+        f"into {run.path} (val loss {last.get('val_loss', float('nan')):.4f}); see it with: "
+        f"vaelab report {run.path} --open"
     )
 
 

@@ -190,6 +190,13 @@ def manifold(
     return save(manifold_figure(images, values, title, dims), path)
 
 
+def even_ticks(count: int, most: int = 7) -> np.ndarray:
+    """Up to `most` of `count` columns, the first and the last among them, equally far apart:
+    15 columns get 0, 7 and 14 rather than 0, 2, 5, 7, 9, 12, 14."""
+    gaps = max(g for g in range(1, most) if (count - 1) % g == 0) if count > 1 else 0
+    return np.linspace(0, count - 1, gaps + 1).round().astype(int)
+
+
 def traversal(
     images: Tensor, values: np.ndarray, rows: Sequence[str], path: str | Path, title: str
 ) -> Path:
@@ -200,7 +207,7 @@ def traversal(
     fig = Figure(figsize=(cell * columns + 1.6, cell * len(rows) + 1.0), layout="constrained")
     ax = fig.subplots()
     _show(ax, tile(images, columns, pad=2, fill=255))
-    shown = np.unique(np.linspace(0, columns - 1, min(columns, 7)).round().astype(int))
+    shown = even_ticks(columns)
     ax.set_xticks(shown * (width + 2) + width / 2, [f"{values[i]:.1f}" for i in shown])
     ax.set_yticks(np.arange(len(rows)) * (height + 2) + height / 2, rows, fontsize=8)
     ax.tick_params(length=0)
