@@ -238,3 +238,24 @@ def test_cli_anomaly_errors(tmp_path, capsys):
         "needs a model with a posterior q(z|x) (a VAE); ae has none: use one that needs none "
         "(recon-bce, recon-mse, recon-mse-edge)\n"
     )
+
+
+def test_metrics_of_scores_and_flags_that_do_not_pair_up_are_refused():
+    with pytest.raises(VaelabError, match=r"got \(3,\) scores and \(4,\) flags"):
+        anomaly_metrics(np.array([0, 0, 1, 1], dtype=bool), np.arange(3.0))
+
+
+def test_a_score_refuses_options_it_does_not_read():
+    from vaelab.config import ModelConfig as Config
+    from vaelab.errors import SettingError
+    from vaelab.models import build
+    from vaelab.scores import score
+
+    vae, images = build(Config("vae")), torch.rand(2, 1, 28, 28)
+    with pytest.raises(
+        SettingError, match="score 'recon-mse' takes no option samples .it draws no"
+    ):
+        score(vae, images, "recon-mse", samples=3)
+    with pytest.raises(SettingError, match="score 'elbo' takes no option sample$"):
+        score(vae, images, "elbo", sample=3)
+    assert score(vae, images, "elbo", samples=2, seed=1).shape == (2,)

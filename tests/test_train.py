@@ -121,6 +121,14 @@ def test_a_setting_of_the_wrong_type_is_refused_by_name_before_anything_is_writt
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("batch_size", [0, -1])
+def test_an_evaluation_batch_below_one_image_is_refused_by_name(batch_size):
+    with pytest.raises(
+        SettingError, match=f"batch_size must be a whole number of at least 1, got {batch_size}"
+    ):
+        evaluate(fresh_model(), blobs().float(), batch_size=batch_size)
+
+
 def test_loss_sums_in_float32_where_float64_is_missing_give_the_same_metrics(monkeypatch):
     """MPS has no float64, so its loss sums are float32 (`sum_dtype`); on the CPU both
     can be run side by side."""

@@ -71,6 +71,11 @@ def anomaly_metrics(is_anomaly: np.ndarray, score: np.ndarray) -> dict[str, floa
     AUPR near their share; `aupr_normal` is then the one that tells scores apart."""
     is_anomaly = np.asarray(is_anomaly, dtype=bool)
     score = np.asarray(score, dtype=np.float64)
+    if is_anomaly.shape != score.shape or score.ndim != 1:
+        raise VaelabError(
+            f"anomaly metrics need one score per image and one is_anomaly flag per image, got "
+            f"{score.shape} scores and {is_anomaly.shape} flags"
+        )
     if is_anomaly.all() or not is_anomaly.any():
         raise VaelabError(
             "anomaly metrics need both normal and anomalous images; "

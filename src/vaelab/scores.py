@@ -297,8 +297,15 @@ def check_samples_drawn(name: str, samples: int | None) -> None:
 
 
 def score(model: Model, images: Tensor, name: str = "recon-bce", **options: object) -> Tensor:
-    """The per-image score `name` (see `SCORES`); higher = more anomalous."""
+    """The per-image score `name` (see `SCORES`); higher = more anomalous. `options` are the
+    sampled scores' `samples` and `seed`."""
     check_score(name)
+    if unknown := sorted(set(options) - ({"samples", "seed"} if SCORES[name].sampled else set())):
+        raise SettingError(
+            f"score {name!r} takes no option {', '.join(unknown)}"
+            + ("" if SCORES[name].sampled else " (it draws no posterior samples)"),
+            *unknown,
+        )
     require_unconditional(model)
     if SCORES[name].needs_posterior:  # a registered score declares it; a built-in checks too
         require_posterior(model, name)

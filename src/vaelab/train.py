@@ -39,6 +39,7 @@ from vaelab.data.dataset import check_binarize, redraw_bits
 from vaelab.devices import prepare_for_speed, resolve_device, sum_dtype
 from vaelab.distributed import LOCAL, Group
 from vaelab.errors import Interrupted, RunError, SettingError, TrainingError, VaelabError
+from vaelab.likelihood import check_positive_count
 from vaelab.models import VQVAE, Model, build
 from vaelab.models.objectives import refuse_unread
 from vaelab.models.vq import perplexity
@@ -117,6 +118,8 @@ def evaluate(
 
     The noise is drawn from a forked generator, the CPU's or the images' GPU's, so training
     goes on with the stream it had."""
+    if batch_size is not None:
+        check_positive_count(batch_size, "batch_size")
     model.eval()
     sums: Tensor | None = None
     names: list[str] = []
