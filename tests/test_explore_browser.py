@@ -298,6 +298,29 @@ def test_wheel_zooms_drag_pans_and_a_click_holds(page):
     assert page.evaluate("() => state.held") and decoded_at(page) == held
 
 
+def test_the_plane_and_the_file_input_work_from_the_keyboard(page):
+    page.focus("#plane")
+    page.keyboard.press("ArrowRight")
+    wait_until(page, "() => state.cursor !== null")
+    first = page.evaluate("() => state.cursor")
+    page.keyboard.press("Shift+ArrowUp")
+    moved = page.evaluate("() => state.cursor")
+    assert moved[0] == pytest.approx(first[0]) and moved[1] > first[1]
+    wait_until(page, f"() => Number(document.getElementById('decoded').dataset.y) > {first[1]}")
+    scale = page.evaluate("() => state.view.sx")
+    page.keyboard.press("+")
+    assert page.evaluate("() => state.view.sx") < scale
+    page.keyboard.press("Enter")
+    assert page.evaluate("() => state.held")
+    page.keyboard.press("ArrowLeft")  # moving lets go, as the mouse does
+    assert not page.evaluate("() => state.held")
+    for _ in range(40):  # Tab reaches the hidden file input behind "open an image…"
+        page.keyboard.press("Tab")
+        if page.evaluate("() => document.activeElement.id") == "pad-file":
+            break
+    assert page.evaluate("() => document.activeElement.id") == "pad-file"
+
+
 def test_a_walk_between_two_clicked_points_plays_and_scrubs(page, site, screenshots):
     page.click("#walk-start")  # scrolls the plane back into view
     box = plane_box(page)

@@ -289,14 +289,17 @@ function release(event) {
   const tap = !drag.moved && pointers.size === 0;
   const touch = drag.touch;
   drag = null;
-  if (!tap) return;
-  if (state.walkMode) { pickEnd(...local(event)); return; }
+  if (tap) tapAt(...local(event), touch);
+}
+
+function tapAt(px, py, touch) {
+  if (state.walkMode) { pickEnd(px, py); return; }
   if (!touch) {  // a click holds the point; on a touch screen the finger's last point stays
     state.held = !state.held;
-    state.cursor = toPlane(...local(event));
+    state.cursor = toPlane(px, py);
     drawOverlay(); show(state.cursor);
   }
-  if (state.code && (touch || state.held)) codeFrom(...local(event));
+  if (state.code && (touch || state.held)) codeFrom(px, py);
 }
 canvas.addEventListener("pointerup", release);
 canvas.addEventListener("pointercancel", release);
@@ -327,6 +330,34 @@ $("zoom-out").addEventListener("click", () => zoom(1.5, ...centre()));
 $("zoom-reset").addEventListener("click", () => { fitView(); redraw(); });
 
 function centre() { const { w, h } = inner(); return [MARGIN.left + w / 2, MARGIN.top + h / 2]; }
+
+// ---------- the keyboard: what the pointer does, from the arrow keys ----------
+
+const ARROWS = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
+
+canvas.addEventListener("keydown", event => {
+  if (!state.plane) return;
+  const { w, h } = inner();
+  const [px, py] = state.cursor ? toScreen(...state.cursor) : centre();
+  const arrow = ARROWS[event.key];
+  if (arrow) {
+    const step = event.shiftKey ? 40 : 8;
+    const x = Math.max(MARGIN.left, Math.min(MARGIN.left + w, px + arrow[0] * step));
+    const y = Math.max(MARGIN.top, Math.min(MARGIN.top + h, py + arrow[1] * step));
+    state.held = false;  // the keys move the point as the mouse does; Enter holds it again
+    follow(x, y);
+  } else if (event.key === "Enter" || event.key === " ") {
+    state.held = false;
+    tapAt(px, py, false);
+  } else if (event.key === "+" || event.key === "=") {
+    zoom(1 / 1.5, px, py);
+  } else if (event.key === "-") {
+    zoom(1.5, px, py);
+  } else {
+    return;
+  }
+  event.preventDefault();
+});
 
 // ---------- each dimension ----------
 
