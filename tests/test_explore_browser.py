@@ -329,6 +329,8 @@ def test_a_walk_between_two_clicked_points_plays_and_scrubs(page, site, screensh
     page.mouse.click(box["x"] + 0.8 * box["width"], box["y"] + 0.7 * box["height"])
     wait_until(page, "() => !document.getElementById('walk-player').hidden")
     assert page.evaluate("() => state.walk.frames.length") == 8
+    status = page.locator("#walk-status").text_content()
+    assert re.fullmatch(r"from \(-?[\d.]+, -?[\d.]+\) to \(-?[\d.]+, -?[\d.]+\), 8 steps", status)
     wait_until(page, "() => state.walk.frame > 0")  # it plays
     page.locator("#walk-scrub").fill("3")
     assert page.locator("#walk-step").text_content() == "step 4/8"

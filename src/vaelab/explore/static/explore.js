@@ -3,8 +3,9 @@
 // Every string from the server or the user reaches the page through textContent.
 "use strict";
 
+// tab10 with its grey made black, as in the figures (vaelab.figures.plots.DIGITS)
 const COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-                 "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
+                 "#8c564b", "#e377c2", "#000000", "#bcbd22", "#17becf"];
 const MARGIN = { left: 46, right: 12, top: 12, bottom: 36 };
 const NEAR_PX = 7;          // a dot this close to the pointer is "under" it
 const WALK_MS = 350;        // per frame, as in the GIF
@@ -466,10 +467,10 @@ function pickEnd(px, py) {
   if (endsKind() === "test") {
     const index = nearestDot(px, py);
     if (index < 0) { $("walk-status").textContent = "No dot there: click on an image's dot."; return; }
-    end = { query: `test:${state.plane.images[index]}`, point: state.plane.points[index] };
+    end = { query: `test:${state.plane.images[index]}`, point: state.plane.points[index], name: dotName(index) };
   } else {
     const point = toPlane(px, py);
-    end = { query: `${point[0].toFixed(4)},${point[1].toFixed(4)}`, point };
+    end = { query: `${point[0].toFixed(4)},${point[1].toFixed(4)}`, point, name: `(${point[0].toFixed(2)}, ${point[1].toFixed(2)})` };
   }
   state.ends.push(end);
   drawOverlay();
@@ -490,7 +491,7 @@ function fetchWalk(start, end) {
     .then(r => r.ok ? r.json() : r.text().then(t => Promise.reject(new Error(t))))
     .then(walk => {
       state.walk = { ...walk, frame: 0 };
-      $("walk-status").textContent = `from ${start.query} to ${end.query}, ${steps} steps`;
+      $("walk-status").textContent = `from ${start.name} to ${end.name}, ${steps} steps`;
       $("walk-scrub").max = walk.frames.length - 1;
       $("walk-gif").href = `/walk.gif?${query}`;
       $("walk-command").textContent = walk.command;
