@@ -321,6 +321,16 @@ def test_the_plane_and_the_file_input_work_from_the_keyboard(page):
     assert page.evaluate("() => document.activeElement.id") == "pad-file"
 
 
+def test_a_resized_window_keeps_the_part_of_the_plane_in_view(page):
+    page.click("#zoom-in")
+    page.click("#zoom-in")
+    before = page.evaluate("() => [state.view.cx, state.view.cy, state.view.sx * inner().w]")
+    page.set_viewport_size({"width": 800, "height": 900})
+    wait_until(page, f"() => state.size.w < {page.evaluate('() => state.size.w')}")
+    after = page.evaluate("() => [state.view.cx, state.view.cy, state.view.sx * inner().w]")
+    assert after == pytest.approx(before, rel=1e-6)
+
+
 def test_a_walk_between_two_clicked_points_plays_and_scrubs(page, site, screenshots):
     page.click("#walk-start")  # scrolls the plane back into view
     box = plane_box(page)

@@ -14,6 +14,7 @@ const $ = id => document.getElementById(id);
 const state = {
   plane: null, card: null, view: null, screen: [], held: false, cursor: null,
   hovered: -1, walkMode: false, ends: [], walk: null, drawn: null, code: null, codePoint: null,
+  size: null,
 };
 
 // ---------- coordinates ----------
@@ -33,6 +34,16 @@ function fitView() {
   let sx = (x1 - x0) / w, sy = (y1 - y0) / h;
   if (state.plane.equal_aspect) sx = sy = Math.max(sx, sy);
   state.view = { cx: (x0 + x1) / 2, cy: (y0 + y1) / 2, sx, sy };
+}
+
+// After a resize the part of the plane in view stays in view, zoomed or not.
+function keepView(before) {
+  if (!before || !before.w || !before.h || !state.view) { fitView(); return; }
+  const { w, h } = inner(), v = state.view;
+  let sx = v.sx * before.w / w, sy = v.sy * before.h / h;
+  if (state.plane.equal_aspect) sx = sy = Math.max(sx, sy);
+  v.sx = sx; v.sy = sy;
+  clampView();
 }
 
 function toScreen(x, y) {
@@ -92,6 +103,7 @@ function resize() {
     c.height = Math.round(canvas.clientHeight * ratio);
     c.getContext("2d").setTransform(ratio, 0, 0, ratio, 0, 0);
   }
+  state.size = inner();
 }
 
 function drawBase() {
@@ -678,5 +690,5 @@ Promise.all([json("/points.json"), json("/card.json")]).then(([plane, card]) => 
   state.cursor = [state.view.cx, state.view.cy];
   redraw(); show(state.cursor);
   if (plane.dimensions) dimensionSliders(plane.dimensions);
-  new ResizeObserver(() => { resize(); fitView(); redraw(); }).observe(canvas);
+  new ResizeObserver(() => { const before = state.size; resize(); keepView(before); redraw(); }).observe(canvas);
 }).catch(err => { $("title").textContent = `cannot load the plane: ${err.message}`; });
