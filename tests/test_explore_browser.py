@@ -325,7 +325,7 @@ def test_a_resized_window_keeps_the_part_of_the_plane_in_view(page):
     page.click("#zoom-in")
     page.click("#zoom-in")
     before = page.evaluate("() => [state.view.cx, state.view.cy, state.view.sx * inner().w]")
-    page.set_viewport_size({"width": 800, "height": 900})
+    page.set_viewport_size({"width": 600, "height": 500})
     wait_until(page, f"() => state.size.w < {page.evaluate('() => state.size.w')}")
     after = page.evaluate("() => [state.view.cx, state.view.cy, state.view.sx * inner().w]")
     assert after == pytest.approx(before, rel=1e-6)
