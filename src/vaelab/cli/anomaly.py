@@ -29,7 +29,7 @@ def add_score_options(parser: argparse.ArgumentParser, default: str | None) -> N
         metavar="NAME",
         default=default,
         help=f"per-image score, higher = more anomalous: {', '.join(SCORE_NAMES)} or one you "
-        f"registered ({shown}); elbo, iwae, latent and recon-mse-edge-latent need a VAE",
+        f"registered (default: {shown}); elbo, iwae, latent and recon-mse-edge-latent need a VAE",
     )
     parser.add_argument(
         "--samples",
