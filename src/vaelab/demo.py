@@ -261,8 +261,8 @@ def vae(demo: Demo) -> Section:
         ),
         Figure(
             demo.plot(run, plotting.interpolate, "vae_interpolation.gif"),
-            f"A straight walk from z0 = {list(start)} to z7 = {list(end)}, decoding each of the "
-            "8 steps: one digit morphs into another.",
+            f"A straight walk across the plane from {list(start)} (step 1) to {list(end)} "
+            "(step 8), decoding each of the 8 steps: one digit morphs into another.",
         ),
         Figure(
             demo.plot(run, plotting.loss, "loss_curves.png"),

@@ -27,6 +27,7 @@ from vaelab.figures.gifs import save_gif
 from vaelab.figures.plots import DIGITS, REPORT_WIDTH, manifold_figure, render, save
 from vaelab.figures.report import Figure, Report, Section
 from vaelab.models import Model
+from vaelab.wording import count
 
 OTHER_COLOUR = "0.85"
 STRATEGY_HATCHES = ("", "///", "...", "xxx", "\\\\\\", "ooo", "+++", "---")
@@ -272,8 +273,8 @@ def describe_protocol(metrics: dict) -> str:
     return (
         f"The article's VAE (latent size {p['model']['latent_dim']}) learns the digits "
         f"{', '.join(map(str, p['order']))} one stage at a time on {p['dataset']}: {size} "
-        f"training images of each new digit, {p['first_stage_epochs']} epoch(s) on the first "
-        f"digit and {train['epochs']} on each later one, batch {train['batch_size']}, "
+        f"training images of each new digit, {count(p['first_stage_epochs'], 'epoch')} on the "
+        f"first digit and {train['epochs']} on each later one, batch {train['batch_size']}, "
         f"{train['optimizer']} (a fresh one per stage), seed {train['seed']}. After every "
         "stage it is measured on the test images of every digit. Forgetting of a digit is "
         "its test loss at the end minus its test loss just after the stage that learned it, "
