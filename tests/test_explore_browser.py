@@ -106,6 +106,20 @@ def wide_site(tmp_path_factory, tiny_run):
     yield from serving(run, 300)
 
 
+@pytest.fixture(scope="module")
+def sevens_site(tmp_path_factory):
+    """A VAE trained on sevens alone."""
+    from vaelab.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+    from vaelab.train import fit
+
+    config = RunConfig(
+        DataConfig("mnist-sample", classes=[7], train_size=128),
+        ModelConfig("vae"),
+        TrainConfig(1, batch_size=64),
+    )
+    yield from serving(fit(config, tmp_path_factory.mktemp("runs") / "vae7", progress=False), 200)
+
+
 REFUSED = "Failed to load resource: the server responded with a status of 400"
 """The browser's own log line for a request the server refused, which the page then shows."""
 
@@ -329,6 +343,15 @@ def test_a_resized_window_keeps_the_part_of_the_plane_in_view(page):
     wait_until(page, f"() => state.size.w < {page.evaluate('() => state.size.w')}")
     after = page.evaluate("() => [state.view.cx, state.view.cy, state.view.sx * inner().w]")
     assert after == pytest.approx(before, rel=1e-6)
+
+
+def test_the_classes_a_run_was_trained_on_stand_out_from_the_others(browser, sevens_site):
+    pages = opened(browser, sevens_site)
+    page = next(pages)
+    assert page.evaluate("() => [...trainedLabels()]") == [7]
+    assert page.locator("#legend .trained").text_content() == "7"
+    assert page.locator("#legend .untrained").count() == 9
+    next(pages, None)  # closes the page, failing on any script error
 
 
 def test_a_walk_between_two_clicked_points_plays_and_scrubs(page, site, screenshots):

@@ -124,13 +124,20 @@ function drawBase() {
     g.setLineDash([4, 4]); g.strokeStyle = "#bbb"; g.strokeRect(ax, ay, bx - ax, by - ay);
     g.setLineDash([]);
   }
-  g.globalAlpha = 0.55;
-  state.screen = state.plane.points.map(([x, y], i) => {
-    const [px, py] = toScreen(x, y);
-    g.fillStyle = state.plane.labels ? COLOURS[state.plane.labels[i] % COLOURS.length] : COLOURS[0];
+  state.screen = state.plane.points.map(([x, y]) => toScreen(x, y));
+  const labels = state.plane.labels, trained = trainedLabels();
+  const dot = i => {
+    const [px, py] = state.screen[i];
+    g.fillStyle = labels ? COLOURS[labels[i] % COLOURS.length] : COLOURS[0];
     g.fillRect(px - 1.5, py - 1.5, 3, 3);
-    return [px, py];
-  });
+  };
+  // a model trained on some classes: the others faint, its own drawn over them
+  const own = i => !trained || trained.has(labels[i]);
+  const all = state.plane.points.map((_, i) => i);
+  g.globalAlpha = trained ? 0.2 : 0.55;
+  all.filter(i => !own(i)).forEach(dot);
+  g.globalAlpha = 0.55;
+  all.filter(own).forEach(dot);
   g.restore();
   g.strokeStyle = "#999"; g.strokeRect(MARGIN.left, MARGIN.top, w, h);
   g.fillStyle = "#333"; g.font = "12px system-ui, sans-serif";
@@ -618,12 +625,21 @@ function showAnalysis(result) {
 
 // ---------- the legend and the model card ----------
 
+// The labels of the classes the run was trained on, when it was trained on some only (and
+// the dots are labelled); null otherwise.
+function trainedLabels() {
+  const names = state.card && state.card.classes, plane = state.plane;
+  if (!Array.isArray(names) || !plane.labels) return null;
+  return new Set(plane.classes.map((name, i) => names.includes(name) ? i : -1).filter(i => i >= 0));
+}
+
 function legend(classes) {
-  const box = $("legend");
+  const box = $("legend"), trained = trainedLabels();
   classes.forEach((name, i) => {
     const item = document.createElement("span"), swatch = document.createElement("i");
     swatch.style.background = COLOURS[i % COLOURS.length];
     item.append(swatch, document.createTextNode(name));
+    if (trained) item.className = trained.has(i) ? "trained" : "untrained";
     box.append(item);
   });
 }
@@ -684,8 +700,8 @@ Promise.all([json("/points.json"), json("/card.json")]).then(([plane, card]) => 
   $("title").textContent = plane.title;
   $("note").textContent = plane.note;
   $("dots").textContent = plane.dots;
-  legend(plane.classes);
   showCard(card);
+  legend(plane.classes);
   resize(); fitView(); clampView();
   state.cursor = [state.view.cx, state.view.cy];
   redraw(); show(state.cursor);
