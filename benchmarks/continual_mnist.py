@@ -15,6 +15,7 @@ record (docs/results/continual-mnist.json) from OUT/metrics.json.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from statistics import fmean
@@ -25,8 +26,6 @@ from vaelab.continual import ContinualConfig, run_continual
 
 sys.path.insert(0, str(Path(__file__).parent))
 from records import report, stamp  # noqa: E402
-
-MACHINE = "a 2-core CPU shared by the strategies, one process and one thread each"
 
 
 def main() -> None:
@@ -60,9 +59,13 @@ def record(metrics: dict[str, Any]) -> dict[str, Any]:
     the first digit, and what it trained on in stages 1 onwards."""
     protocol = metrics["protocol"]
     first = str(protocol["order"][0])
+    machine = (
+        f"{os.cpu_count()} CPU cores shared by the {len(metrics['strategies'])} strategies, "
+        "one process each"
+    )
     stage_0 = next(iter(metrics["strategies"].values()))["stages"][0]
     return {
-        **stamp("continual", {**protocol, "classifier": metrics["classifier"], "machine": MACHINE}),
+        **stamp("continual", {**protocol, "classifier": metrics["classifier"], "machine": machine}),
         "dataset": protocol["dataset"],
         "stage_0": f"{stage_0['epochs']} epochs on the {stage_0['train_images']:,} training "
         f"images of digit {first}, {stage_0['train_seconds'] / 60:.1f} min, the same for every "

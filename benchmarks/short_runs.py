@@ -8,8 +8,9 @@ sevens of the bundled sample, resuming the same run to each number of epochs
 test images by `recon-mse` with the sevens normal: the overall AUROC, and
 the worst digit's (sevens against the single hardest other digit). The sums
 inside a batch's gradient are split between the CPU threads, so the numbers
-are bit for bit those of another machine at the same `--threads` (2 by default).
-Then `python scripts/doc_tables.py` redraws the table in the README.
+depend on `--threads` (2 by default), as on the CPU and the PyTorch build.
+Then `python scripts/doc_tables.py` redraws the table in the README and in
+docs/anomaly.md.
 """
 
 from __future__ import annotations

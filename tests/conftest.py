@@ -135,9 +135,9 @@ def tiny_run():
     from vaelab.config import DataConfig, ModelConfig, RunConfig, TrainConfig
     from vaelab.train import fit
 
-    def train_tiny(path: Path, model: str, epochs: int = 1, **model_options):
+    def train_tiny(path: Path, model: str, epochs: int = 1, classes=None, **model_options):
         config = RunConfig(
-            DataConfig("mnist-sample", train_size=256),
+            DataConfig("mnist-sample", classes=classes, train_size=256),
             ModelConfig(model, **model_options),
             TrainConfig(epochs, batch_size=64, optimizer="adadelta" if model == "ae" else "adam"),
         )

@@ -72,7 +72,7 @@ def train_args(out, *extra):
 def test_train_eval_and_resume_on_the_sample(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(train_args(out, "--epochs", "1", "--classes", "7")) == 0
-    assert re.search(r"trained vae for 1 epoch on [12] CPU threads? into", capsys.readouterr().out)
+    assert re.search(r"trained vae for 1 epoch on \d+ CPU threads? into", capsys.readouterr().out)
     config = json.loads((out / "config.json").read_text())
     assert config["data"]["classes"] == [7]
     assert config["data"]["train_size"] == 256

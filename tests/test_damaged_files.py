@@ -96,6 +96,15 @@ def test_a_config_field_of_the_wrong_type_is_named(
     )
 
 
+def test_a_config_section_that_is_no_object_is_named(tiny_run_copy, capsys):
+    config = json.loads((tiny_run_copy / "config.json").read_text())
+    config["train"] = 5
+    (tiny_run_copy / "config.json").write_text(json.dumps(config))
+    assert main(["eval", str(tiny_run_copy)]) == 1
+    err = capsys.readouterr().err
+    assert err.endswith("config.json: config section train is 5, not an object\n")
+
+
 def test_a_config_field_no_vaelab_knows_is_named_with_its_file(tiny_run_copy, capsys):
     config = json.loads((tiny_run_copy / "config.json").read_text())
     config["model"]["latnet_dim"] = 3

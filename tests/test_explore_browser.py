@@ -107,17 +107,9 @@ def wide_site(tmp_path_factory, tiny_run):
 
 
 @pytest.fixture(scope="module")
-def sevens_site(tmp_path_factory):
+def sevens_site(tmp_path_factory, tiny_run):
     """A VAE trained on sevens alone."""
-    from vaelab.config import DataConfig, ModelConfig, RunConfig, TrainConfig
-    from vaelab.train import fit
-
-    config = RunConfig(
-        DataConfig("mnist-sample", classes=[7], train_size=128),
-        ModelConfig("vae"),
-        TrainConfig(1, batch_size=64),
-    )
-    yield from serving(fit(config, tmp_path_factory.mktemp("runs") / "vae7", progress=False), 200)
+    yield from serving(tiny_run(tmp_path_factory.mktemp("runs") / "vae7", "vae", classes=[7]), 200)
 
 
 REFUSED = "Failed to load resource: the server responded with a status of 400"
@@ -276,7 +268,8 @@ def test_the_card_names_the_model_and_warns_of_few_epochs(page):
         and "only 2 epochs" in page.locator("#warning").text_content()
     )
     assert re.search(
-        r"vaelab train --out \S+ --resume --epochs 30\.$", page.locator("#warning").text_content()
+        r"vaelab train vae --out \S+ --resume --epochs 30\.$",
+        page.locator("#warning").text_content(),
     )
     assert page.locator("#legend span").count() == 10
 
@@ -314,9 +307,10 @@ def test_wheel_zooms_drag_pans_and_a_click_holds(page):
 
 def test_the_plane_and_the_file_input_work_from_the_keyboard(page):
     page.focus("#plane")
+    start = page.evaluate("() => state.cursor")
     page.keyboard.press("ArrowRight")
-    wait_until(page, "() => state.cursor !== null")
     first = page.evaluate("() => state.cursor")
+    assert first[0] > start[0] and first[1] == pytest.approx(start[1])
     page.keyboard.press("Shift+ArrowUp")
     moved = page.evaluate("() => state.cursor")
     assert moved[0] == pytest.approx(first[0]) and moved[1] > first[1]
@@ -339,8 +333,9 @@ def test_a_resized_window_keeps_the_part_of_the_plane_in_view(page):
     page.click("#zoom-in")
     page.click("#zoom-in")
     before = page.evaluate("() => [state.view.cx, state.view.cy, state.view.sx * inner().w]")
+    width = page.evaluate("() => state.size.w")
     page.set_viewport_size({"width": 600, "height": 500})
-    wait_until(page, f"() => state.size.w < {page.evaluate('() => state.size.w')}")
+    wait_until(page, f"() => state.size.w < {width}")
     after = page.evaluate("() => [state.view.cx, state.view.cy, state.view.sx * inner().w]")
     assert after == pytest.approx(before, rel=1e-6)
 

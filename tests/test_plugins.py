@@ -116,7 +116,7 @@ def test_a_registration_never_replaces_another_in_silence(restored_registries):
     with pytest.raises(VaelabError, match="a preset named 'vae' is already registered"):
         register_preset("vae", "hijacked", {"kind": "ae"})
     register_score("zeros", zeros)
-    register_score("zeros", zeros)  # the same entry again, as a module imported twice does
+    register_score("zeros", zeros)  # the same module again, as one imported anew does
     assert SCORES["zeros"] is zeros and SCORES["recon-bce"].summary != "zeros"
 
 

@@ -50,7 +50,7 @@ def test_the_cli_trains_a_preset_and_draws_the_digit_asked_for(tmp_path, capsys)
     assert main(["plot", str(out), "samples", "--label", "3", "--size", "2"]) == 0
     assert (out / "figures" / "samples.png").exists()
     assert main(["plot", str(out), "samples", "--size", "2"]) == 1
-    assert "choose the class to draw (--label" in capsys.readouterr().err
+    assert "choose the class to draw (label, e.g. 3; --label 3" in capsys.readouterr().err
 
 
 def test_models_lists_every_preset_with_its_size(capsys):

@@ -116,9 +116,17 @@ def test_a_setting_of_the_wrong_type_is_refused_by_name_before_anything_is_writt
 ):
     config = RunConfig(DataConfig("mnist-sample", train_size=64), ModelConfig("vae"))
     setattr(getattr(config, section), name, value)
-    with pytest.raises(SettingError, match=re.escape(message)):
+    with pytest.raises(SettingError, match=re.escape(message)) as refused:
         fit(config, tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
+    assert refused.value.as_flags().startswith(f"--{name.replace('_', '-')} must be")
+
+
+def test_a_model_part_of_the_wrong_type_is_named_by_its_path(tmp_path):
+    config = RunConfig(DataConfig("mnist-sample", train_size=64), ModelConfig("vae").resolved())
+    config.model.likelihood.name = 3
+    with pytest.raises(SettingError, match=r"^model.likelihood.name must be str, got 3$"):
+        fit(config, tmp_path / "run", progress=False)
 
 
 @pytest.mark.parametrize("batch_size", [0, -1])

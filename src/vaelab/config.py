@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import numbers
 import os
 import types
 import typing
@@ -243,6 +242,9 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> RunConfig:
+        for part in ("data", "model", "train", "distributed"):
+            if not isinstance(raw.get(part, {}), dict):
+                raise RunError(f"config section {part} is {raw[part]!r}, not an object")
         try:
             sections = {
                 "data": DataConfig(**raw.get("data", {})),
@@ -291,7 +293,9 @@ def check_types(config: Any) -> None:
     otherwise fail deep inside, far from the mistake."""
     if found := mistyped(config, ""):
         where, value, hint = found
-        name = where.rpartition(".")[2]
+        if where.count(".") > 1:  # a part of a model's part (model.likelihood.name): no flag
+            raise SettingError(f"{where} must be {spelled(hint)}, got {value!r}")
+        name = where.rpartition(".")[2]  # a section's setting (train.epochs): its own flag
         raise SettingError(f"{{{name}}} must be {spelled(hint)}, got {value!r}", name)
 
 
@@ -317,10 +321,10 @@ def _allowed(value: Any, hint: Any) -> bool:
         return value is None
     if origin in (list, tuple):
         return isinstance(value, (list, tuple)) and all(_allowed(v, args[0]) for v in value)
-    if hint is float:
-        return isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if hint is float:  # Python's own numbers: a config is saved as JSON, which has no others
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
     if hint is int:
-        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+        return isinstance(value, int) and not isinstance(value, bool)
     if hint is str:
         return isinstance(value, (str, os.PathLike))  # a folder's path is a name too
     return not isinstance(hint, type) or isinstance(value, hint)

@@ -12,7 +12,7 @@ import sys
 
 import torch
 
-from vaelab.errors import SettingError, VaelabError
+from vaelab.errors import SettingError
 from vaelab.models import Model
 
 MALLOC_OPTIONS = {-1: 1 << 30, -3: 1 << 30}  # glibc's M_TRIM_THRESHOLD, M_MMAP_THRESHOLD
@@ -26,7 +26,7 @@ def resolve_device(name: str) -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     if name not in ("cpu", "cuda", "mps"):
-        raise VaelabError(f"unknown device {name!r}; choose auto, cpu, cuda or mps")
+        raise SettingError(f"unknown {{device}} {name!r}; choose auto, cpu, cuda or mps", "device")
     if name == "cuda" and not torch.cuda.is_available():
         raise SettingError(
             "{device} cuda asked for, but PyTorch sees no CUDA GPU; use {device} cpu", "device"

@@ -251,7 +251,7 @@ ESTIMATES = {
     "dynamic": "-log p(x) in nats per binarised test image, K-sample importance-weighted",
     "none": "the K-sample importance-weighted -log p(x) of the grey-level test images, in "
     "nats: a score, not a likelihood to set beside binarised MNIST's (train with "
-    "--binarize dynamic for one)",
+    "binarize='dynamic' for one; --binarize dynamic on the command line)",
 }
 """What `estimate_nll` measured, by how the run was binarised (`vaelab.data.protocol`)."""
 

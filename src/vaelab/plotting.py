@@ -27,7 +27,7 @@ from vaelab.config import NO_DATASET, RunConfig
 from vaelab.data import Dataset, load
 from vaelab.errors import RunError, SettingError, VaelabError
 from vaelab.figures import gifs, latent, plots
-from vaelab.models import Model
+from vaelab.models import Model, loss_unit
 from vaelab.run import Run
 from vaelab.scores import pixel_errors, recon_bce, reconstruct
 from vaelab.seeding import check_seed
@@ -332,7 +332,7 @@ def loss(run: Run, path: Path, options: PlotOptions) -> Path:
     metrics = run.metrics()
     if not metrics:
         raise RunError(f"{run.path} has no finished epoch yet: nothing to plot")
-    unit = run.load_model().loss_unit
+    unit = loss_unit(run.config.model)
     return plots.loss_curves(metrics, path, f"{describe(run)}: loss per epoch", unit)
 
 

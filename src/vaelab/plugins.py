@@ -24,6 +24,8 @@ Entry = TypeVar("Entry")
 
 ENV = "VAELAB_PLUGINS"
 _MODULES: set[str] = set()
+_OWNERS: dict[tuple[int, str], str] = {}
+"""The module that registered each (registry, name), which alone may register it again."""
 
 
 def import_plugins(names: str | None = None) -> list[str]:
@@ -49,9 +51,11 @@ def add(registry: dict[str, Entry], name: str, entry: Entry, kind: type[Entry], 
     "score", "strategy", ...) and record the calling module for the workers
     (`remember_caller`).
 
-    A name is a non-empty string, and one taken is refused: a registration never replaces
-    another in silence, least of all a built-in (registering the same entry again is
-    harmless). `entry` must be a `kind`, which a plain function is not.
+    A name is a non-empty string, and one taken by another module is refused: a
+    registration never replaces another in silence, least of all a built-in. The module that
+    made it may make it again (imported anew, reloaded, a notebook cell run twice), and its
+    new entry takes the old one's place. `entry` must be a `kind`, which a plain function
+    is not.
     """
     if not isinstance(name, str) or not name.strip():
         raise VaelabError(f"a {what} is registered under a non-empty name, got {name!r}")
@@ -60,12 +64,15 @@ def add(registry: dict[str, Entry], name: str, entry: Entry, kind: type[Entry], 
             f"the {what} {name!r} must be registered as a {kind.__name__}(...), got "
             f"{type(entry).__name__}: wrap it as docs/extending.md shows"
         )
-    if name in registry and registry[name] != entry:
+    module = _importing_module()
+    owner = _OWNERS.get((id(registry), name))
+    if name in registry and owner != module:
         raise VaelabError(
             f"a {what} named {name!r} is already registered ({describe(registry[name])}); "
             "register yours under another name"
         )
     remember_caller()
+    _OWNERS[(id(registry), name)] = module
     registry[name] = entry
 
 
@@ -83,12 +90,17 @@ def remember_caller() -> None:
     are left out: each is made by the module that holds its registry, which a worker imports
     to look the name up. A registration made outside any import (inside a function called
     later) has no module that would make it again, and is not recorded."""
+    module = _importing_module()
+    if module != "__main__" and not module.startswith("vaelab."):
+        _MODULES.add(module)
+
+
+def _importing_module() -> str:
+    """The module running its top-level code nearest this call (`__main__` if none is)."""
     frame = sys._getframe(1)
     while frame is not None and frame.f_code.co_name != "<module>":
         frame = frame.f_back
-    module = "__main__" if frame is None else frame.f_globals.get("__name__", "__main__")
-    if module != "__main__" and not module.startswith("vaelab."):
-        _MODULES.add(module)
+    return "__main__" if frame is None else frame.f_globals.get("__name__", "__main__")
 
 
 def registered_modules() -> list[str]:

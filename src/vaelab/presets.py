@@ -118,6 +118,12 @@ def register_preset(name: str, summary: str, parts: dict[str, Any]) -> None:
     """Make `ModelConfig(name)` build a model from `parts` (fields of `ModelConfig`), here and
     in the benchmarks' workers (`vaelab.plugins`)."""
     from vaelab.config import ModelConfig  # the config module reads the presets
+    from vaelab.models import MODELS  # which reads the presets too
+
+    if name in MODELS:
+        raise VaelabError(
+            f"{name!r} is a registered model; register your preset under another name"
+        )
 
     known = {f.name for f in fields(ModelConfig)} - {"name"}
     unknown = sorted(set(parts) - known) if isinstance(parts, dict) else None

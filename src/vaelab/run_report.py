@@ -24,7 +24,7 @@ from vaelab.data import prepare
 from vaelab.errors import RunError
 from vaelab.figures.anomaly import measured_facts, numbered_names
 from vaelab.figures.report import Figure, Report, Section
-from vaelab.models import Model
+from vaelab.models import Model, loss_unit
 from vaelab.run import Run
 from vaelab.train import evaluate_run
 from vaelab.wording import count
@@ -237,7 +237,7 @@ def test_facts(run: Run, data_dir: str | None = None) -> dict[str, str]:
     model's unit."""
     measured = evaluate_run(run, data_dir)
     code_perplexity = measured.pop("code_perplexity", None)
-    unit = run.load_model().loss_unit
+    unit = loss_unit(run.config.model)
     facts = {
         f"{name} ({unit})": f"{value:.4f}"
         for name, value in measured.items()

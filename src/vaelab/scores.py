@@ -300,10 +300,11 @@ def score(model: Model, images: Tensor, name: str = "recon-bce", **options: obje
     """The per-image score `name` (see `SCORES`); higher = more anomalous. `options` are the
     sampled scores' `samples` and `seed`."""
     check_score(name)
-    if unknown := sorted(set(options) - ({"samples", "seed"} if SCORES[name].sampled else set())):
+    sampling = {"samples", "seed"}
+    if unknown := sorted(set(options) - (sampling if SCORES[name].sampled else set())):
+        why = " (it draws no posterior samples)" if set(unknown) <= sampling else ""
         raise SettingError(
-            f"score {name!r} takes no option {', '.join(unknown)}"
-            + ("" if SCORES[name].sampled else " (it draws no posterior samples)"),
+            f"score {name!r} takes no option {', '.join('{' + u + '}' for u in unknown)}{why}",
             *unknown,
         )
     require_unconditional(model)

@@ -163,8 +163,9 @@ def protocol(config: DataConfig) -> dict[str, Any]:
 
 def fixed_bits(dataset: Dataset, binarize: str) -> Dataset:
     """`dataset` as every measurement of a run trained with `binarize` sees it: with
-    dynamic binarisation, bits drawn once from `TEST_BITS_SEED` (the same for every run and
-    every selection of classes, so draw them on the whole split), else the grey levels."""
+    dynamic binarisation, bits drawn once from `TEST_BITS_SEED`, else the grey levels. An
+    image's bits depend on its place in `dataset`, so the test split's are drawn on the
+    whole split, before any class is chosen: the same for every run."""
     return dataset.binarized(TEST_BITS_SEED) if binarize == "dynamic" else dataset
 
 

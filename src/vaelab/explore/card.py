@@ -63,7 +63,8 @@ def few_epochs_warning(run: Run, epochs: int) -> str:
     if run.config.data.dataset == NO_DATASET:
         longer = f"fit the detector again with --epochs {more}"
     else:
-        longer = f"vaelab train --out {shlex.quote(str(run.path))} --resume --epochs {more}"
+        where = shlex.quote(str(run.path))
+        longer = f"vaelab train {run.config.model.name} --out {where} --resume --epochs {more}"
     return (
         f"Trained for only {epochs} epoch{'s' if epochs != 1 else ''}: decoded images stay "
         f"blurry and grey until the model has learnt more. Train it for longer: {longer}."

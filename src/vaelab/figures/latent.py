@@ -83,7 +83,8 @@ def conditioning(model: Model, n: int, label: int | None) -> Tensor | None:
         return None
     if label is None:
         raise VaelabError(
-            f"{model.describe()} is conditional: choose the class to draw (--label, e.g. 3)"
+            f"{model.describe()} is conditional: choose the class to draw (label, e.g. 3; "
+            "--label 3 on the command line)"
         )
     device = next(model.parameters()).device
     return torch.full((n,), label, dtype=torch.int64, device=device)

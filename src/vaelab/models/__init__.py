@@ -27,7 +27,7 @@ from vaelab.presets import PRESETS
 
 __all__ = [
     "AE", "MODELS", "VAE", "VQVAE", "Capabilities", "Model", "Output", "build",
-    "describe_models", "parameter_count", "register",
+    "describe_models", "loss_unit", "parameter_count", "register",
 ]  # fmt: skip
 
 Shape = tuple[int, int, int]
@@ -61,6 +61,15 @@ def register(name: str, factory: Factory, summary: str = "") -> None:
             f"{type(factory).__name__}"
         )
     plugins.add(MODELS, name, Registered(factory, summary), Registered, "model")
+
+
+def loss_unit(config: ModelConfig) -> str:
+    """What the loss of a model of `config` measures (`Model.loss_unit`), without its
+    weights: a run whose weights are damaged still has a loss curve to draw."""
+    config = config.resolved()
+    if config.name in MODELS:  # a registered model's class is known once it is built
+        return build(config).loss_unit
+    return KINDS[config.kind].loss_unit if config.kind in KINDS else Model.loss_unit
 
 
 def build(config: ModelConfig, shape: Shape = (1, 28, 28)) -> Model:

@@ -38,8 +38,9 @@ function fitView() {
 
 // After a resize the part of the plane in view stays in view, zoomed or not.
 function keepView(before) {
-  if (!before || !before.w || !before.h || !state.view) { fitView(); return; }
   const { w, h } = inner(), v = state.view;
+  if (w <= 0 || h <= 0) return;  // collapsed: the view waits for the plane to show again
+  if (!v || !before || before.w <= 0 || before.h <= 0) { fitView(); return; }
   let sx = v.sx * before.w / w, sy = v.sy * before.h / h;
   if (state.plane.equal_aspect) sx = sy = Math.max(sx, sy);
   v.sx = sx; v.sy = sy;
@@ -356,7 +357,7 @@ function centre() { const { w, h } = inner(); return [MARGIN.left + w / 2, MARGI
 const ARROWS = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
 
 canvas.addEventListener("keydown", event => {
-  if (!state.plane) return;
+  if (!state.plane || event.ctrlKey || event.metaKey || event.altKey) return;  // the browser's
   const { w, h } = inner();
   const [px, py] = state.cursor ? toScreen(...state.cursor) : centre();
   const arrow = ARROWS[event.key];
@@ -367,7 +368,7 @@ canvas.addEventListener("keydown", event => {
     state.held = false;  // the keys move the point as the mouse does; Enter holds it again
     follow(x, y);
   } else if (event.key === "Enter" || event.key === " ") {
-    state.held = false;
+    if (!state.walkMode) state.held = false;  // so that the tap holds the point
     tapAt(px, py, false);
   } else if (event.key === "+" || event.key === "=") {
     zoom(1 / 1.5, px, py);
@@ -630,7 +631,8 @@ function showAnalysis(result) {
 function trainedLabels() {
   const names = state.card && state.card.classes, plane = state.plane;
   if (!Array.isArray(names) || !plane.labels) return null;
-  return new Set(plane.classes.map((name, i) => names.includes(name) ? i : -1).filter(i => i >= 0));
+  const trained = plane.classes.map((name, i) => names.includes(name) ? i : -1).filter(i => i >= 0);
+  return trained.length ? new Set(trained) : null;  // images of other classes: none to pick out
 }
 
 function legend(classes) {
@@ -644,7 +646,7 @@ function legend(classes) {
   });
 }
 
-function loss(value) { return value == null ? "—" : value.toPrecision(4); }
+function loss(value) { return value == null ? "—" : figure(value); }
 
 function showCard(card) {
   const facts = [
