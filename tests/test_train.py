@@ -122,6 +122,14 @@ def test_a_setting_of_the_wrong_type_is_refused_by_name_before_anything_is_writt
     assert refused.value.as_flags().startswith(f"--{name.replace('_', '-')} must be")
 
 
+def test_an_unknown_precision_is_refused_before_the_run_folder_is_made(tmp_path):
+    config = RunConfig(DataConfig("mnist-sample", train_size=64), train=TrainConfig(1))
+    config.train.precision = "fp16"
+    with pytest.raises(SettingError, match="unknown precision 'fp16'; choose fp32 or bf16"):
+        fit(config, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_model_part_of_the_wrong_type_is_named_by_its_path(tmp_path):
     config = RunConfig(DataConfig("mnist-sample", train_size=64), ModelConfig("vae").resolved())
     config.model.likelihood.name = 3

@@ -418,8 +418,9 @@ def fit(
     """
     from vaelab.data import check_subset, prepare
 
-    check_types(config)  # before any data is read
+    check_types(config)  # before any data is read or the run folder is made
     check_training(config.train)
+    fastpaths.check(config.train.precision, resolve_device(config.train.device))
     if not resume:  # a run saved before this check resumes
         check_subset(config.data.subset, config.data.train_size)
     with distributed.setup(resolve_device(config.train.device)) as group:
