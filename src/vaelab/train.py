@@ -420,10 +420,11 @@ def fit(
 
     check_types(config)  # before any data is read or the run folder is made
     check_training(config.train)
-    fastpaths.check(config.train.precision, resolve_device(config.train.device))
+    device = resolve_device(config.train.device)
+    fastpaths.check(config.train.precision, device)
     if not resume:  # a run saved before this check resumes
         check_subset(config.data.subset, config.data.train_size)
-    with distributed.setup(resolve_device(config.train.device)) as group:
+    with distributed.setup(device) as group:
         config = dataclasses.replace(
             config,
             data=absolute_paths(config.data),
